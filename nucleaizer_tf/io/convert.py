@@ -1,0 +1,69 @@
+"""Conversion of any image to the 8-bit, 3-channel RGB the networks take.
+
+Two modes:
+* ``nucleaizer`` — exactly the original's rules (`kutils.RCNNConvertInputImage`, spec 2.3): grey → three
+  identical channels, alpha (and any channel past the third) dropped, uint16 stretched per channel by its
+  own min–max with truncation, every other dtype cast with numpy's `astype(uint8)`.
+* ``percentile`` — one 1 %–99.8 % stretch over the whole image (all kept channels together, so colour
+  balance survives), rounded to nearest. What users expect for sparse 16-bit fluorescence, where a few
+  bright pixels make the min–max stretch nearly black.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CONVERSION_MODES = ("nucleaizer", "percentile")
+PERCENTILES = (1.0, 99.8)
+
+
+def _three_channels(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3:
+        raise ValueError(f"expected a 2-D grey or H×W×C image, got shape {image.shape}")
+    c = image.shape[2]
+    if c >= 3:
+        return image[:, :, :3]
+    # 1 channel, or grey + alpha (2 channels): replicate the grey channel.
+    return np.repeat(image[:, :, :1], 3, axis=2)
+
+
+def _faithful(rgb: np.ndarray) -> np.ndarray:
+    if rgb.dtype == np.uint8:
+        return np.ascontiguousarray(rgb)
+    if rgb.dtype == np.uint16:
+        out = np.empty(rgb.shape, np.uint8)
+        for c in range(3):
+            ch = rgb[:, :, c].astype(np.float64)
+            lo, hi = ch.min(), ch.max()
+            # The original divides by zero on a constant channel (NaN → 0 on cast); we give 0 directly.
+            out[:, :, c] = 0 if hi == lo else ((ch - lo) * 255.0 / (hi - lo)).astype(np.uint8)
+        return out
+    if np.issubdtype(rgb.dtype, np.floating):
+        # numpy's float→uint8 cast of out-of-range values is undefined (platform dependent), so clip
+        # first; inside 0..255 this is the original truncation.
+        return np.clip(np.nan_to_num(rgb), 0, 255).astype(np.uint8)
+    return rgb.astype(np.uint8)  # other integers wrap modulo 256 exactly as numpy did in the original
+
+
+def _percentile(rgb: np.ndarray) -> np.ndarray:
+    data = rgb.astype(np.float64)
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        return np.zeros(rgb.shape, np.uint8)
+    lo, hi = np.percentile(finite, PERCENTILES)
+    if hi <= lo:  # very sparse image: fall back to the full range
+        lo, hi = finite.min(), finite.max()
+    if hi <= lo:
+        return np.zeros(rgb.shape, np.uint8)
+    scaled = np.clip((np.nan_to_num(data, nan=lo) - lo) / (hi - lo), 0.0, 1.0) * 255.0
+    return np.floor(scaled + 0.5).astype(np.uint8)
+
+
+def to_rgb8(image: np.ndarray, mode: str = "nucleaizer") -> np.ndarray:
+    """Return `image` as a contiguous uint8 H×W×3 RGB array following `mode` (see module docstring)."""
+    if mode not in CONVERSION_MODES:
+        raise ValueError(f"unknown conversion mode {mode!r}; choose one of {', '.join(CONVERSION_MODES)}")
+    rgb = _three_channels(np.asarray(image))
+    return _faithful(rgb) if mode == "nucleaizer" else _percentile(rgb)

@@ -1,0 +1,148 @@
+"""Readers for the microscopy formats users bring, with one-line errors that name the file.
+
+PNG/BMP/JPEG go through OpenCV because it keeps 16-bit colour PNGs at 16 bits (Pillow and imageio
+reduce them to 8 bits); TIFF goes through tifffile (with imagecodecs for the LZW masks of the
+original data). Arrays come back in their native dtype, channels last, RGB(A) order.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+
+from nucleaizer_tf.errors import ImageReadError
+
+IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg")
+LABEL_EXTENSIONS = (".tif", ".tiff", ".png")
+_TIFF = (".tif", ".tiff")
+_MAGIC = {
+    ".png": (b"\x89PNG\r\n\x1a\n",),
+    ".bmp": (b"BM",),
+    ".jpg": (b"\xff\xd8\xff",),
+    ".jpeg": (b"\xff\xd8\xff",),
+    ".tif": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+    ".tiff": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+}
+_KINDS = {".png": "PNG", ".bmp": "BMP", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+
+cv2.setLogLevel(0) if hasattr(cv2, "setLogLevel") else None  # libpng chatter is replaced by our message
+
+
+def list_images(folder: str | os.PathLike, extensions=IMAGE_EXTENSIONS) -> list[Path]:
+    """Image files of `folder` (not recursive, hidden files skipped), sorted by name as the original did."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise ImageReadError(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise ImageReadError(f"{folder}: not a folder")
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in extensions
+    )
+
+
+def _check_file(path: Path, extensions) -> str:
+    """Validate existence, size, extension and magic bytes before a decoder gets to fail obscurely."""
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a folder, not an image file")
+    ext = path.suffix.lower()
+    if ext not in extensions:
+        raise ImageReadError(f"{path}: unsupported file type {ext or '(no extension)'!r}; expected one of {', '.join(extensions)}")
+    size = path.stat().st_size
+    if size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if not any(head.startswith(m) for m in _MAGIC[ext]):
+        raise ImageReadError(f"{path}: not a {_KINDS[ext]} file (its first bytes do not match the format)")
+    return ext
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes, shape = series.axes, series.shape
+            if len(tif.pages) > 1 and len(tif.series) == 1 and "S" not in axes and len(shape) > 2:
+                raise ImageReadError(
+                    f"{path}: multi-page TIFF ({len(tif.pages)} pages, axes {axes} {shape}); "
+                    "nucleaizer-tf segments 2-D images: save each plane as its own file"
+                )
+            data = series.asarray()
+    except ImageReadError:
+        raise
+    except Exception as exc:  # tifffile raises many types for truncated/corrupt data
+        raise ImageReadError(f"{path}: cannot decode TIFF ({type(exc).__name__}: {exc}); the file is corrupt or truncated") from None
+    # Planar colour (C, Y, X) with few channels → channels last; anything else 3-D is a stack.
+    if data.ndim == 3 and axes.endswith("YX") and axes[0] in "CS" and data.shape[0] <= 4 and data.shape[-1] > 4:
+        data = np.moveaxis(data, 0, -1)
+    return data
+
+
+def _read_raster(path: Path, kind: str) -> np.ndarray:
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        raise ImageReadError(f"{path}: cannot decode {kind}; the file is corrupt or truncated")
+    if data.ndim == 3 and data.shape[2] == 3:
+        data = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+    elif data.ndim == 3 and data.shape[2] == 4:
+        data = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA)
+    return data
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a 2-D image (grey H×W, or H×W×C with C ≤ 4) in its native dtype (uint8, uint16, float...).
+
+    A 3-D stack, a multi-page TIFF, an empty, truncated or non-image file raises `ImageReadError`
+    naming the file. Conversion to the network's 8-bit RGB is `to_rgb8`'s job, not this one's.
+    """
+    path = Path(path)
+    ext = _check_file(path, IMAGE_EXTENSIONS)
+    data = _read_tiff(path) if ext in _TIFF else _read_raster(path, _KINDS[ext])
+    data = np.asarray(data)
+    if data.ndim == 3 and data.shape[2] == 1:
+        data = data[:, :, 0]
+    if data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[2] > 4):
+        raise ImageReadError(
+            f"{path}: array of shape {data.shape} is not a 2-D image (grey or up to 4 channels); "
+            "3-D stacks and multi-channel volumes must be split into 2-D images first"
+        )
+    if min(data.shape[:2]) < 2:
+        raise ImageReadError(f"{path}: image of shape {data.shape} is too small to segment")
+    if data.dtype == bool:
+        data = data.astype(np.uint8) * 255
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise ImageReadError(f"{path}: unsupported pixel type {data.dtype}")
+    return data
+
+
+def read_labels(path: str | os.PathLike) -> np.ndarray:
+    """Read a label image (0 = background, k > 0 = object k) as a 2-D integer array.
+
+    Float files holding whole numbers are accepted (some tools save labels as float32); anything
+    with colour channels or fractional values is refused, since silently casting would merge objects.
+    """
+    path = Path(path)
+    ext = _check_file(path, LABEL_EXTENSIONS)
+    data = _read_tiff(path) if ext in _TIFF else _read_raster(path, _KINDS[ext])
+    data = np.asarray(data)
+    if data.ndim == 3 and data.shape[2] == 1:
+        data = data[:, :, 0]
+    if data.ndim != 2:
+        raise ImageReadError(f"{path}: a label image must be 2-D (one integer id per pixel), got shape {data.shape}")
+    if data.dtype == bool:
+        return data.astype(np.int32)
+    if np.issubdtype(data.dtype, np.floating):
+        if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
+            raise ImageReadError(f"{path}: label image holds non-integer values (dtype {data.dtype})")
+        data = data.astype(np.int64)
+    if not np.issubdtype(data.dtype, np.integer):
+        raise ImageReadError(f"{path}: unsupported label type {data.dtype}")
+    if data.size and data.min() < 0:
+        raise ImageReadError(f"{path}: label image holds negative ids")
+    return data
