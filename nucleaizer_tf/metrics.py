@@ -1,0 +1,307 @@
+"""Kaggle Data Science Bowl 2018 score, as nucleAIzer computes it (pipeline spec 7.2).
+
+Per image and threshold t in 0.50, 0.55, ..., 0.95 a ground-truth (GT) object is a true positive when some
+predicted object has IoU > t (strict), and ``prec_t = TP / (TP + FP + FN)``; the image score is the mean of
+the ten ``prec_t``.  Objects are the distinct nonzero values of a label image, whatever their values
+(gaps and any order are fine).
+
+Everything is computed from the sparse contingency table of (GT label, predicted label) pairs that share
+pixels, so a 2048x2048 image with thousands of objects costs a few passes over the pixels and never a
+dense ``pixels x objects`` array.
+
+Deliberate differences from the MATLAB ``evalImage``: labels need not be consecutive (MATLAB indexes
+``regionprops`` by label value), an image with a single row is scored normally (MATLAB returns 0), and a
+shape mismatch raises instead of scoring 0 (a silent 0 would hide a pairing bug).  Substituting 0 for a
+missing prediction is the caller's job.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from .errors import NucleaizerError
+
+__all__ = [
+    "THRESHOLDS",
+    "ImageScore",
+    "DatasetScore",
+    "ShapeMismatchError",
+    "iou_matrix",
+    "score_image",
+    "dsb_score",
+    "score_dataset",
+]
+
+#: IoU thresholds 0.50..0.95.  Rounded so each equals the double nearest to its decimal value
+#: (``np.arange(0.5, 1, 0.05)`` yields e.g. 0.7500000000000002, which would change strict comparisons).
+THRESHOLDS: np.ndarray = np.round(0.5 + 0.05 * np.arange(10), 2)
+THRESHOLDS.setflags(write=False)
+
+#: The threshold used for matching, F1 and the tp/fp/fn counts.
+_MATCH_T = 0.5
+
+# Labels up to max(this, pixel count) are indexed with a lookup table (linear time, table no larger than
+# the image); larger or negative labels go through np.unique (a sort).
+_LUT_MAX = 1 << 20
+
+
+class ShapeMismatchError(NucleaizerError, ValueError):
+    """GT and prediction differ in shape.  A ValueError for callers, a one-line message for the CLI."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# contingency table
+
+
+def _as_labels(a, what: str) -> np.ndarray:
+    """Return ``a`` as a 2-D integer array; floats are accepted only if they hold whole numbers."""
+    arr = np.asarray(a)
+    if arr.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D label image, got shape {arr.shape}")
+    if arr.dtype.kind == "b":
+        return arr.astype(np.uint8)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(f"{what} must hold integer labels, got non-integer {arr.dtype} values")
+        return arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"{what} must be an integer label image, got dtype {arr.dtype}")
+    return arr
+
+
+def _index(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map a label image to object indices: returns (ids, idx) with idx 0 = background, k = ids[k-1].
+
+    ids are the sorted distinct nonzero labels.  Small non-negative labels (the usual case) go through a
+    bincount + lookup table, which is linear in the pixel count; anything else falls back to a sort.
+    """
+    flat = labels.ravel()
+    if flat.size == 0:
+        return np.zeros(0, dtype=labels.dtype), np.zeros(0, dtype=np.intp)
+    lo, hi = int(flat.min()), int(flat.max())
+    if lo >= 0 and hi <= max(_LUT_MAX, flat.size):
+        flat = flat.astype(np.intp, copy=False)  # bincount refuses uint64
+        present = np.bincount(flat, minlength=hi + 1).astype(bool)
+        present[0] = False
+        ids = np.flatnonzero(present)
+        lut = np.zeros(hi + 1, dtype=np.intp)
+        lut[ids] = np.arange(1, ids.size + 1)
+        return ids.astype(labels.dtype), lut[flat]
+    values, inverse = np.unique(flat, return_inverse=True)
+    inverse = inverse.ravel().astype(np.intp)
+    zero = np.searchsorted(values, 0)
+    has_zero = zero < values.size and values[zero] == 0
+    if not has_zero:
+        return values, inverse + 1  # shift so that index 0 stays "background"
+    # move background to index 0, keep the others in ascending label order
+    remap = np.arange(values.size, dtype=np.intp) + 1
+    remap[zero:] -= 1
+    remap[zero] = 0
+    return np.delete(values, zero), remap[inverse]
+
+
+def _pairs(gt, pred):
+    """Sparse contingency table: (gt_ids, pred_ids, gi, pj, iou) for every overlapping pair.
+
+    gi / pj index into gt_ids / pred_ids (0-based); iou[k] belongs to pair (gi[k], pj[k]).  Only pixels that
+    are foreground in both images are visited, so memory is O(pixels + overlapping pairs).
+    """
+    g = _as_labels(gt, "ground truth")
+    p = _as_labels(pred, "prediction")
+    if g.shape != p.shape:
+        raise ShapeMismatchError(
+            f"ground truth and prediction differ in shape: ground truth {g.shape}, prediction {p.shape}"
+        )
+    gt_ids, g_idx = _index(g)
+    pred_ids, p_idx = _index(p)
+    n_gt, n_pred = gt_ids.size, pred_ids.size
+    gt_area = np.bincount(g_idx, minlength=n_gt + 1)[1:]
+    pred_area = np.bincount(p_idx, minlength=n_pred + 1)[1:]
+
+    both = (g_idx > 0) & (p_idx > 0)
+    codes = (g_idx[both].astype(np.int64) - 1) * max(n_pred, 1) + (p_idx[both].astype(np.int64) - 1)
+    codes, inter = np.unique(codes, return_counts=True)
+    gi = (codes // max(n_pred, 1)).astype(np.intp)
+    pj = (codes % max(n_pred, 1)).astype(np.intp)
+    union = gt_area[gi] + pred_area[pj] - inter
+    iou = inter / union.astype(np.float64)
+    return gt_ids, pred_ids, gi, pj, iou
+
+
+def iou_matrix(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IoU of every GT object with every predicted object.
+
+    Returns ``(iou, gt_ids, pred_ids)``: ``iou[i, j]`` is the IoU of label ``gt_ids[i]`` with label
+    ``pred_ids[j]`` (0 where they do not touch); ids are the sorted distinct nonzero labels.  Intersections
+    are counted sparsely; only the returned ``n_gt x n_pred`` float matrix is dense.
+    """
+    gt_ids, pred_ids, gi, pj, iou = _pairs(gt, pred)
+    mat = np.zeros((gt_ids.size, pred_ids.size), dtype=np.float64)
+    mat[gi, pj] = iou
+    return mat, gt_ids, pred_ids
+
+
+def _match(gi: np.ndarray, pj: np.ndarray, iou: np.ndarray) -> np.ndarray:
+    """One-to-one matching at IoU > 0.5; returns the IoUs of the matched pairs in GT-label order.
+
+    For label images (disjoint objects) this keeps every pair above 0.5 unchanged: if g had IoU > 0.5 with
+    p1 and p2, then |g n p1| > |g u p1| / 2 >= |g| / 2 and likewise for p2, so p1 and p2 would cover more
+    than |g| pixels of g while being disjoint - impossible (symmetrically for a prediction).  Hence
+    "some prediction has IoU > t" (MATLAB) equals "the matched partner has IoU > t" for every t >= 0.5.
+    The greedy highest-IoU-first pass below makes the uniqueness explicit rather than assumed.
+    """
+    cand = np.flatnonzero(iou > _MATCH_T)
+    order = cand[np.lexsort((gi[cand], -iou[cand]))]  # highest IoU first, ties by GT index
+    _, first_g = np.unique(gi[order], return_index=True)
+    keep = np.zeros(order.size, dtype=bool)
+    keep[first_g] = True
+    _, first_p = np.unique(pj[order], return_index=True)
+    keep_p = np.zeros(order.size, dtype=bool)
+    keep_p[first_p] = True
+    chosen = order[keep & keep_p]
+    chosen = chosen[np.argsort(gi[chosen], kind="stable")]
+    return iou[chosen]
+
+
+# --------------------------------------------------------------------------------------------------------
+# scores
+
+
+def _none_if_nan(x: float):
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
+def _ratio(num: float, den: float) -> float:
+    """num / den with 0/0 -> NaN (the metric's undefined case) instead of a warning or exception."""
+    return float(num) / float(den) if den else math.nan
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    """Score of one image.  Counts, F1 and matched IoUs are at IoU 0.5; ``precisions`` follow THRESHOLDS.
+
+    ``dsb`` and ``f1`` are NaN when the image has no GT and no predicted object (0/0, as in the original);
+    ``mean_matched_iou`` is NaN when nothing matched.
+    """
+
+    name: str
+    dsb: float
+    f1: float
+    mean_matched_iou: float
+    n_gt: int
+    n_pred: int
+    tp: int
+    fp: int
+    fn: int
+    precisions: tuple[float, ...]
+    matched_ious: tuple[float, ...]
+
+    def as_dict(self) -> dict:
+        """JSON-ready dict (plain ints/floats/lists; NaN -> None so ``json.dumps`` stays strict-valid)."""
+        return {
+            "name": self.name,
+            "dsb": _none_if_nan(float(self.dsb)),
+            "f1": _none_if_nan(float(self.f1)),
+            "mean_matched_iou": _none_if_nan(float(self.mean_matched_iou)),
+            "n_gt": int(self.n_gt),
+            "n_pred": int(self.n_pred),
+            "tp": int(self.tp),
+            "fp": int(self.fp),
+            "fn": int(self.fn),
+            "precisions": [_none_if_nan(float(x)) for x in self.precisions],
+            "matched_ious": [float(x) for x in self.matched_ious],
+        }
+
+
+@dataclass(frozen=True)
+class DatasetScore:
+    """Scores of a set of images.
+
+    ``dsb`` is the mean of the per-image scores that are defined; the original's plain mean would turn
+    NaN as soon as one image has neither GT nor prediction, so those are counted in ``n_undefined``
+    instead.  ``f1``/``tp``/``fp``/``fn`` are pooled over all images (object-level, so large images weigh
+    more) and ``mean_matched_iou`` averages all matched pairs of all images.
+    """
+
+    dsb: float
+    f1: float
+    mean_matched_iou: float
+    n_images: int
+    n_undefined: int
+    tp: int
+    fp: int
+    fn: int
+    images: tuple[ImageScore, ...]
+
+    def as_dict(self) -> dict:
+        """JSON-ready dict; ``images`` is the list of per-image dicts."""
+        return {
+            "dsb": _none_if_nan(float(self.dsb)),
+            "f1": _none_if_nan(float(self.f1)),
+            "mean_matched_iou": _none_if_nan(float(self.mean_matched_iou)),
+            "n_images": int(self.n_images),
+            "n_undefined": int(self.n_undefined),
+            "tp": int(self.tp),
+            "fp": int(self.fp),
+            "fn": int(self.fn),
+            "images": [s.as_dict() for s in self.images],
+        }
+
+
+def score_image(gt, pred, name: str = "") -> ImageScore:
+    """DSB 2018 score of one predicted label image against its GT label image (spec 7.2).
+
+    Raises ShapeMismatchError (a ValueError) when the shapes differ and ValueError for non-label input.
+    """
+    gt_ids, pred_ids, gi, pj, iou = _pairs(gt, pred)
+    n_gt, n_pred = int(gt_ids.size), int(pred_ids.size)
+    matched = _match(gi, pj, iou)
+    # TP_t for all thresholds at once: matched IoUs are the only candidates above 0.5 (see _match).
+    tp_t = (matched[None, :] > THRESHOLDS[:, None]).sum(axis=1)
+    # TP + FP + FN = TP + (n_pred - TP) + (n_gt - TP)
+    precisions = tuple(_ratio(tp, n_gt + n_pred - tp) for tp in tp_t)
+    tp = int(matched.size)
+    return ImageScore(
+        name=name,
+        dsb=float(np.mean(precisions)),  # NaN in, NaN out: the empty/empty case
+        f1=_ratio(2 * tp, n_gt + n_pred),
+        mean_matched_iou=float(matched.mean()) if tp else math.nan,
+        n_gt=n_gt,
+        n_pred=n_pred,
+        tp=tp,
+        fp=n_pred - tp,
+        fn=n_gt - tp,
+        precisions=precisions,
+        matched_ious=tuple(float(x) for x in matched),
+    )
+
+
+def dsb_score(gt, pred) -> float:
+    """Just the per-image DSB score (NaN when both images are empty)."""
+    return score_image(gt, pred).dsb
+
+
+def score_dataset(scores: Iterable[ImageScore]) -> DatasetScore:
+    """Combine per-image scores; see DatasetScore for how each number is pooled."""
+    images = tuple(scores)
+    dsb = np.array([s.dsb for s in images], dtype=np.float64)
+    defined = dsb[~np.isnan(dsb)]
+    tp = sum(s.tp for s in images)
+    fp = sum(s.fp for s in images)
+    fn = sum(s.fn for s in images)
+    ious = [x for s in images for x in s.matched_ious]
+    return DatasetScore(
+        dsb=float(defined.mean()) if defined.size else math.nan,
+        f1=_ratio(2 * tp, 2 * tp + fp + fn),
+        mean_matched_iou=float(np.mean(ious)) if ious else math.nan,
+        n_images=len(images),
+        n_undefined=int(dsb.size - defined.size),
+        tp=int(tp),
+        fp=int(fp),
+        fn=int(fn),
+        images=images,
+    )
