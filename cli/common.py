@@ -1,0 +1,80 @@
+"""What every command shares: one-line errors instead of tracebacks, and progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from nucleaizer_tf.errors import NucleaizerError
+
+console = Console(stderr=True)
+
+
+def fail_cleanly(command):
+    """Turn the errors a user can cause (bad files, folders, arguments) into `error: ...` and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (NucleaizerError, FileNotFoundError, NotADirectoryError, PermissionError, ValueError) as exc:
+            message = str(exc).strip() or type(exc).__name__
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, quiet: bool = False, total: int | None = None):
+    """Yield `advance(label)`; draws a bar on a terminal (stderr), stays silent when piped or quiet."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda label=None: None
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[item]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(description, total=total, item="")
+
+        def advance(label=None):
+            progress.update(task, advance=1, item=str(label or ""))
+
+        yield advance
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null: TensorFlow's C++ start-up chatter (oneDNN banner, CUDA
+    probing) bypasses Python and, in TF 2.21, TF_CPP_MIN_LOG_LEVEL. Python exceptions still raise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_tensorflow():
+    """Import TensorFlow without its start-up banner on the user's terminal."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_stderr_silenced():
+        import tensorflow
+    return tensorflow

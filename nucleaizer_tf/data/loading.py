@@ -1,0 +1,36 @@
+"""Read one image/mask pair into the two arrays every trainer starts from.
+
+Reading goes through `nucleaizer_tf.io` (the only module that knows file formats); this module only
+fixes the contract of the input layer: image uint8 H×W×3 RGB, labels int32 H×W instance ids, same
+H×W. Any other combination is refused here with both file names, not later as a shape error
+inside a tf.data graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nucleaizer_tf.data.pairs import Pair
+from nucleaizer_tf.errors import ImageReadError
+from nucleaizer_tf.io import read_image, read_labels, to_rgb8
+
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+def load_pair(pair: Pair, mode: str = "nucleaizer") -> tuple[np.ndarray, np.ndarray]:
+    """Return (image uint8 H×W×3, labels int32 H×W) for `pair`.
+
+    `mode` is the `to_rgb8` conversion for non-uint8 or non-RGB images ("nucleaizer" = the original's,
+    "percentile" = robust stretch). Raises `ImageReadError` when a file cannot be read, when label
+    ids do not fit int32, or when the image and mask sizes differ (both files and shapes named).
+    """
+    image = to_rgb8(read_image(pair.image_path), mode=mode)
+    labels = read_labels(pair.mask_path)
+    if image.shape[:2] != labels.shape:
+        raise ImageReadError(
+            f"image {pair.image_path} is {image.shape[0]}×{image.shape[1]} but its mask {pair.mask_path} "
+            f"is {labels.shape[0]}×{labels.shape[1]}; they must have the same height and width"
+        )
+    if labels.size and labels.max() > _INT32_MAX:
+        raise ImageReadError(f"{pair.mask_path}: label id {labels.max()} does not fit int32")
+    return np.ascontiguousarray(image, dtype=np.uint8), np.ascontiguousarray(labels, dtype=np.int32)

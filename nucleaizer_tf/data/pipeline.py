@@ -1,0 +1,353 @@
+"""The one tf.data input layer: image/label pairs -> shuffled, cropped, augmented, batched tensors.
+
+Every trainer (Mask R-CNN, the U-Net ensemble, pix2pix) starts from the same stream of
+(image, labels) examples and differs only in the crop, the augmentations and the targets it
+derives from the labels; so there is one `make_dataset`, and per-model targets are a `target_fn`
+mapped after augmentation.
+
+Design choices:
+* The folders are small (tens to a few thousand images): pairs are decoded once in Python and kept
+  in memory as one flat tensor per kind plus offsets, so examples of different sizes coexist and
+  every later step is an in-graph op (`cache=False` instead reads the files on every visit).
+* Reproducibility independent of parallelism: every random draw is a stateless op whose seed is
+  derived from (seed, iteration, pass, example index) with `stateless_fold_in`; nothing depends on
+  the order in which parallel map calls run, nor on `tf.random.set_seed`. A new iteration over the
+  same dataset object (Keras starts one per epoch) gets a fresh stream: the k-th iteration of any
+  dataset built with the same arguments yields the same elements.
+* Geometry (crop, flips, rot90) is applied with the same draws to image and labels, so instance ids
+  stay aligned with pixels; colour jitter touches the image only. Labels stay int32 instance ids.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from nucleaizer_tf.data.loading import load_pair
+from nucleaizer_tf.data.pairs import Pair
+
+AUTOTUNE = tf.data.AUTOTUNE
+_SALT = 0x6E75636C  # "nucl": second word of the root seed, so seed 0 is not the all-zero key
+_GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random, label-preserving transforms applied per example (all off = `Augment.none()`).
+
+    The crop is not here but in `make_dataset`: it fixes the output shape, which a validation set
+    needs too, while these transforms are what one switches off for validation.
+
+    * flip_h / flip_v: left-right / up-down flip, each with probability 0.5.
+    * rot90: rotate by k·90° with k uniform in {0, 1, 2, 3} (needs a square crop to batch).
+    * color_jitter: torchvision `ColorJitter` strengths on the image only; a float s means
+      (brightness, contrast, saturation, hue) = (s, s, s, s), or give a 4-tuple. Brightness, contrast
+      and saturation factors are drawn from [max(0, 1 - x), 1 + x], the hue shift from [-h, h]
+      (fraction of the colour circle, h <= 0.5); the four are applied in a random order, as torchvision.
+    """
+
+    flip_h: bool = True
+    flip_v: bool = True
+    rot90: bool = True
+    color_jitter: float | tuple[float, float, float, float] = 0.0
+
+    def __post_init__(self):
+        jitter = self.color_jitter
+        jitter = (float(jitter),) * 4 if np.isscalar(jitter) else tuple(float(x) for x in jitter)
+        if len(jitter) != 4 or min(jitter) < 0 or jitter[3] > 0.5:
+            raise ValueError(
+                f"color_jitter must be >= 0 (hue <= 0.5), as a float or a 4-tuple; got {self.color_jitter!r}")
+        object.__setattr__(self, "color_jitter", jitter)
+
+    @classmethod
+    def none(cls) -> Augment:
+        """No random transform (validation, inference-like streams)."""
+        return cls(flip_h=False, flip_v=False, rot90=False, color_jitter=0.0)
+
+    @classmethod
+    def unet(cls) -> Augment:
+        """The original U-Net training: horizontal flip + ColorJitter(0.2, 0.2, 0.2, 0.2) (spec 6.10)."""
+        return cls(flip_h=True, flip_v=False, rot90=False, color_jitter=0.2)
+
+    @classmethod
+    def pix2pix(cls) -> Augment:
+        """The original pix2pix training: horizontal flip only (spec 6.6)."""
+        return cls(flip_h=True, flip_v=False, rot90=False, color_jitter=0.0)
+
+    @classmethod
+    def maskrcnn(cls) -> Augment:
+        """Matterport's default training augmentation: horizontal flip only (spec 6.11)."""
+        return cls(flip_h=True, flip_v=False, rot90=False, color_jitter=0.0)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _check_arrays(image, labels, where: str) -> tuple[np.ndarray, np.ndarray]:
+    image, labels = np.asarray(image), np.asarray(labels)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{where}: image must be uint8 H×W×3, got {image.dtype} {image.shape}")
+    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{where}: labels must be a 2-D integer array, got {labels.dtype} {labels.shape}")
+    if labels.shape != image.shape[:2]:
+        raise ValueError(f"{where}: image is {image.shape[:2]} but labels are {labels.shape}")
+    return image, labels.astype(np.int32)
+
+
+class _MemorySource:
+    """All examples in two flat tensors + offsets: random access by index inside the graph."""
+
+    def __init__(self, examples: Sequence[tuple[np.ndarray, np.ndarray]]):
+        shapes = np.array([lab.shape for _, lab in examples], dtype=np.int64)
+        areas = shapes[:, 0] * shapes[:, 1]
+        self._lab_off = tf.constant(np.concatenate([[0], np.cumsum(areas)[:-1]]), tf.int64)
+        self._img_off = self._lab_off * 3
+        self._shapes = tf.constant(shapes, tf.int64)
+        self._images = tf.convert_to_tensor(np.concatenate([img.ravel() for img, _ in examples]))
+        self._labels = tf.convert_to_tensor(np.concatenate([lab.ravel() for _, lab in examples]))
+
+    def __call__(self, index):
+        h, w = self._shapes[index][0], self._shapes[index][1]
+        image = tf.reshape(tf.slice(self._images, [self._img_off[index]], [h * w * 3]), tf.stack([h, w, 3]))
+        labels = tf.reshape(tf.slice(self._labels, [self._lab_off[index]], [h * w]), tf.stack([h, w]))
+        return image, labels
+
+
+class _FileSource:
+    """Reads pair `index` from disk on every visit (for folders too large to hold in memory)."""
+
+    def __init__(self, pairs: Sequence[Pair], mode: str):
+        self._pairs, self._mode = list(pairs), mode
+
+    def _load(self, index):
+        return load_pair(self._pairs[int(index)], mode=self._mode)
+
+    def __call__(self, index):
+        image, labels = tf.numpy_function(self._load, [index], [tf.uint8, tf.int32], stateful=False)
+        image.set_shape([None, None, 3])
+        labels.set_shape([None, None])
+        return image, labels
+
+
+# --------------------------------------------------------------------------- in-graph transforms
+
+
+def _window(size, target: int, seed):
+    """Indices of a random `target`-long window into `size` (offset 0 and overrun when size < target)."""
+    room = tf.maximum(size - target, 0)
+    offset = tf.random.stateless_uniform([], seed, minval=0, maxval=room + 1, dtype=tf.int64)
+    index = offset + tf.range(target, dtype=tf.int64)
+    return index, index < size
+
+
+def _reflect(index, size):
+    """numpy 'reflect' padding indices (edge not repeated), valid for any overrun and size >= 1."""
+    period = tf.maximum(2 * (size - 1), 1)
+    m = index % period
+    return tf.where(m < size, m, period - m)
+
+
+def random_crop(image, labels, crop_hw: tuple[int, int], seed, *, pad_mode: str = "constant", pad_value: int = 0):
+    """Crop the same random `crop_hw` window from image (H×W×C) and labels (H×W); `seed`: shape-[2] int.
+
+    A dimension smaller than the crop is padded at the bottom/right (as the original U-Net loader):
+    labels with 0 (background) always; the image with `pad_value` ("constant") or by mirroring
+    ("reflect", numpy's mode; note mirrored nuclei then carry no label).
+    """
+    h, w = tf.shape(labels, out_type=tf.int64)[0], tf.shape(labels, out_type=tf.int64)[1]
+    seed_y, seed_x = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    rows, rows_in = _window(h, crop_hw[0], seed_y)
+    cols, cols_in = _window(w, crop_hw[1], seed_x)
+    inside = rows_in[:, None] & cols_in[None, :]
+    r, c = tf.minimum(rows, h - 1), tf.minimum(cols, w - 1)
+    out_labels = tf.where(inside, tf.gather(tf.gather(labels, r, axis=0), c, axis=1), tf.zeros([], labels.dtype))
+    if pad_mode == "reflect":
+        out_image = tf.gather(tf.gather(image, _reflect(rows, h), axis=0), _reflect(cols, w), axis=1)
+    else:
+        out_image = tf.gather(tf.gather(image, r, axis=0), c, axis=1)
+        out_image = tf.where(inside[:, :, None], out_image, tf.cast(pad_value, image.dtype))
+    return out_image, out_labels
+
+
+def random_geometry(image, labels, seed, *, flip_h: bool, flip_v: bool, rot90: bool):
+    """Flip / rotate image and labels with the same draws (`seed`: shape-[2] int), so they stay aligned."""
+    draw = tf.random.stateless_uniform([2], seed)
+    k = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, 1), 0, 4, dtype=tf.int32)
+    labels = labels[:, :, None]
+    for enabled, p, axis in ((flip_h, draw[0], 1), (flip_v, draw[1], 0)):
+        if enabled:
+            flip = p < 0.5
+            image = tf.cond(flip, lambda a=image, ax=axis: tf.reverse(a, [ax]), lambda a=image: a)
+            labels = tf.cond(flip, lambda a=labels, ax=axis: tf.reverse(a, [ax]), lambda a=labels: a)
+    if rot90:
+        image, labels = tf.image.rot90(image, k), tf.image.rot90(labels, k)
+    return image, labels[:, :, 0]
+
+
+def _gray(image):
+    return tf.reduce_sum(image * tf.constant(_GRAY, image.dtype), axis=-1, keepdims=True)
+
+
+def _blend(image, other, factor):
+    return tf.clip_by_value(factor * image + (1.0 - factor) * other, 0.0, 1.0)
+
+
+def color_jitter(image, strengths: tuple[float, float, float, float], seed):
+    """torchvision-style ColorJitter on a float image in [0, 1] (see `Augment`); returns float in [0, 1]."""
+    b, c, s, h = strengths
+    seeds = tf.random.experimental.stateless_split(seed, 5)
+
+    def factor(x, i):
+        return tf.random.stateless_uniform([], seeds[i], max(0.0, 1.0 - x), 1.0 + x)
+
+    ops = [
+        (b > 0, lambda im: tf.clip_by_value(im * factor(b, 0), 0.0, 1.0)),
+        (c > 0, lambda im: _blend(im, tf.reduce_mean(_gray(im)), factor(c, 1))),
+        (s > 0, lambda im: _blend(im, _gray(im), factor(s, 2))),
+        (h > 0, lambda im: tf.image.adjust_hue(im, tf.random.stateless_uniform([], seeds[3], -h, h))),
+    ]
+    ops = [fn if on else (lambda im: im) for on, fn in ops]
+    order = tf.argsort(tf.random.stateless_uniform([4], seeds[4]))
+    for step in range(4):
+        image = tf.switch_case(order[step], [functools.partial(fn, image) for fn in ops])
+    return image
+
+
+# --------------------------------------------------------------------------- the dataset
+
+
+def _epochs(repeat) -> tf.data.Dataset:
+    if repeat is True:
+        return tf.data.Dataset.counter()
+    if repeat is False or repeat is None:
+        return tf.data.Dataset.range(1)
+    if int(repeat) < 1:
+        raise ValueError(f"repeat must be True, False or a positive number of passes, got {repeat!r}")
+    return tf.data.Dataset.range(int(repeat))
+
+
+def make_dataset(
+    items: Sequence[Pair | tuple[np.ndarray, np.ndarray]],
+    *,
+    crop_size: int | tuple[int, int] | None = 256,
+    batch_size: int = 1,
+    drop_remainder: bool = False,
+    shuffle: bool = True,
+    seed: int = 0,
+    augment: Augment = Augment(),
+    target_fn: Callable | None = None,
+    repeat: bool | int = False,
+    reshuffle_each_iteration: bool = True,
+    cache: bool = True,
+    prefetch: bool = True,
+    image_mode: str = "nucleaizer",
+    image_dtype: str = "float32",
+    pad_mode: str = "constant",
+    pad_value: int = 0,
+    num_parallel_calls: int = AUTOTUNE,
+) -> tf.data.Dataset:
+    """Build the training/validation stream over `items` (`Pair`s, or in-memory (image, labels) arrays).
+
+    Per example, in this order: random crop to `crop_size` (int or (h, w); None = whole image,
+    e.g. Mask R-CNN, whose target_fn resizes to 1024) with bottom/right padding of smaller images
+    (`pad_mode` "constant" with `pad_value` in uint8 units, or "reflect"; labels always pad with 0);
+    `augment`'s flips / rot90 (same draws for image and labels) and colour jitter (image only);
+    conversion to `image_dtype` ("float32" in [0, 1], default, or "uint8"); then
+    `target_fn(image, labels)` (labels int32 instance ids) whose return value, any tf.data structure,
+    becomes the element; without target_fn the element is (image, labels). Then `batch(batch_size,
+    drop_remainder)` — examples of different sizes need a crop or batch_size 1 — and prefetch.
+
+    `repeat`: False = one pass, True = endless, n = n passes; each pass is reshuffled (if `shuffle`)
+    and re-augmented. Randomness is a pure function of (seed, k, pass, example index), k counting
+    the iterations started over this dataset object: two datasets built with the same arguments
+    yield identical streams, also under parallel maps, and each new iteration (Keras starts one per
+    epoch) gets the next stream of that sequence; `reshuffle_each_iteration=False` makes every
+    iteration repeat the first. `cache=True` decodes every item once, now (read errors surface
+    here); `cache=False` with `Pair` items re-reads the files on every visit (folders too big for
+    memory). `image_mode` is the `to_rgb8` conversion used to read images.
+    """
+    items = list(items)
+    if not items:
+        raise ValueError("make_dataset needs at least one example")
+    if pad_mode not in ("constant", "reflect"):
+        raise ValueError(f"pad_mode must be 'constant' or 'reflect', got {pad_mode!r}")
+    if image_dtype not in ("float32", "uint8"):
+        raise ValueError(f"image_dtype must be 'float32' or 'uint8', got {image_dtype!r}")
+    if not 0 <= pad_value <= 255:
+        raise ValueError(f"pad_value is in uint8 units and must be in [0, 255], got {pad_value}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    crop_hw = None if crop_size is None else (
+        (int(crop_size), int(crop_size)) if np.isscalar(crop_size) else tuple(int(x) for x in crop_size))
+    if crop_hw is not None and (len(crop_hw) != 2 or min(crop_hw) < 1):
+        raise ValueError(f"crop_size must be a positive int, an (h, w) pair or None, got {crop_size!r}")
+    if augment.rot90 and crop_hw is not None and crop_hw[0] != crop_hw[1]:
+        raise ValueError(
+            f"rot90 turns a {crop_hw[0]}×{crop_hw[1]} crop into {crop_hw[1]}×{crop_hw[0]}; use a square crop")
+
+    all_pairs = all(isinstance(it, Pair) for it in items)
+    if not cache and all_pairs:
+        source = _FileSource(items, image_mode)
+    else:
+        examples = [
+            load_pair(it, mode=image_mode) if isinstance(it, Pair) else _check_arrays(*it, where=f"items[{i}]")
+            for i, it in enumerate(items)
+        ]
+        source = _MemorySource(examples)
+    n = len(items)
+    jitter = augment.color_jitter
+    use_jitter = any(x > 0 for x in jitter)
+    root = tf.constant([int(seed), _SALT], tf.int64)
+    fold = tf.random.experimental.stateless_fold_in
+
+    def examples_of_pass(run, epoch):
+        key = fold(fold(root, run), epoch)
+        shuffle_key, augment_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
+        order = tf.range(n, dtype=tf.int64)
+        if shuffle:
+            order = tf.argsort(tf.random.stateless_uniform([n], shuffle_key), stable=True)
+            order = tf.cast(order, tf.int64)
+        return tf.data.Dataset.from_tensor_slices(order).map(lambda i: (i, fold(augment_key, i)))
+
+    def example(index, key):
+        crop_key, geometry_key, jitter_key = tf.unstack(tf.random.experimental.stateless_split(key, 3))
+        image, labels = source(index)
+        if crop_hw is not None:
+            image, labels = random_crop(image, labels, crop_hw, crop_key, pad_mode=pad_mode, pad_value=pad_value)
+        image, labels = random_geometry(image, labels, geometry_key,
+                                        flip_h=augment.flip_h, flip_v=augment.flip_v, rot90=augment.rot90)
+        if crop_hw is not None:  # restore the static shape (rot90 needs a square crop, checked above)
+            image.set_shape([crop_hw[0], crop_hw[1], 3])
+            labels.set_shape([crop_hw[0], crop_hw[1]])
+        if use_jitter or image_dtype == "float32":
+            image = tf.cast(image, tf.float32) / 255.0
+            if use_jitter:
+                image = color_jitter(image, jitter, jitter_key)
+            if image_dtype == "uint8":
+                image = tf.cast(tf.round(image * 255.0), tf.uint8)
+        return image, labels
+
+    if reshuffle_each_iteration:
+        # Counts the iterations started over this dataset object: the k-th (0-based) gets run key k.
+        # A variable rather than Dataset.random, whose values would also depend on tf.random.set_seed.
+        started = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations_started")
+        runs = tf.data.Dataset.range(1).map(lambda _: started.assign_add(1) - 1)
+    else:
+        runs = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
+    epochs = _epochs(repeat)
+    ds = runs.flat_map(lambda run: epochs.map(lambda e: (run, e)))
+    ds = ds.flat_map(examples_of_pass)
+    if repeat is not True:
+        passes = 1 if repeat is False or repeat is None else int(repeat)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(n * passes))
+    ds = ds.map(example, num_parallel_calls=num_parallel_calls, deterministic=True)
+    if target_fn is not None:
+        ds = ds.map(target_fn, num_parallel_calls=num_parallel_calls, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if prefetch:
+        ds = ds.prefetch(AUTOTUNE)
+    return ds

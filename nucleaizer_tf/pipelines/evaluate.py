@@ -1,0 +1,74 @@
+"""Score a folder of predicted label images against a folder of ground-truth label images."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from nucleaizer_tf.data.pairs import match_stems
+from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io import LABEL_EXTENSIONS, atomic_path, read_labels
+from nucleaizer_tf.metrics import THRESHOLDS, DatasetScore, ImageScore, score_dataset, score_image
+
+
+def pair_predictions(
+    gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *, missing_as_empty: bool = False
+) -> list[tuple[str, Path, Path | None]]:
+    """(stem, ground truth, prediction) triples; unmatched stems are an error unless `missing_as_empty`.
+
+    With `missing_as_empty` a ground truth without a prediction is scored against an empty prediction
+    (score 0), as the original's evaluation did, and predictions without a ground truth are ignored.
+    """
+    return match_stems(
+        gt_dir,
+        pred_dir,
+        left=("ground-truth", LABEL_EXTENSIONS),
+        right=("prediction", LABEL_EXTENSIONS),
+        allow_missing_right=missing_as_empty,
+    )
+
+
+def score_pairs(
+    pairs: list[tuple[str, Path, Path | None]], *, progress: Callable[[str], None] | None = None
+) -> DatasetScore:
+    """Read and score each pair (an absent prediction counts as empty), then pool the scores."""
+    scores: list[ImageScore] = []
+    for stem, gt_path, pred_path in pairs:
+        gt = read_labels(gt_path)
+        pred = read_labels(pred_path) if pred_path is not None else np.zeros_like(gt)
+        if pred.shape != gt.shape:
+            raise NucleaizerError(f"{pred_path}: prediction of shape {pred.shape} but ground truth {gt_path} is {gt.shape}")
+        scores.append(score_image(gt, pred, name=stem))
+        if progress is not None:
+            progress(stem)
+    return score_dataset(scores)
+
+
+def evaluate_folders(gt_dir, pred_dir, *, missing_as_empty: bool = False) -> DatasetScore:
+    """DSB score of every ground-truth image in `gt_dir` against the same-stem prediction in `pred_dir`."""
+    return score_pairs(pair_predictions(gt_dir, pred_dir, missing_as_empty=missing_as_empty))
+
+
+CSV_COLUMNS = ("name", "dsb", "f1", "mean_matched_iou", "n_gt", "n_pred", "tp", "fp", "fn") + tuple(
+    f"p{t:.2f}" for t in THRESHOLDS
+)
+
+
+def write_scores_csv(path: str | os.PathLike, result: DatasetScore) -> Path:
+    """Per-image rows (and per-threshold precisions) as CSV for spreadsheets; NaN written as empty."""
+
+    def cell(value):
+        return "" if isinstance(value, float) and np.isnan(value) else value
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(CSV_COLUMNS)
+            for s in result.images:
+                row = [s.name, s.dsb, s.f1, s.mean_matched_iou, s.n_gt, s.n_pred, s.tp, s.fp, s.fn, *s.precisions]
+                writer.writerow([cell(v) for v in row])
+    return Path(path)

@@ -1,0 +1,77 @@
+"""Synthetic nucleus images with exact ground truth, for examples, tests and smoke runs.
+
+Nuclei are random ellipses placed without overlap; the image is a blurred, shaded rendering with
+Poisson-like noise, in a fluorescence (bright on dark) or bright-field (dark on light) style. The
+generator is deterministic under its seed so tests can assert counts and scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage.draw import ellipse
+
+
+@dataclass(frozen=True)
+class SyntheticSample:
+    image: np.ndarray  # uint8 H×W×3
+    labels: np.ndarray  # uint16 H×W, ids 1..n
+
+
+def synthetic_nuclei(
+    shape: tuple[int, int] = (256, 256),
+    n_nuclei: int = 30,
+    diameter: float = 20.0,
+    *,
+    style: str = "fluorescence",
+    noise: float = 0.04,
+    seed: int = 0,
+) -> SyntheticSample:
+    """Render up to `n_nuclei` non-overlapping elliptical nuclei of mean `diameter` pixels.
+
+    Fewer nuclei are placed when the image is too crowded (placement gives up after a fixed number
+    of tries per nucleus), so check `labels.max()` rather than assuming `n_nuclei`.
+    """
+    if style not in ("fluorescence", "brightfield"):
+        raise ValueError(f"unknown style {style!r}; choose 'fluorescence' or 'brightfield'")
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    labels = np.zeros(shape, np.uint16)
+    occupied = np.zeros(shape, bool)
+    brightness = np.zeros(shape, np.float64)
+    count = 0
+    for _ in range(n_nuclei * 20):
+        if count == n_nuclei:
+            break
+        r_major = diameter / 2 * rng.uniform(0.8, 1.3)
+        r_minor = r_major * rng.uniform(0.6, 1.0)
+        cy, cx = rng.uniform(r_major, h - r_major), rng.uniform(r_major, w - r_major)
+        rr, cc = ellipse(cy, cx, r_minor, r_major, shape=shape, rotation=rng.uniform(0, np.pi))
+        if rr.size < 8:
+            continue
+        # Keep a one-pixel gap so every nucleus is a separate object even after blurring.
+        grown = ndimage.binary_dilation(_mask(rr, cc, shape), iterations=2)
+        if (grown & occupied).any():
+            continue
+        count += 1
+        labels[rr, cc] = count
+        occupied[rr, cc] = True
+        brightness[rr, cc] = rng.uniform(0.55, 1.0)
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, shape), 2.0)
+    signal = ndimage.gaussian_filter(brightness * (1 + 0.15 * texture), 1.2)
+    signal = np.clip(signal + rng.normal(0, noise, shape), 0, 1)
+    if style == "fluorescence":
+        grey = 0.04 + 0.9 * signal
+        image = np.stack([grey * 0.3, grey * 0.6, grey], axis=-1)  # blue-ish DAPI look
+    else:
+        grey = 0.92 - 0.6 * signal
+        image = np.stack([grey * 0.95, grey * 0.75, grey * 0.95], axis=-1)  # purple stain
+    return SyntheticSample(np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8), labels)
+
+
+def _mask(rr, cc, shape):
+    out = np.zeros(shape, bool)
+    out[rr, cc] = True
+    return out
