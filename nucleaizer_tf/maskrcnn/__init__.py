@@ -1,0 +1,25 @@
+"""Keras 3 port of matterport Mask R-CNN 53afbae (v2.1), the network nucleAIzer runs.
+
+Everything but the configuration is imported on first use, so that reading or writing a
+`MaskRCNNConfig` does not load TensorFlow.
+"""
+
+import importlib
+
+from nucleaizer_tf.maskrcnn.config import MaskRCNNConfig
+
+_LAZY = {
+    "MaskRCNN": "model",
+    "OUTPUT_NAMES": "model",
+    "pyramid_anchors": "anchors",
+    "proposal_stage": "proposal",
+    "detection_stage": "detection",
+}
+
+__all__ = ["MaskRCNNConfig", *_LAZY]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
