@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from cli.common import fail_cleanly, native_stderr_silenced, progress_bar
+from cli.common import fail_cleanly, import_tensorflow, native_stderr_silenced, progress_bar
+from nucleaizer_tf.errors import NucleaizerError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import: keep C++ chatter out
 
@@ -83,6 +85,93 @@ def evaluate(
         from nucleaizer_tf.io import write_json
 
         write_json(json_path, result.as_dict())
+
+
+class Conversion(str, Enum):
+    nucleaizer = "nucleaizer"
+    percentile = "percentile"
+
+
+class Mode(str, Enum):
+    fast = "fast"
+
+
+@app.command()
+@fail_cleanly
+def predict(
+    images: Path = typer.Argument(..., help="An image file or a folder of images (png, tif, tiff, bmp, jpg)."),
+    out_dir: Path = typer.Argument(..., help="Folder for <stem>.tiff label images (created if needed)."),
+    model: Path = typer.Option(..., "--model", "-m", help="Legacy matterport/nucleAIzer Mask R-CNN weights (.h5), e.g. mask_rcnn_presegmentation.h5."),
+    mode: Mode = typer.Option(Mode.fast, "--mode", help="fast: one Mask R-CNN pass per image (nucleAIzer's presegmentation)."),
+    confidence: Optional[float] = typer.Option(None, "--confidence", min=0.0, max=1.0, help="Minimum detection score [0.7; 0.5 with --nucleus-size]."),
+    nms: float = typer.Option(0.35, "--nms", min=0.0, max=1.0, help="IoU above which the lower-scoring of two detections is suppressed."),
+    max_instances: Optional[int] = typer.Option(None, "--max-instances", min=1, help="Most nuclei per image [800; 1200 with --nucleus-size]."),
+    image_size: int = typer.Option(1024, "--image-size", min=64, help="Network input size D (rounded up to a multiple of 64): the padded image's long side is resized to D."),
+    nucleus_size: Optional[float] = typer.Option(None, "--nucleus-size", min=1.0, help="Typical nucleus diameter in pixels; picks D per image so nuclei reach 80 px (nucleAIzer's manual-size mode)."),
+    padding: float = typer.Option(0.05, "--padding", min=0.0, max=0.5, help="Reflect padding per side, as a fraction of the image size."),
+    dilation: int = typer.Option(1, "--dilation", min=0, help="Radius of the per-nucleus dilation (0 = none)."),
+    fill_holes: bool = typer.Option(False, "--fill-holes", help="Fill holes inside each nucleus (the original's hole filling was a no-op)."),
+    absolute_mask_threshold: bool = typer.Option(False, "--absolute-mask-threshold", help="Cut masks at probability 0.5 instead of matterport 2.1's per-mask min-max mid-point."),
+    conversion: Conversion = typer.Option(Conversion.nucleaizer, "--conversion", help="How non-8-bit images become 8-bit RGB: nucleaizer (per-channel min-max) or percentile (1-99.8 %)."),
+    overlay: bool = typer.Option(False, "--overlay", help="Also write outline overlays to OUT_DIR/overlays/<stem>.png."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+) -> None:
+    """Segment nuclei in every image and write 16-bit label TIFFs (0 = background, one id per nucleus)."""
+    from nucleaizer_tf.maskrcnn.config import MaskRCNNConfig
+    from nucleaizer_tf.pipelines.predict import collect_inputs, predict_files
+
+    files = collect_inputs(images, out_dir)
+    if not model.is_file():
+        raise NucleaizerError(f"{model}: no such weight file")
+    preset = MaskRCNNConfig.manual_size() if nucleus_size is not None else MaskRCNNConfig.presegment()
+    config = preset.replace(
+        DETECTION_MIN_CONFIDENCE=confidence if confidence is not None else preset.DETECTION_MIN_CONFIDENCE,
+        DETECTION_NMS_THRESHOLD=nms,
+        DETECTION_MAX_INSTANCES=max_instances if max_instances is not None else preset.DETECTION_MAX_INSTANCES,
+    )
+    import_tensorflow()
+    from nucleaizer_tf.maskrcnn.inference import SegmentOptions, detect, detections_to_labels
+    from nucleaizer_tf.maskrcnn.model import MaskRCNN
+
+    options = SegmentOptions(
+        image_size=image_size,
+        nucleus_size=nucleus_size,
+        padding=padding,
+        dilation=dilation,
+        fill_holes=fill_holes,
+        absolute_mask_threshold=absolute_mask_threshold,
+        conversion=conversion.value,
+    )
+    with native_stderr_silenced():  # TensorFlow probes for CUDA on first use and logs the failure
+        network = MaskRCNN.from_legacy_h5(model, config)
+
+    def segment(image):
+        found = detect(network, image, options)
+        return detections_to_labels(found, options), {"network_size": found.network_size, "detections": len(found)}
+
+    settings = {
+        "mode": mode.value,
+        "model": str(model),
+        "confidence": config.DETECTION_MIN_CONFIDENCE,
+        "nms": config.DETECTION_NMS_THRESHOLD,
+        "max_instances": config.DETECTION_MAX_INSTANCES,
+        **options.to_dict(),
+    }
+    with progress_bar("segmenting", quiet, total=len(files)) as advance:
+        report = predict_files(files, out_dir, segment, overlay=overlay, settings=settings, progress=advance)
+    _finish_predict(report, out_dir, quiet)
+
+
+def _finish_predict(report, out_dir: Path, quiet: bool) -> None:
+    """Summary line; failures listed one per line on stderr, exit code 1 if any image failed."""
+    if not quiet:
+        objects = sum(item["objects"] for item in report.images)
+        typer.echo(f"wrote {len(report.outputs)} label images ({objects} nuclei) to {out_dir}")
+    if report.failures:
+        for path, message in report.failures:
+            typer.echo(f"failed: {path}: {message}", err=True)
+        typer.echo(f"error: {len(report.failures)} of {len(report.failures) + len(report.outputs)} images failed", err=True)
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console-script entry

@@ -32,3 +32,26 @@ def dsb_train(shared_dir) -> Path:
 def oracle_dir(shared_dir) -> Path:
     """matterport 53afbae reference outputs for the seeded fixture weights."""
     return _need(shared_dir / "oracle")
+
+
+@pytest.fixture(scope="session")
+def legacy_fixture(oracle_dir, tmp_path_factory):
+    """The oracle's seed-1 legacy weight files, generated once per test session (2 x 256 MB in tmp).
+
+    Returns a namespace: `gen` (the generator module: `weight_array(name, shape)`), `manifest`,
+    `plain` (weights-only layout) and `wrapped` (under `model_weights`).
+    """
+    import importlib.util
+    import sys
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location("gen_fixture_weights", oracle_dir / "gen_fixture_weights.py")
+    gen = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("gen_fixture_weights", gen)
+    spec.loader.exec_module(gen)
+    folder = tmp_path_factory.mktemp("legacy_fixture")
+    manifest = gen.load_manifest(str(oracle_dir / "weights_manifest.json"))
+    plain, wrapped = folder / "fixture.h5", folder / "fixture_wrapped.h5"
+    gen.write_fixture(str(plain), manifest)
+    gen.write_fixture(str(wrapped), manifest, wrapped=True)
+    return SimpleNamespace(gen=gen, manifest=manifest, plain=plain, wrapped=wrapped)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 import zlib
 
 import h5py
@@ -406,17 +404,8 @@ def _port_model():
 
 
 @pytest.fixture(scope="module")
-def fixture_files(oracle_dir, tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("gen_fixture_weights", oracle_dir / "gen_fixture_weights.py")
-    gen = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("gen_fixture_weights", gen)
-    spec.loader.exec_module(gen)
-    folder = tmp_path_factory.mktemp("fixture")
-    manifest = gen.load_manifest(str(oracle_dir / "weights_manifest.json"))
-    plain, wrapped = folder / "fixture.h5", folder / "fixture_wrapped.h5"
-    gen.write_fixture(str(plain), manifest)
-    gen.write_fixture(str(wrapped), manifest, wrapped=True)
-    return gen, manifest, plain, wrapped
+def fixture_files(legacy_fixture):
+    return legacy_fixture.gen, legacy_fixture.manifest, legacy_fixture.plain, legacy_fixture.wrapped
 
 
 def _check_against_recipe(model, path, gen, cache):

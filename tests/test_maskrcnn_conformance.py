@@ -7,8 +7,6 @@ stage-wise checks feed the oracle's own inputs into the single stages.
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -23,13 +21,8 @@ CONFIG = MaskRCNNConfig().replace(DETECTION_MIN_CONFIDENCE=0.6, DETECTION_NMS_TH
 
 
 @pytest.fixture(scope="session")
-def fixture_weights(oracle_dir, tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("gen_fixture_weights", oracle_dir / "gen_fixture_weights.py")
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    path = tmp_path_factory.mktemp("maskrcnn_fixture") / "fixture.h5"
-    gen.write_fixture(str(path), gen.load_manifest())
-    return path, gen.weight_array
+def fixture_weights(legacy_fixture):
+    return legacy_fixture.plain, legacy_fixture.gen.weight_array
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,12 @@ _LAZY = {
     "pyramid_anchors": "anchors",
     "proposal_stage": "proposal",
     "detection_stage": "detection",
+    "SegmentOptions": "inference",
+    "Detections": "inference",
+    "load_legacy_weights": "legacy_h5",
+    "save_legacy_weights": "legacy_h5",
+    "inspect_legacy_h5": "legacy_h5",
+    "LegacyWeightsError": "legacy_h5",
 }
 
 __all__ = ["MaskRCNNConfig", *_LAZY]

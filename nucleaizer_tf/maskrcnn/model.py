@@ -44,6 +44,32 @@ class MaskRCNN:
         self.keras_model = self._build()
         self._compiled: dict[tuple[str, ...], object] = {}
 
+    @classmethod
+    def from_legacy_h5(cls, path, config: MaskRCNNConfig | None = None, *, exclude=(), strict: bool = True) -> "MaskRCNN":
+        """Build the network and load a matterport/nucleAIzer `.h5` by layer name (strict by default).
+
+        `config` defaults to nucleAIzer's presegmentation settings (confidence 0.7, NMS 0.35, 800
+        instances). The file is checked before the (slow) build so a wrong path fails at once.
+        """
+        from nucleaizer_tf.maskrcnn.legacy_h5 import inspect_legacy_h5, load_legacy_weights
+
+        inspect_legacy_h5(path)
+        model = cls(config if config is not None else MaskRCNNConfig.presegment())
+        load_legacy_weights(model.keras_model, path, exclude=exclude, strict=strict)
+        return model
+
+    def detect(self, image: np.ndarray, options=None):
+        """Detections (rois, class_ids, scores, box masks) of one image, in its pixel coordinates."""
+        from nucleaizer_tf.maskrcnn.inference import SegmentOptions, detect
+
+        return detect(self, image, options or SegmentOptions())
+
+    def segment(self, image: np.ndarray, options=None) -> np.ndarray:
+        """nucleAIzer's label image of one image (uint16; 0 = background, label = detection rank)."""
+        from nucleaizer_tf.maskrcnn.inference import SegmentOptions, segment
+
+        return segment(self, image, options or SegmentOptions())
+
     def _build(self) -> keras.Model:
         cfg = self.config
         image = keras.Input(shape=(None, None, 3), batch_size=1, name="input_image")
