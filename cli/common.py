@@ -73,8 +73,14 @@ def native_stderr_silenced():
 
 
 def import_tensorflow():
-    """Import TensorFlow without its start-up banner on the user's terminal."""
+    """Import TensorFlow without its start-up banner on the user's terminal.
+
+    Devices are listed inside the silenced block too: that is when TensorFlow probes for CUDA and,
+    on a machine without a GPU, logs a failed `cuInit`; it does so only once per process.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with native_stderr_silenced():
         import tensorflow
+
+        tensorflow.config.list_physical_devices()
     return tensorflow

@@ -22,8 +22,8 @@ from nucleaizer_tf.visualize import outline_overlay
 
 RECORD_NAME = "nucleaizer-tf.json"
 
-# segment(image) -> (labels, extra facts for the record, e.g. the network size used)
-SegmentFn = Callable[[np.ndarray], "tuple[np.ndarray, dict]"]
+# segment(image, stem) -> (labels, extra facts for the record, e.g. the network size used)
+SegmentFn = Callable[[np.ndarray, str], "tuple[np.ndarray, dict]"]
 
 
 @dataclass
@@ -80,7 +80,7 @@ def predict_files(
         started = time.perf_counter()
         try:
             image = read_image(path)
-            labels, facts = segment(image)
+            labels, facts = segment(image, path.stem)
             target = write_labels(out_dir / f"{path.stem}.tiff", labels)
             if overlay:
                 shown = to_rgb8(image, "nucleaizer" if image.dtype == np.uint8 else "percentile")

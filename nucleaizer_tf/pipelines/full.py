@@ -1,0 +1,231 @@
+"""nucleAIzer's full prediction (spec 1.2), one image at a time, resumable.
+
+presegmentation (Mask R-CNN at 1024) → nucleus size (zero-inclusive median equivalent diameter) →
+2× MATLAB-bicubic upscaling → U-Net ensemble on the original image → final Mask R-CNN on the 2× image at
+the "2x" and "4x" sizes → post-processing (cleanup, scale merge, U-Net refinement) → label image.
+
+Every intermediate result is cached under the work folder, written atomically, in a folder whose
+`stage.json` records the settings it was made with: an interrupted run resumes from what exists, and a
+run with other settings (or other model files) recomputes instead of reusing stale results. The cached
+files are lossless (uint16 TIFF/PNG, uint8 PNG), so a resumed run gives the same labels as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io import read_image, read_labels, to_rgb8, write_labels, write_rgb
+from nucleaizer_tf.maskrcnn.inference import SegmentOptions
+from nucleaizer_tf.postprocess.params import DEFAULT_PARAMS, PostprocessParams
+from nucleaizer_tf.postprocess.size import network_sizes, measure, write_scale_csvs
+
+FACTORS = (2, 4)
+
+
+@dataclass(frozen=True)
+class FullSettings:
+    """The original's defaults: presegment.json, segmentation_params_{2x,4x}.json, postProcCodeRunnerFINAL."""
+
+    preseg_size: int = 1024
+    preseg_confidence: float = 0.7
+    final_confidence: float = 0.6
+    nms: float = 0.35
+    max_instances: int = 800
+    padding: float = 0.05
+    dilation: int = 1
+    fill_holes: bool = False
+    absolute_mask_threshold: bool = False
+    conversion: str = "nucleaizer"
+    params: PostprocessParams = field(default_factory=lambda: DEFAULT_PARAMS)
+    # Cap on the 2x/4x network sizes (the original's own cap is 6000 before rounding); lower it to bound
+    # time and memory on CPU. Sizes above it are reduced to the largest multiple of 64 below the cap.
+    max_network_size: int | None = None
+
+    def segment_options(self, image_size: int) -> SegmentOptions:
+        return SegmentOptions(
+            image_size=image_size,
+            padding=self.padding,
+            dilation=self.dilation,
+            fill_holes=self.fill_holes,
+            absolute_mask_threshold=self.absolute_mask_threshold,
+            conversion=self.conversion,
+        )
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["params"] = list(self.params.to_vector())
+        return values
+
+
+def _file_key(path: Path) -> dict:
+    """Cheap identity of a model file or folder (path, size, modification time) for cache invalidation."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+class _Stage:
+    """A cache folder of per-image results made with one set of settings."""
+
+    def __init__(self, folder: Path, key: dict):
+        self.folder = folder
+        record = folder / "stage.json"
+        if folder.exists():
+            try:
+                same = json.loads(record.read_text()) == key
+            except (OSError, ValueError):
+                same = False
+            if not same:
+                shutil.rmtree(folder)  # made with other settings or models: stale
+        folder.mkdir(parents=True, exist_ok=True)
+        if not record.exists():
+            record.write_text(json.dumps(key, indent=1, sort_keys=True))
+
+    def cached(self, name: str, compute: Callable[[], np.ndarray], *, labels: bool) -> np.ndarray:
+        path = self.folder / name
+        if path.exists():
+            return read_labels(path) if labels else read_image(path)
+        value = compute()
+        (write_labels if labels else write_rgb)(path, value)
+        return value
+
+
+class FullPipeline:
+    """Callable per image (`segment(image, stem)`), with the networks loaded on first need."""
+
+    def __init__(self, work_dir, preseg_model: Path, final_model: Path, unet_dir: Path, settings: FullSettings = FullSettings()):
+        for path, what in ((preseg_model, "presegmentation weight file"), (final_model, "weight file"), (unet_dir, "U-Net ensemble folder")):
+            if not Path(path).exists():
+                raise NucleaizerError(f"{path}: no such {what}")
+        self.work_dir = Path(work_dir)
+        self.settings = settings
+        self.preseg_model, self.final_model, self.unet_dir = Path(preseg_model), Path(final_model), Path(unet_dir)
+        s = settings
+        preseg_key = {"model": _file_key(self.preseg_model), "size": s.preseg_size, "confidence": s.preseg_confidence,
+                      "nms": s.nms, "max_instances": s.max_instances, "padding": s.padding, "dilation": s.dilation,
+                      "fill_holes": s.fill_holes, "absolute_mask_threshold": s.absolute_mask_threshold,
+                      "conversion": s.conversion}
+        final_key = {"presegment": preseg_key, "model": _file_key(self.final_model), "confidence": s.final_confidence,
+                     "max_network_size": s.max_network_size,
+                     **{k: preseg_key[k] for k in ("nms", "max_instances", "padding", "dilation", "fill_holes",
+                                                  "absolute_mask_threshold", "conversion")}}
+        self.stages = {
+            "presegment": _Stage(self.work_dir / "presegment", preseg_key),
+            "2ximages": _Stage(self.work_dir / "2ximages", {"conversion": s.conversion}),
+            "ensemble": _Stage(self.work_dir / "ensemble", {"unet": _file_key(self.unet_dir / "manifest.json"),
+                                                             "conversion": s.conversion}),
+            **{f"{f}x": _Stage(self.work_dir / "maskrcnn" / f"{f}x", {**final_key, "factor": f}) for f in FACTORS},
+        }
+        self._networks: dict[str, object] = {}
+        self.sizes: dict[str, object] = {}
+
+    # -- networks, loaded lazily so a resumed run only loads what it still needs
+    def _maskrcnn(self, which: str):
+        if which not in self._networks:
+            from nucleaizer_tf.maskrcnn import MaskRCNNConfig
+
+            s = self.settings
+            confidence = s.preseg_confidence if which == "presegment" else s.final_confidence
+            config = MaskRCNNConfig().replace(DETECTION_MIN_CONFIDENCE=confidence, DETECTION_NMS_THRESHOLD=s.nms,
+                                              DETECTION_MAX_INSTANCES=s.max_instances)
+            path = self.preseg_model if which == "presegment" else self.final_model
+            key = _file_key(path)
+            self._networks[which] = _load_maskrcnn(key["path"], key["size"], key["mtime_ns"], config)
+        return self._networks[which]
+
+    def _ensemble(self):
+        if "unet" not in self._networks:
+            from nucleaizer_tf.unet.ensemble import UNetEnsemble
+
+            self._networks["unet"] = UNetEnsemble.load(self.unet_dir)
+        return self._networks["unet"]
+
+    def _network_size(self, value: float) -> int | None:
+        """Scale-file value → network size; None (no 2x/4x run) for an image without objects (NaN)."""
+        if not math.isfinite(value):
+            return None
+        size = int(value)
+        cap = self.settings.max_network_size
+        if cap is not None and size > cap:
+            size = max(64, cap // 64 * 64)
+        return size
+
+    def intermediates(self, image: np.ndarray, stem: str) -> dict:
+        """Everything the post-processing needs, from cache where possible."""
+        s = self.settings
+        rgb = to_rgb8(image, s.conversion)
+        preseg = self.stages["presegment"].cached(
+            f"{stem}.tiff", lambda: self._maskrcnn("presegment").segment(rgb, s.segment_options(s.preseg_size)), labels=True
+        )
+        record = measure(stem, preseg)
+        table = network_sizes([record], factors=(1, *FACTORS))
+        self.sizes[stem] = record
+        upscaled = self.stages["2ximages"].cached(f"{stem}.png", lambda: _upscale(rgb), labels=False)
+        ensemble = self.stages["ensemble"].cached(f"{stem}.png", lambda: self._ensemble().predict(rgb), labels=False)
+        result = {"presegment": preseg, "ensemble": ensemble, "median_diameter": record.median_diameter}
+        for f in FACTORS:
+            size = self._network_size(float(table.rounded[f][0]))
+            result[f"size_{f}x"] = size
+            if size is None:
+                result[f"{f}x"] = None
+                continue
+            options = s.segment_options(size)
+            result[f"{f}x"] = self.stages[f"{f}x"].cached(
+                f"{stem}.tiff", lambda o=options: self._maskrcnn("final").segment(upscaled, o), labels=True
+            )
+        return result
+
+    def segment(self, image: np.ndarray, stem: str) -> tuple[np.ndarray, dict]:
+        from nucleaizer_tf.postprocess.chain import postprocess
+
+        parts = self.intermediates(image, stem)
+        labels = postprocess(parts["2x"], parts["4x"], parts["ensemble"], self.settings.params)
+        median = parts["median_diameter"]
+        facts = {"median_diameter": None if not math.isfinite(median) else round(float(median), 4),
+                 "network_size_2x": parts["size_2x"], "network_size_4x": parts["size_4x"]}
+        return labels, facts
+
+    def write_scale_tables(self) -> None:
+        """The original's scales-rcnn-{1,2,4}x.csv of every image segmented so far, for inspection."""
+        if self.sizes:
+            write_scale_csvs(network_sizes(list(self.sizes.values())), self.work_dir / "sizes")
+
+
+@lru_cache(maxsize=2)
+def _load_maskrcnn(path: str, size: int, mtime_ns: int, config):
+    """Built networks are kept for the next pipeline in this process (a notebook re-running a cell, a
+    resumed run): building and loading a 255 MB file takes seconds. Size and mtime make a changed file miss."""
+    from nucleaizer_tf.maskrcnn import MaskRCNN
+
+    return MaskRCNN.from_legacy_h5(path, config)
+
+
+def _upscale(rgb: np.ndarray) -> np.ndarray:
+    from nucleaizer_tf.postprocess.resize import matlab_bicubic_upscale2
+
+    return matlab_bicubic_upscale2(rgb)
+
+
+def validation_samples(pipeline: FullPipeline, gt_dir, images_dir, progress: Callable[[str], None] | None = None) -> list:
+    """Run (or reuse) the full pipeline's network stages on validation images and pair them with their
+    ground truth, ready for `postprocess.search.search_parameters` (spec 5.8 reads the same outputs)."""
+    from nucleaizer_tf.data.pairs import pair_folders
+    from nucleaizer_tf.postprocess.search import ValidationSample
+
+    samples = []
+    for pair in pair_folders(images_dir, gt_dir):
+        parts = pipeline.intermediates(read_image(pair.image_path), pair.stem)
+        samples.append(ValidationSample(pair.stem, read_labels(pair.mask_path), parts["2x"], parts["4x"], parts["ensemble"]))
+        if progress is not None:
+            progress(pair.stem)
+    return samples

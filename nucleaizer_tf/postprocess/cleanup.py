@@ -1,0 +1,293 @@
+"""Step A of nucleAIzer's post-processing: per-scale cleanup of a Mask R-CNN label image (spec 5.4).
+
+``cleanup_scale`` = hole absorption -> convexity-based merging of touching objects -> removal of small
+objects (no relabel) -> MATLAB ``imresize(L, 0.5, 'nearest')``.
+
+Everything works on label statistics and bounding-box crops (``scipy.ndimage.find_objects``); no step runs
+a full-image operation per object.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import ConvexHull
+
+from .params import as_params
+from .resize import matlab_nearest_half
+
+__all__ = [
+    "relabel",
+    "relabel_consecutive",
+    "absorb_holes",
+    "neighbour_pairs",
+    "convex_deficiency",
+    "merge_touching",
+    "remove_small",
+    "cleanup_scale",
+    "first_component",
+]
+
+_STRUCT = {4: ndimage.generate_binary_structure(2, 1), 8: ndimage.generate_binary_structure(2, 2)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _labels(a, what: str = "labels") -> np.ndarray:
+    """A 2-D non-negative integer label array (bool -> 0/1)."""
+    arr = np.asarray(a)
+    if arr.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D label image, got shape {arr.shape}")
+    if arr.dtype.kind == "b":
+        return arr.astype(np.uint8)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(f"{what} must hold integer labels")
+        arr = arr.astype(np.int64)
+    elif arr.dtype.kind not in "iu":
+        raise ValueError(f"{what} must be an integer label image, got dtype {arr.dtype}")
+    if arr.size and arr.dtype.kind == "i" and arr.min() < 0:
+        raise ValueError(f"{what} must be non-negative")
+    return arr
+
+
+def _compact(arr: np.ndarray) -> np.ndarray:
+    """uint16 when the labels fit (what the original writes), uint32 otherwise."""
+    top = int(arr.max()) if arr.size else 0
+    return arr.astype(np.uint16 if top <= 0xFFFF else np.uint32, copy=False)
+
+
+def _check_connectivity(connectivity: int) -> int:
+    if connectivity not in (4, 8):
+        raise ValueError(f"connectivity must be 4 or 8, got {connectivity!r}")
+    return connectivity
+
+
+def first_component(mask: np.ndarray, connectivity: int = 8) -> np.ndarray:
+    """The connected component of ``mask`` holding its first True pixel in column-major (MATLAB) order,
+    i.e. the region ``bwlabel(mask, connectivity)`` numbers 1.  Empty mask -> empty mask."""
+    mask = np.asarray(mask, dtype=bool)
+    flat_f = mask.ravel(order="F")
+    first = int(np.argmax(flat_f))
+    if not flat_f[first]:
+        return np.zeros_like(mask)
+    comp, _ = ndimage.label(mask, structure=_STRUCT[_check_connectivity(connectivity)])
+    r, c = np.unravel_index(first, mask.shape, order="F")
+    return comp == comp[r, c]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# relabelling
+
+
+def relabel(labels) -> np.ndarray:
+    """postProcess ``relabel``: the sorted distinct values (0 included) are mapped to 0..n-1.
+
+    If 0 does not occur the smallest label becomes 0 (the original's edge case, kept on purpose).
+    """
+    lab = _labels(labels)
+    if lab.size == 0:
+        return _compact(lab.copy())
+    flat = lab.ravel().astype(np.intp, copy=False)
+    present = np.bincount(flat).astype(bool)
+    lut = np.cumsum(present) - 1
+    return _compact(lut[flat].reshape(lab.shape))
+
+
+def relabel_consecutive(labels) -> np.ndarray:
+    """``relabelImage`` semantics: 0 stays 0, the other distinct labels become 1..n in ascending order."""
+    lab = _labels(labels)
+    if lab.size == 0:
+        return _compact(lab.copy())
+    flat = lab.ravel().astype(np.intp, copy=False)
+    present = np.bincount(flat).astype(bool)
+    present[0] = False
+    lut = np.cumsum(present)
+    lut[0] = 0
+    return _compact(lut[flat].reshape(lab.shape))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 1. removeObjectWithinObject
+
+
+def absorb_holes(labels) -> np.ndarray:
+    """For k = 1..max: fill the holes of (L == k) (4-connected background, like ``imfill 'holes'``) and give
+    every filled pixel label k, so objects lying in another object's hole are absorbed; then ``relabel``.
+
+    Each object is processed on its bounding-box crop: a pixel of the box is a hole of k exactly when it is
+    one in the full image (every pixel outside the box is non-k, so the box border reaches the image
+    border).  Boxes computed before the loop stay valid because objects only ever lose pixels to others.
+    """
+    lab = _labels(labels)
+    out = lab.astype(np.int64, copy=True)
+    if out.size == 0:
+        return relabel(out)
+    for k, box in enumerate(ndimage.find_objects(out), start=1):
+        if box is None:
+            continue
+        crop = out[box]
+        obj = crop == k
+        if obj.shape[0] < 3 or obj.shape[1] < 3:
+            continue  # nothing can be enclosed
+        filled = ndimage.binary_fill_holes(obj)
+        holes = filled & ~obj
+        if holes.any():
+            crop[holes] = k
+    return relabel(out)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 2. mergeTouchingObjects
+
+
+def neighbour_pairs(labels, connectivity: int = 8) -> np.ndarray:
+    """All pairs (i, j), i < j, of labels that touch (j lies in the ring obtained by dilating i with a 3x3
+    square for connectivity 8, a cross for 4), sorted by i then j; shape (n, 2)."""
+    lab = _labels(labels).astype(np.int64, copy=False)
+    _check_connectivity(connectivity)
+    shifts = [(0, 1), (1, 0)] + ([(1, 1), (1, -1)] if connectivity == 8 else [])
+    h, w = lab.shape
+    found = []
+    for dr, dc in shifts:
+        a = lab[0 : h - dr, max(0, -dc) : w - max(0, dc)]
+        b = lab[dr:h, max(0, dc) : w - max(0, -dc)]
+        m = (a != b) & (a > 0) & (b > 0)
+        if m.any():
+            x, y = a[m], b[m]
+            found.append(np.stack([np.minimum(x, y), np.maximum(x, y)], axis=1))
+    if not found:
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.unique(np.concatenate(found), axis=0)
+
+
+def _convex_area(mask: np.ndarray) -> int:
+    """Pixel count of the filled convex hull of the True pixels: MATLAB regionprops ConvexArea as skimage
+    computes it (``convex_hull_image(mask).sum()``: hull of the pixel-edge midpoints, pixel centres inside
+    or on the hull counted), in exact integer arithmetic and about 3x faster.
+
+    Coordinates are doubled so every hull vertex is an integer point.  Only the leftmost and rightmost
+    pixel of each row can contribute hull vertices; for every pixel row between the first and the last
+    the hull is an interval whose integer column bounds come from floor/ceil of exact rationals.
+    MATLAB's own rasterisation of the hull (poly2mask) may differ on centres exactly on the hull.
+    """
+    r, c = np.nonzero(mask)
+    n = r.size
+    if n <= 1:
+        return int(n)
+    rows, first = np.unique(r, return_index=True)  # np.nonzero is row-major: rows sorted, cols sorted
+    last = np.append(first[1:], n) - 1
+    lo, hi = 2 * c[first].astype(np.int64), 2 * c[last].astype(np.int64)
+    y = 2 * rows.astype(np.int64)
+    ys = np.concatenate([y - 1, y + 1, y, y - 1, y + 1, y])
+    xs = np.concatenate([lo, lo, lo - 1, hi, hi, hi + 1])
+    pts = np.stack([ys, xs], axis=1)
+    v = pts[ConvexHull(pts).vertices]  # 2-D: vertices in order around the hull
+    y1, x1 = v[:, 0], v[:, 1]
+    y2, x2 = np.roll(y1, -1), np.roll(x1, -1)
+    slanted = y1 != y2  # horizontal edges add nothing beyond their end points
+    y1, x1, y2, x2 = y1[slanted], x1[slanted], y2[slanted], x2[slanted]
+    down = y2 < y1
+    y1, y2 = np.where(down, y2, y1), np.where(down, y1, y2)
+    x1, x2 = np.where(down, x2, x1), np.where(down, x1, x2)
+    dy, dx = y2 - y1, x2 - x1  # dy > 0
+    yr = 2 * np.arange(rows[0], rows[-1] + 1, dtype=np.int64)[:, None]
+    crossing = (y1 <= yr) & (yr <= y2)
+    num = x1 * dy + (yr - y1) * dx  # edge abscissa at yr = num / dy; pixel column = abscissa / 2
+    col_lo = -((-num) // (2 * dy))  # ceil
+    col_hi = num // (2 * dy)  # floor
+    big = np.iinfo(np.int64).max
+    left = np.where(crossing, col_lo, big).min(axis=1)
+    right = np.where(crossing, col_hi, -big).max(axis=1)
+    return int(np.maximum(right - left + 1, 0).sum())
+
+
+def convex_deficiency(mask: np.ndarray) -> int:
+    """``ConvexArea - Area`` of the True pixels of ``mask`` (all of them, connected or not)."""
+    mask = np.asarray(mask, dtype=bool)
+    return _convex_area(mask) - int(np.count_nonzero(mask))
+
+
+def _union_box(a: tuple, b: tuple) -> tuple:
+    return tuple(slice(min(s.start, t.start), max(s.stop, t.stop)) for s, t in zip(a, b))
+
+
+def merge_touching(labels, connectivity: int = 8) -> np.ndarray:
+    """``mergeTouchingObjects(L, connectivity)``: iterative convexity-based merging of touching objects.
+
+    One pass: for every touching pair (i < j, in ascending (i, j) order), with
+    ``def(X) = ConvexArea(X) - Area(X)`` (X = all pixels of a label; for the union of i and j its first
+    ``connectivity``-connected component in column-major order), record i -> j when
+    ``def(i) + def(j) > def(i u j)``.  The recorded relabellings ``L[L == i] = j`` are applied sequentially
+    in recorded order, then ``relabel``; passes repeat until one records nothing; a final ``relabel``.
+
+    Later passes only re-test pairs involving an object changed by the previous pass: a pair of unchanged
+    objects gives the same answer again (their pixels are the same), so the recorded list is identical.
+    """
+    _check_connectivity(connectivity)
+    lab = _labels(labels).astype(np.int64, copy=True)
+    if lab.size == 0:
+        return relabel(lab)
+    deficiency: dict[int, int] = {}  # label -> def, valid for the current ids
+    rejected: set = set()  # pairs of current ids known not to merge
+    while True:
+        pairs = neighbour_pairs(lab, connectivity)
+        boxes = ndimage.find_objects(lab)
+        recorded = []
+        for i, j in pairs.tolist():
+            if (i, j) in rejected:
+                continue
+            for k in (i, j):
+                if k not in deficiency:
+                    deficiency[k] = convex_deficiency(lab[boxes[k - 1]] == k)
+            crop = lab[_union_box(boxes[i - 1], boxes[j - 1])]
+            union = first_component((crop == i) | (crop == j), connectivity)
+            if deficiency[i] + deficiency[j] > convex_deficiency(union):
+                recorded.append((i, j))
+            else:
+                rejected.add((i, j))
+        if not recorded:
+            break
+        lut = np.arange(int(lab.max()) + 1, dtype=np.int64)
+        for i, j in recorded:  # sequential L[L == i] = j, done on the label table
+            lut[lut == i] = j
+        merged = lut[lab]
+        rank = np.cumsum(np.bincount(merged.ravel()).astype(bool)) - 1  # relabel, as a table
+        old_to_new = rank[lut]
+        lab = old_to_new[lab]
+        changed = {k for pair in recorded for k in pair}
+        deficiency = {int(old_to_new[k]): d for k, d in deficiency.items() if k not in changed and old_to_new[k] > 0}
+        rejected = {
+            (int(old_to_new[i]), int(old_to_new[j]))
+            for i, j in rejected
+            if i not in changed and j not in changed and old_to_new[i] > 0
+        }
+    return relabel(lab)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 3. removeSmallObjects, 4. nearest 0.5 resize
+
+
+def remove_small(labels, min_size: int) -> np.ndarray:
+    """Every label with area <= min_size becomes 0; the others keep their ids (gaps remain, no relabel)."""
+    lab = _labels(labels)
+    if lab.size == 0:
+        return _compact(lab.copy())
+    flat = lab.ravel().astype(np.intp, copy=False)
+    areas = np.bincount(flat)
+    lut = np.arange(areas.size, dtype=np.int64)
+    lut[areas <= min_size] = 0
+    return _compact(lut[flat].reshape(lab.shape))
+
+
+def cleanup_scale(labels_2x, params=None) -> np.ndarray:
+    """Step A for one scale: absorb_holes -> merge_touching(8) -> remove_small(min_size) ->
+    ``matlab_nearest_half``; input at 2x resolution, output (uint16) at the original resolution."""
+    p = as_params(params)
+    lab = absorb_holes(labels_2x)
+    lab = merge_touching(lab, 8)
+    lab = remove_small(lab, p.min_size)
+    return _compact(np.asarray(matlab_nearest_half(lab)))

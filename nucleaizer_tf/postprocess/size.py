@@ -1,0 +1,216 @@
+"""Nucleus-size estimation (spec 3): how large to make each image so its median nucleus is ~40·f px.
+
+The presegmentation gives a median nucleus diameter per image; from it the second Mask R-CNN pass gets a
+per-image input size ("scale") for each correction factor f. The original's statistic is kept exactly,
+quirk Q3 included: labels 1..max that are absent from the image count as diameter 0 in the median.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io import atomic_path
+from nucleaizer_tf.postprocess.resize import matlab_round
+
+EXPECTED_CELL_SIZE = 40.0  # target median equivalent diameter (px) the detector was trained for
+MAX_TENSOR = 6000.0  # cap on the long side fed to Mask R-CNN
+TENSOR_STEP = 64  # scales are multiples of 64·f
+FACTORS = (1, 2, 4)
+UNET_CSV = "scales-unet.csv"
+
+
+def rcnn_csv_name(factor: int) -> str:
+    return f"scales-rcnn-{factor}x.csv"
+
+
+def object_areas(labels) -> np.ndarray:
+    """Pixel count of every label 1..max(label); absent labels (gaps) get 0."""
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        raise ValueError("a label image must hold non-negative integers")
+    return np.bincount(labels.ravel().astype(np.intp, copy=False))[1:]  # uint32/uint64 ids need the cast
+
+
+def median_equivalent_diameter(labels, include_gaps: bool = True) -> float:
+    """Median of sqrt(4·area/π) over labels 1..max(label), MATLAB `regionprops(…,'EquivDiameter')` style.
+
+    `include_gaps=True` (faithful, quirk Q3) counts each missing id as a 0-diameter object, which pulls the
+    median down when stage 1 or small-object removal left gaps; `False` takes the median over objects that
+    exist. NaN when there is no object.
+    """
+    areas = object_areas(labels)
+    if not include_gaps:
+        areas = areas[areas > 0]
+    if areas.size == 0:  # no label at all (the last id 1..max always exists, so gaps alone cannot empty it)
+        return math.nan
+    return float(np.median(np.sqrt(4.0 * areas / np.pi)))
+
+
+@dataclass(frozen=True)
+class SizeRecord:
+    """What the scale computation needs from one label image."""
+
+    name: str
+    shape: tuple[int, int]
+    median_diameter: float
+    n_objects: int | None = None  # labels present (None when built from a bare median)
+    n_labels: int | None = None  # max label id, gaps included
+
+
+def measure(name: str, labels, include_gaps: bool = True) -> SizeRecord:
+    """Size record of one label image."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"{name}: a label image must be 2-D, got shape {labels.shape}")
+    areas = object_areas(labels)
+    return SizeRecord(name, (int(labels.shape[0]), int(labels.shape[1])),
+                      median_equivalent_diameter(labels, include_gaps),
+                      n_objects=int(np.count_nonzero(areas)), n_labels=int(areas.size))
+
+
+@dataclass(frozen=True)
+class ScaleTable:
+    """Per-image scales, images in name order; `raw[f]`/`rounded[f]` are aligned with `records`."""
+
+    records: tuple[SizeRecord, ...]
+    factors: tuple[int, ...]
+    target: float
+    cap: float
+    raw: dict[int, np.ndarray] = field(repr=False)
+    rounded: dict[int, np.ndarray] = field(repr=False)
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.records]
+
+    def order(self, factor: int) -> np.ndarray:
+        """Indices sorting the raw values ascending, ties (e.g. at the cap) kept in name order; NaN last."""
+        return np.argsort(self.raw[factor], kind="stable")
+
+    def rows(self, factor: int) -> list[tuple[str, float]]:
+        """(name, rounded scale) in the order the original's CSV lists them."""
+        return [(self.records[i].name, float(self.rounded[factor][i])) for i in self.order(factor)]
+
+    def unet_ratio(self, factor: int) -> np.ndarray:
+        """target/median·f: the resize ratio the original wrote to scales-unet.csv (used by no workflow)."""
+        medians = np.array([r.median_diameter for r in self.records], dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.target / medians * factor
+
+    def report(self) -> list[dict]:
+        """One JSON-ready "measured" entry per image: median, object counts, raw and rounded scale per f."""
+        out = []
+        for i, r in enumerate(self.records):
+            out.append({
+                "name": r.name,
+                "shape": list(r.shape),
+                "median_diameter": _json_float(r.median_diameter),
+                "n_objects": r.n_objects,
+                "n_labels": r.n_labels,
+                "scales": {f"{f}x": {"raw": _json_float(self.raw[f][i]), "rounded": _json_float(self.rounded[f][i])}
+                           for f in self.factors},
+            })
+        return out
+
+
+def _json_float(v) -> float | None:
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+def network_sizes(
+    labels_by_name: Mapping[str, np.ndarray] | Iterable,
+    factors: Iterable[int] = FACTORS,
+    target: float = EXPECTED_CELL_SIZE,
+    cap: float = MAX_TENSOR,
+    include_gaps: bool = True,
+) -> ScaleTable:
+    """Mask R-CNN input sizes per image and factor (spec 3).
+
+    raw = min(target/median · (H+W)/2 · f, cap); rounded = nearest multiple of 64·f, halves away from zero.
+    Accepts {name: label image} or records (`SizeRecord` or (name, shape, median) tuples). Images are
+    taken in name order (the original listed `*.tiff` alphabetically), which decides ties in the sort.
+    A NaN median (no object) stays NaN, as in the original; the segmenter must clamp it (quirk Q16).
+    """
+    if isinstance(labels_by_name, Mapping):
+        records = [measure(name, labels, include_gaps) for name, labels in labels_by_name.items()]
+    else:
+        records = [r if isinstance(r, SizeRecord) else SizeRecord(str(r[0]), tuple(int(v) for v in r[1][:2]),
+                                                                  float(r[2])) for r in labels_by_name]
+    records.sort(key=lambda r: r.name)
+    factors = tuple(int(f) for f in factors)
+    medians = np.array([r.median_diameter for r in records], dtype=np.float64)
+    mean_side = np.array([(r.shape[0] + r.shape[1]) / 2.0 for r in records], dtype=np.float64)
+    raw, rounded = {}, {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for f in factors:
+            values = target / medians * mean_side * f
+            raw[f] = np.where(np.isnan(values), np.nan, np.minimum(values, cap))
+            step = TENSOR_STEP * f
+            rounded[f] = matlab_round(raw[f] / step) * step
+    return ScaleTable(tuple(records), factors, float(target), float(cap), raw, rounded)
+
+
+def _fmt(value: float) -> str:
+    """MATLAB `%f` (6 decimals; NaN/Inf spelled as MATLAB prints them)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Inf" if value > 0 else "-Inf"
+    return f"{value:f}"
+
+
+def write_scale_csvs(table: ScaleTable, out_dir: str | os.PathLike) -> list[Path]:
+    """Write the original's scale files into `out_dir`, each atomically; returns the paths written.
+
+    `scales-rcnn-<f>x.csv`: `name<TAB>value` per line, ascending, no header. `scales-unet.csv`: name order,
+    target/median·f for the LAST factor (the original rewrote it per factor, so f = 4 survived).
+    """
+    out_dir = Path(out_dir)
+    written = []
+    for f in table.factors:
+        lines = "".join(f"{name}\t{_fmt(value)}\n" for name, value in table.rows(f))
+        written.append(_write_text(out_dir / rcnn_csv_name(f), lines))
+    if table.factors:
+        ratios = table.unet_ratio(table.factors[-1])
+        lines = "".join(f"{r.name}\t{_fmt(v)}\n" for r, v in zip(table.records, ratios))
+        written.append(_write_text(out_dir / UNET_CSV, lines))
+    return written
+
+
+def _write_text(path: Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+def read_scale_csv(path: str | os.PathLike) -> dict[str, float]:
+    """Read a scale file (`name<TAB>value` lines) into {name: value}, file order kept."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise NucleaizerError(f"{path}: scale file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NucleaizerError(f"{path}: cannot read scale file ({exc})") from None
+    scales = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, sep, value = line.rstrip("\r").rpartition("\t")
+        try:
+            if not sep or not name:
+                raise ValueError
+            scales[name] = float(value)
+        except ValueError:
+            raise NucleaizerError(f"{path}:{number}: expected 'name<TAB>number', got {line!r}") from None
+    return scales
