@@ -145,10 +145,15 @@ class FullPipeline:
 
     def _ensemble(self):
         if "unet" not in self._networks:
-            from nucleaizer_tf.unet.ensemble import UNetEnsemble
-
-            self._networks["unet"] = UNetEnsemble.load(self.unet_dir)
+            key = _file_key(self.unet_dir / "manifest.json")
+            self._networks["unet"] = _load_ensemble(str(self.unet_dir.resolve()), key["size"], key["mtime_ns"])
         return self._networks["unet"]
+
+    def load_networks(self) -> None:
+        """Load every network now rather than on first need (for timing, or to fail early on a bad file)."""
+        self._maskrcnn("presegment")
+        self._maskrcnn("final")
+        self._ensemble()
 
     def _network_size(self, value: float) -> int | None:
         """Scale-file value → network size; None (no 2x/4x run) for an image without objects (NaN)."""
@@ -208,6 +213,13 @@ def _load_maskrcnn(path: str, size: int, mtime_ns: int, config):
     from nucleaizer_tf.maskrcnn import MaskRCNN
 
     return MaskRCNN.from_legacy_h5(path, config)
+
+
+@lru_cache(maxsize=1)
+def _load_ensemble(folder: str, manifest_size: int, manifest_mtime_ns: int):
+    from nucleaizer_tf.unet.ensemble import UNetEnsemble
+
+    return UNetEnsemble.load(folder)
 
 
 def _upscale(rgb: np.ndarray) -> np.ndarray:
