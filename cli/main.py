@@ -14,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow impo
 from cli.evaluate import evaluate, info  # noqa: E402
 from cli.postprocess import estimate_size, param_search  # noqa: E402
 from cli.predict import predict  # noqa: E402
+from cli.style import style_transfer  # noqa: E402
 
 app = typer.Typer(
     name="nucleaizer-tf",
@@ -27,6 +28,7 @@ app.command()(predict)
 app.command()(evaluate)
 app.command("estimate-size")(estimate_size)
 app.command("param-search")(param_search)
+app.command("style-transfer")(style_transfer)
 app.command()(info)
 
 

@@ -1,0 +1,639 @@
+"""Style-transfer adaptation workflow over folders (spec 6.1 steps 3-10, 6.12): resumable, stage by stage.
+
+    IMAGES_DIR (+ masks or a presegmentation model) ──> OUT_DIR/train/{images,masks}
+
+Stages, each finished stage recorded in `OUT_DIR/stages/<stage>.json` with a fingerprint of the
+settings it depends on (a rerun skips finished stages whose fingerprint still matches, and redoes a
+stage and everything after it when it does not; inside the long stages finished clusters are kept):
+
+1. masks       presegmentation with a legacy Mask R-CNN (`--preseg-model`) -> presegment/<stem>.tiff,
+               or the user's masks (`--masks`); images without a mask are left out (reported).
+2. clusters    style features, correlation k-means, best 3 per cluster (spec 6.3) -> clusters/:
+               report.csv (every image: cluster, distance, kept), styles.csv (the original's
+               Name,Style), features.csv, group_NNN.png contact sheets. `--single-experiment` puts
+               every image into group_001 (spec 6.12).
+3. tiles       each cluster's images and masks (clusters with one image: its four quadrants) cut to
+               256×256 tiles -> style/<cluster>/tiles/{images,masks} (spec 6.4).
+4. mask_db     the nucleus-shape database -> mask_db.npz (from `--mask-db`: a folder of label images
+               or a saved .npz; default: the run's own masks).
+5. synth_masks synthetic label images per cluster -> style/<cluster>/synthetic_masks/<cluster>_NNN.tiff.
+6. pix2pix     one generator per cluster -> style/<cluster>/model/{generator.keras, manifest.json}.
+7. generate    synthetic images -> style/<cluster>/synthetic_images/<cluster>_NNN.png and a
+               real-vs-synthetic sheet style/<cluster>/comparison.png.
+8. collect     all synthetic pairs -> styled/{images,masks} (the .bat flow, quirk Q11 resolved).
+9. augment     size-normalised, augmented 512 crops -> train/{images,masks} (style data: every 6th
+               pair × 5; with `include_real` also the input pairs, real-image settings), then the
+               validation carve-out by stem list (spec 6.9) -> validation/{images,masks}.
+
+`train/` is an `images/` + `masks/` folder pair (RGB PNG + uint16 TIFF, same stems): the training
+commands take it as extra data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from nucleaizer_tf.data.pairs import match_stems, read_stem_list
+from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io import (LABEL_EXTENSIONS, atomic_path, list_images, read_image, read_labels, to_rgb8, write_json,
+                              write_labels, write_rgb)
+from nucleaizer_tf.style.synth_masks import SEED as MASK_SEED
+from nucleaizer_tf.style.synth_masks import SynthesisOptions
+
+STAGES = ("masks", "clusters", "tiles", "mask_db", "synth_masks", "pix2pix", "generate", "collect", "augment")
+TILE = 256
+SINGLE_EXPERIMENT_IMAGES = 1000
+IMAGES_PER_CLUSTER = 20
+
+
+# --------------------------------------------------------------------------- settings and reporting
+
+
+@dataclass(frozen=True)
+class StyleTransferSettings:
+    """Everything the workflow depends on (see the CLI `nucleaizer-tf style-transfer` for meanings)."""
+
+    masks_dir: str | None = None
+    preseg_model: str | None = None
+    mask_db: str | None = None
+    single_experiment: bool = False
+    images_per_cluster: int | None = None  # None: 20 (1000 with single_experiment)
+    keep_best: int = 3
+    replicates: int = 30
+    ngf: int = 64
+    depth: int = 8
+    iterations: int = 5000
+    decay_epochs: int = 100
+    # Quirk switches: False = the original's behaviour (faithful default), True = the intended one.
+    final_generator: bool = False  # Q12: True synthesises with the final generator, not the 5000-step one
+    eval_mode_synthesis: bool = False  # Q13: True uses BatchNorm moving statistics and no dropout
+    sqrt_mask_resize: bool = False  # Q8: True resizes DB nuclei by sqrt(area ratio)
+    stretched_simcep: bool = False  # Q9: True uses random shapes stretched/rotated as accepted
+    n_db_masks: int = 750
+    fresh_augmentations: bool = False  # Q10: True augments a fresh copy per output
+    augment_copies: int = 5
+    style_step: int = 6
+    include_real: bool = False
+    validation: str | None = None  # stem list file
+    validation_64_only: bool = False  # Q15 faithful: only 64-character stems are moved
+    seed: int = 0
+
+    def n_images(self) -> int:
+        if self.images_per_cluster is not None:
+            return int(self.images_per_cluster)
+        return SINGLE_EXPERIMENT_IMAGES if self.single_experiment else IMAGES_PER_CLUSTER
+
+    def synthesis(self) -> SynthesisOptions:
+        return SynthesisOptions(n_db_masks=self.n_db_masks, linear_area_ratio=not self.sqrt_mask_resize,
+                                unstretched_simcep=not self.stretched_simcep)
+
+    def pix2pix(self):
+        from nucleaizer_tf.pix2pix.train import Pix2PixConfig
+
+        return Pix2PixConfig(ngf=self.ngf, ndf=64 if self.ngf >= 64 else self.ngf, depth=self.depth, tile=TILE,
+                             iterations=self.iterations, decay_epochs=self.decay_epochs,
+                             snapshot_every=None if self.final_generator else 5000, seed=self.seed)
+
+
+class Reporter:
+    """Progress sink: `stage(name, total)` is a context manager yielding `advance(label)`; `note(text)`.
+
+    The default is silent; the CLI draws progress bars.
+    """
+
+    @contextlib.contextmanager
+    def stage(self, name: str, total: int | None = None) -> Iterator[Callable]:
+        yield lambda label=None: None
+
+    def note(self, text: str) -> None:
+        pass
+
+
+@dataclass
+class RunReport:
+    out_dir: Path
+    stages_run: list[str] = field(default_factory=list)
+    stages_skipped: list[str] = field(default_factory=list)
+    clusters: dict[str, list[str]] = field(default_factory=dict)
+    missing_masks: list[str] = field(default_factory=list)
+    pix2pix: dict[str, dict] = field(default_factory=dict)
+    n_train: int = 0
+    n_validation: int = 0
+    comparisons: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["out_dir"] = str(self.out_dir)
+        return d
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _fingerprint(payload) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return to_rgb8(read_image(path))
+
+
+def _labels_in(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in LABEL_EXTENSIONS
+            and not p.name.startswith(".")}
+
+
+def _resize_pair_to(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    from nucleaizer_tf.postprocess.resize import matlab_resize_bicubic
+
+    rows = np.minimum(np.floor((np.arange(size) + 0.5) * labels.shape[0] / size).astype(int), labels.shape[0] - 1)
+    cols = np.minimum(np.floor((np.arange(size) + 0.5) * labels.shape[1] / size).astype(int), labels.shape[1] - 1)
+    return matlab_resize_bicubic(image, (size, size)), labels[rows[:, None], cols[None, :]]
+
+
+def cut_tiles(name: str, image: np.ndarray, labels: np.ndarray, tile: int = TILE):
+    """Spec 6.4: a centred grid of non-overlapping tile×tile tiles named `<name>_<xi>_<yi>` (1-based);
+    an image smaller than a tile in either side is resized to tile×tile instead (`<name>_1_1`)."""
+    h, w = labels.shape
+    if h < tile or w < tile:
+        img, lab = _resize_pair_to(image, labels, tile)
+        yield f"{name}_1_1", img, lab
+        return
+    nx, ny = w // tile, h // tile
+    xs, ys = int(np.floor((w - tile * nx) / 2 + 0.5)), int(np.floor((h - tile * ny) / 2 + 0.5))
+    for xi in range(nx):
+        for yi in range(ny):
+            y0, x0 = ys + yi * tile, xs + xi * tile
+            yield f"{name}_{xi + 1}_{yi + 1}", image[y0:y0 + tile, x0:x0 + tile], labels[y0:y0 + tile, x0:x0 + tile]
+
+
+def carve_out_validation(train_dir: Path, val_dir: Path, stems, *, only_64_characters: bool = False) -> tuple[int, int]:
+    """Spec 6.9 `moveToValidation`: for each listed stem, files of `train_dir/{images,masks}` whose stem
+    equals it are MOVED to `val_dir/{images,masks}`; derivatives (stems that start with it: augmentations,
+    tiles) are DELETED so nothing of a validation image stays in training. With `only_64_characters`
+    (quirk Q15) only 64-character stems (Kaggle ids) are moved, the others deleted. Returns (moved, deleted)."""
+    moved = deleted = 0
+    stems = [s for s in stems if s]
+    for kind in ("images", "masks"):
+        folder = train_dir / kind
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            for stem in stems:
+                if not path.stem.startswith(stem):
+                    continue
+                if path.stem == stem and (len(stem) == 64 or not only_64_characters):
+                    (val_dir / kind).mkdir(parents=True, exist_ok=True)
+                    os.replace(path, val_dir / kind / path.name)
+                    moved += 1
+                else:
+                    path.unlink()
+                    deleted += 1
+                break
+    return moved, deleted
+
+
+def save_generator(model, folder: Path, manifest: dict) -> Path:
+    """Keras-format generator + manifest.json (written last: its presence marks a finished model)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "generator.keras") as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # Keras' own numpy-2 `__array__` notice
+        model.save(tmp)
+    write_json(folder / "manifest.json", {"format": "nucleaizer-tf pix2pix generator", "version": 1,
+                                          "generator": "generator.keras", **manifest})
+    return folder / "manifest.json"
+
+
+def load_generator(folder: Path):
+    import keras
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return keras.models.load_model(folder / manifest["generator"], compile=False), manifest
+
+
+# --------------------------------------------------------------------------- the workflow
+
+
+class StyleTransferRun:
+    def __init__(self, images_dir, out_dir, settings: StyleTransferSettings = StyleTransferSettings(),
+                 reporter: Reporter | None = None):
+        self.images_dir = Path(images_dir)
+        self.out = Path(out_dir)
+        self.s = settings
+        self.r = reporter or Reporter()
+        self.report = RunReport(self.out)
+        if (settings.masks_dir is None) == (settings.preseg_model is None):
+            raise NucleaizerError("give exactly one of --masks (a folder of label images) or --preseg-model (a .h5 file)")
+        if settings.preseg_model is not None and not Path(settings.preseg_model).is_file():
+            raise NucleaizerError(f"{settings.preseg_model}: no such presegmentation model file")
+        if settings.mask_db is not None and not Path(settings.mask_db).exists():
+            raise NucleaizerError(f"{settings.mask_db}: no such mask database (folder of label images or .npz)")
+        if settings.validation is not None and not Path(settings.validation).is_file():
+            raise NucleaizerError(f"{settings.validation}: no such stem list")
+        self.images = list_images(self.images_dir)
+        if not self.images:
+            raise NucleaizerError(f"{self.images_dir}: no images")
+
+    # ----------------------------------------------------------------- stage bookkeeping
+
+    def _stage_fingerprint(self, stage: str) -> str:
+        s = self.s
+        parts = {"images": [p.name for p in self.images], "masks": [s.masks_dir, s.preseg_model]}
+        deps = {
+            "masks": [],
+            "clusters": ["single_experiment", "keep_best", "replicates", "seed"],
+            "tiles": [],
+            "mask_db": ["mask_db"],
+            "synth_masks": ["images_per_cluster", "sqrt_mask_resize", "stretched_simcep", "n_db_masks", "seed"],
+            "pix2pix": ["ngf", "depth", "iterations", "decay_epochs", "final_generator", "seed"],
+            "generate": ["eval_mode_synthesis", "seed"],
+            "collect": [],
+            "augment": ["fresh_augmentations", "augment_copies", "style_step", "include_real", "validation",
+                        "validation_64_only", "seed"],
+        }
+        for name in STAGES[: STAGES.index(stage) + 1]:
+            parts[name] = {k: getattr(s, k) for k in deps[name]}
+        return _fingerprint(parts)
+
+    def _marker(self, stage: str) -> Path:
+        return self.out / "stages" / f"{STAGES.index(stage) + 1}_{stage}.json"
+
+    def _done(self, stage: str) -> bool:
+        marker = self._marker(stage)
+        if not marker.is_file():
+            return False
+        try:
+            return json.loads(marker.read_text()).get("fingerprint") == self._stage_fingerprint(stage)
+        except (OSError, ValueError):
+            return False
+
+    def _finish(self, stage: str, seconds: float, extra: dict | None = None) -> None:
+        write_json(self._marker(stage), {"stage": stage, "fingerprint": self._stage_fingerprint(stage),
+                                         "seconds": round(seconds, 2), **(extra or {})})
+
+    def _invalidate_from(self, stage: str) -> None:
+        for later in STAGES[STAGES.index(stage):]:
+            with contextlib.suppress(FileNotFoundError):
+                self._marker(later).unlink()
+
+    # ----------------------------------------------------------------- run
+
+    def run(self) -> RunReport:
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.out / "settings.json", {"images_dir": str(self.images_dir), **asdict(self.s)})
+        steps = {"masks": self.stage_masks, "clusters": self.stage_clusters, "tiles": self.stage_tiles,
+                 "mask_db": self.stage_mask_db, "synth_masks": self.stage_synth_masks, "pix2pix": self.stage_pix2pix,
+                 "generate": self.stage_generate, "collect": self.stage_collect, "augment": self.stage_augment}
+        redo = False
+        for stage in STAGES:
+            if not redo and self._done(stage):
+                self.report.stages_skipped.append(stage)
+                self.r.note(f"[{stage}] already done, skipped")
+                continue
+            if not redo:
+                self._invalidate_from(stage)
+                redo = True
+            started = time.perf_counter()
+            extra = steps[stage]()
+            self._finish(stage, time.perf_counter() - started, extra)
+            self.report.stages_run.append(stage)
+        self._load_summary()
+        write_json(self.out / "run.json", self.report.to_dict())
+        return self.report
+
+    def _load_summary(self) -> None:
+        clusters = json.loads((self.out / "clusters" / "clusters.json").read_text())
+        self.report.clusters = clusters["members"]
+        self.report.missing_masks = clusters["missing_masks"]
+        for cluster in self.report.clusters:
+            manifest = self._cluster_dir(cluster) / "model" / "manifest.json"
+            if manifest.is_file():
+                m = json.loads(manifest.read_text())
+                self.report.pix2pix[cluster] = {**{k: m.get(k) for k in ("n_tiles", "steps", "generator_step",
+                                                                         "seconds_per_iteration")},
+                                                "ngf": m.get("config", {}).get("ngf")}
+            sheet = self._cluster_dir(cluster) / "comparison.png"
+            if sheet.is_file():
+                self.report.comparisons[cluster] = str(sheet)
+        for kind, attr in (("train", "n_train"), ("validation", "n_validation")):
+            folder = self.out / kind / "images"
+            setattr(self.report, attr, len(list(folder.glob("*.png"))) if folder.is_dir() else 0)
+
+    def _cluster_dir(self, cluster: str) -> Path:
+        return self.out / "style" / cluster
+
+    def _clusters(self) -> dict[str, list[str]]:
+        return json.loads((self.out / "clusters" / "clusters.json").read_text())["members"]
+
+    # ----------------------------------------------------------------- 1. masks
+
+    def _mask_dir(self) -> Path:
+        return Path(self.s.masks_dir) if self.s.masks_dir is not None else self.out / "presegment"
+
+    def stage_masks(self) -> dict:
+        if self.s.preseg_model is None:
+            match_stems(self.images_dir, self._mask_dir(), allow_missing_right=True)  # raises on a bad folder
+            return {"source": str(self._mask_dir())}
+        from nucleaizer_tf.maskrcnn.config import MaskRCNNConfig
+        from nucleaizer_tf.maskrcnn.model import MaskRCNN
+
+        model = MaskRCNN.from_legacy_h5(self.s.preseg_model, MaskRCNNConfig.presegment())
+        out = self._mask_dir()
+        with self.r.stage("presegmenting", len(self.images)) as advance:
+            for path in self.images:
+                target = out / f"{path.stem}.tiff"
+                if not target.is_file():
+                    write_labels(target, model.segment(_rgb(path)))
+                advance(path.stem)
+        return {"source": str(out)}
+
+    def _pairs(self) -> tuple[list[tuple[str, Path, Path]], list[str]]:
+        matched = match_stems(self.images_dir, self._mask_dir(), allow_missing_right=True)
+        return [(s, i, m) for s, i, m in matched if m is not None], [s for s, _, m in matched if m is None]
+
+    # ----------------------------------------------------------------- 2. clusters
+
+    def stage_clusters(self) -> dict:
+        from nucleaizer_tf.style.clustering import THRASH, cluster_styles, contact_sheet
+        from nucleaizer_tf.style.features import FEATURE_NAMES, image_style_features, style_distances
+
+        pairs, missing = self._pairs()
+        if missing:
+            self.r.note(f"{len(missing)} image(s) without a mask are left out: {', '.join(missing[:5])}"
+                        + (" ..." if len(missing) > 5 else ""))
+        if not pairs:
+            raise NucleaizerError(f"no image in {self.images_dir} has a mask in {self._mask_dir()}")
+        folder = self.out / "clusters"
+        names = [s for s, _, _ in pairs]
+        if self.s.single_experiment:
+            members = {"group_001": names}
+            rows = [[n, 1, 1, 0.0, True] for n in names]
+            thumbs = {"group_001": [(_rgb(i), True, n[:10]) for n, i, _ in pairs]}
+        else:
+            feats = []
+            with self.r.stage("style features", len(pairs)) as advance:
+                for stem, image_path, mask_path in pairs:
+                    feats.append(image_style_features(_rgb(image_path), read_labels(mask_path)))
+                    advance(stem)
+            feats = np.array(feats)
+            _write_csv(folder / "features.csv", ["name", *FEATURE_NAMES],
+                       [[n, *(f"{v:.6g}" for v in row)] for n, row in zip(names, feats)])
+            result = cluster_styles(names, style_distances(feats).distances, keep=self.s.keep_best,
+                                    replicates=self.s.replicates, seed=self.s.seed)
+            members = {f"group_{g:03d}": result.members(g) for g in result.groups if result.members(g)}
+            rows = [[r["name"], r["style"], r["assigned"], f"{r['distance']:.6f}", r["kept"]] for r in result.rows()]
+            by_name = {s: i for s, i, _ in pairs}
+            thumbs = {}
+            for g in result.groups:
+                everyone = result.members(g, kept_only=False)
+                thumbs[f"group_{g:03d}"] = [(_rgb(by_name[n]), result.cluster[names.index(n)] != THRASH, n[:10])
+                                            for n in everyone]
+            self.r.note(f"{len(names)} images -> {result.k} clusters (k chosen from "
+                        + ", ".join(f"{k}: {t:.3f}" for k, t in result.candidates) + ")")
+        _write_csv(folder / "report.csv", ["name", "style", "assigned", "distance", "kept"], rows)
+        _write_csv(folder / "styles.csv", ["Name", "Style"],
+                   [[f"{r[0]}.png", r[1]] for r in rows])
+        for cluster, items in thumbs.items():
+            sheet = contact_sheet([t[0] for t in items], [t[1] for t in items], [t[2] for t in items])
+            write_rgb(folder / f"{cluster}.png", sheet)
+        write_json(folder / "clusters.json", {"members": members, "missing_masks": missing})
+        return {"clusters": len(members)}
+
+    # ----------------------------------------------------------------- 3. tiles
+
+    def stage_tiles(self) -> dict:
+        from nucleaizer_tf.style.clustering import quadrants
+
+        pairs = {s: (i, m) for s, i, m in self._pairs()[0]}
+        clusters = self._clusters()
+        count = 0
+        with self.r.stage("tiling", len(clusters)) as advance:
+            for cluster, names in clusters.items():
+                folder = self._cluster_dir(cluster) / "tiles"
+                shutil.rmtree(folder, ignore_errors=True)
+                items = [(n, _rgb(pairs[n][0]), read_labels(pairs[n][1])) for n in names]
+                if len(items) <= 1:  # multiplySmallFolders: one image becomes its four quadrants
+                    items = [(f"{n}_{q + 1:02d}", qi, ql) for n, img, lab in items
+                             for q, (qi, ql) in enumerate(zip(quadrants(img), quadrants(lab)))]
+                for name, image, labels in items:
+                    for tile_name, timg, tlab in cut_tiles(name, image, labels):
+                        write_rgb(folder / "images" / f"{tile_name}.png", timg)
+                        write_labels(folder / "masks" / f"{tile_name}.tiff", tlab)
+                        count += 1
+                advance(cluster)
+        return {"tiles": count}
+
+    def _tiles(self, cluster: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        folder = self._cluster_dir(cluster) / "tiles"
+        return [(_rgb(i), read_labels(m)) for _, i, m in match_stems(folder / "images", folder / "masks")]
+
+    # ----------------------------------------------------------------- 4. mask database
+
+    def stage_mask_db(self) -> dict:
+        from nucleaizer_tf.style.maskdb import MaskDB, build_mask_db
+
+        target = self.out / "mask_db.npz"
+        source = Path(self.s.mask_db) if self.s.mask_db is not None else self._mask_dir()
+        if source.is_file() and source.suffix == ".npz":
+            with np.load(source) as arrays:
+                db = MaskDB.from_arrays(arrays)
+        else:
+            if self.s.mask_db is None:
+                self.r.note(f"no --mask-db: nucleus shapes come from the run's own masks ({source}); "
+                            "the original used a database of 1,047 annotated masks")
+            files = list(_labels_in(source).values())
+            if not files:
+                raise NucleaizerError(f"{source}: no label images (tif, tiff, png) for the mask database")
+            with self.r.stage("mask database", len(files)) as advance:
+                db = build_mask_db((read_labels(f) for f in files), progress=advance)
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **db.to_arrays())
+        return {"objects": len(db), "source": str(source)}
+
+    # ----------------------------------------------------------------- 5. synthetic masks
+
+    def stage_synth_masks(self) -> dict:
+        from nucleaizer_tf.style.maskdb import MaskDB
+        from nucleaizer_tf.style.synth_masks import cluster_statistics, generate_cluster_masks, images_for_cluster
+
+        with np.load(self.out / "mask_db.npz") as arrays:
+            db = MaskDB.from_arrays(arrays)
+        clusters = self._clusters()
+        totals = {}
+        for index, cluster in enumerate(clusters):
+            folder = self._cluster_dir(cluster) / "synthetic_masks"
+            shutil.rmtree(folder, ignore_errors=True)
+            tiles = [lab for _, lab in self._tiles(cluster)]
+            try:
+                n = images_for_cluster(cluster_statistics(tiles), self.s.n_images())
+            except ValueError as exc:
+                self.r.note(f"{cluster}: {exc}; no synthetic images for it")
+                continue
+            with self.r.stage(f"synthetic masks {cluster}", n) as advance:
+                labels, _ = generate_cluster_masks(db, tiles, n, seed=MASK_SEED + self.s.seed + index,
+                                                   options=self.s.synthesis(), progress=advance)
+            for j, lab in enumerate(labels):
+                write_labels(folder / f"{cluster}_{j + 1:03d}.tiff", lab)
+            totals[cluster] = len(labels)
+        return {"images": totals}
+
+    # ----------------------------------------------------------------- 6. pix2pix
+
+    def stage_pix2pix(self) -> dict:
+        from nucleaizer_tf.pix2pix.train import Pix2PixTrainer, schedule
+
+        config = self.s.pix2pix()
+        results = {}
+        trainer = None
+        for cluster in self._clusters():
+            if not (self._cluster_dir(cluster) / "synthetic_masks").is_dir():
+                continue
+            folder = self._cluster_dir(cluster) / "model"
+            manifest = folder / "manifest.json"
+            fingerprint = self._stage_fingerprint("pix2pix")
+            if manifest.is_file() and json.loads(manifest.read_text()).get("fingerprint") == fingerprint:
+                self.r.note(f"{cluster}: pix2pix model already trained, kept")  # resumed mid-stage
+                continue
+            tiles = self._tiles(cluster)
+            _, _, total = schedule(len(tiles), config.iterations, config.decay_epochs)
+            if trainer is None:
+                trainer = Pix2PixTrainer(config)
+            else:
+                trainer.reset()  # same initial weights, and the training step stays traced
+            with self.r.stage(f"pix2pix {cluster}", total) as advance:
+                result = trainer.fit(tiles, progress=lambda step, total, losses: advance(f"L1 {losses['l1']:.3f}"))
+            info = {"cluster": cluster, "fingerprint": fingerprint, "config": config.to_dict(), "n_tiles": len(tiles),
+                    **result.to_dict()}
+            save_generator(trainer.generator, folder, info)
+            results[cluster] = {"steps": result.steps, "seconds_per_iteration": result.seconds_per_iteration}
+            self.r.note(f"{cluster}: {result.steps} iterations, {result.seconds_per_iteration * 1000:.1f} ms each")
+        return {"models": results}
+
+    # ----------------------------------------------------------------- 7. generate
+
+    def stage_generate(self) -> dict:
+        import keras
+
+        from nucleaizer_tf.pix2pix.generate import generate_images
+        from nucleaizer_tf.style.clustering import contact_sheet
+
+        pairs = {s: i for s, i, _ in self._pairs()[0]}
+        count = 0
+        for index, (cluster, names) in enumerate(self._clusters().items()):
+            model_dir = self._cluster_dir(cluster) / "model"
+            masks = _labels_in(self._cluster_dir(cluster) / "synthetic_masks")
+            if not masks or not (model_dir / "manifest.json").is_file():
+                continue
+            keras.utils.set_random_seed(self.s.seed + index)
+            generator, _ = load_generator(model_dir)
+            out = self._cluster_dir(cluster) / "synthetic_images"
+            shutil.rmtree(out, ignore_errors=True)  # the stage runs when the models changed: render anew
+            shown = []
+            with self.r.stage(f"synthesising {cluster}", len(masks)) as advance:
+                for name, path in masks.items():
+                    target = out / f"{name}.png"
+                    image = generate_images(generator, [read_labels(path)], training=not self.s.eval_mode_synthesis)[0]
+                    write_rgb(target, image)
+                    count += 1
+                    if len(shown) < 4:
+                        shown.append(image)
+                    advance(name)
+            real = [_rgb(pairs[n]) for n in names[:4] if n in pairs]
+            sheet = contact_sheet(real + shown, [True] * len(real) + [False] * len(shown),
+                                  ["real"] * len(real) + ["synthetic"] * len(shown), thumb=256, columns=4)
+            write_rgb(self._cluster_dir(cluster) / "comparison.png", sheet)
+        return {"images": count}
+
+    # ----------------------------------------------------------------- 8. collect
+
+    def stage_collect(self) -> dict:
+        out = self.out / "styled"
+        shutil.rmtree(out, ignore_errors=True)
+        count = 0
+        for cluster in self._clusters():
+            images = self._cluster_dir(cluster) / "synthetic_images"
+            masks = _labels_in(self._cluster_dir(cluster) / "synthetic_masks")
+            if not images.is_dir():
+                continue
+            for path in sorted(images.glob("*.png")):
+                if path.stem in masks:
+                    (out / "images").mkdir(parents=True, exist_ok=True)
+                    (out / "masks").mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, out / "images" / path.name)
+                    shutil.copyfile(masks[path.stem], out / "masks" / f"{path.stem}.tiff")
+                    count += 1
+        return {"pairs": count}
+
+    # ----------------------------------------------------------------- 9. augment
+
+    def stage_augment(self) -> dict:
+        from nucleaizer_tf.style.augment import augment_set, settings_for
+
+        train = self.out / "train"
+        validation = self.out / "validation"
+        shutil.rmtree(train, ignore_errors=True)
+        shutil.rmtree(validation, ignore_errors=True)
+        jobs = []
+        styled = self.out / "styled"
+        if (styled / "images").is_dir():
+            pairs = match_stems(styled / "images", styled / "masks")
+            settings = settings_for("style", self.s.augment_copies)
+            jobs.append(("style", pairs[:: max(1, self.s.style_step)], replace(settings, step=1)))
+        if self.s.include_real:
+            jobs.append(("real", self._pairs()[0], settings_for("real")))
+        written = 0
+        for index, (kind, pairs, settings) in enumerate(jobs):
+            items = ((stem, _rgb(i), read_labels(m)) for stem, i, m in pairs)
+            with self.r.stage(f"augmenting {kind} data", len(pairs)) as advance:
+                last = None
+                for name, image, labels in augment_set(items, settings, seed=self.s.seed + index,
+                                                       compound=not self.s.fresh_augmentations):
+                    write_rgb(train / "images" / f"{name}.png", image)
+                    write_labels(train / "masks" / f"{name}.tiff", labels)
+                    written += 1
+                    source = name.rsplit("_aug", 1)[0]
+                    if source != last:
+                        advance(source)
+                        last = source
+        if written == 0:
+            raise NucleaizerError("augmentation wrote no training pair (no synthetic image had a nucleus)")
+        moved = deleted = 0
+        if self.s.validation is not None:
+            stems = read_stem_list(self.s.validation)
+            moved, deleted = carve_out_validation(train, validation, stems,
+                                                  only_64_characters=self.s.validation_64_only)
+            copied = 0
+            for stem, image_path, mask_path in self._pairs()[0]:  # the originals themselves
+                if stem in stems and not (validation / "images" / f"{stem}.png").exists():
+                    write_rgb(validation / "images" / f"{stem}.png", _rgb(image_path))
+                    write_labels(validation / "masks" / f"{stem}.tiff", read_labels(mask_path))
+                    copied += 1
+            self.r.note(f"validation: {copied + moved} pair(s) in {validation}, {deleted} derived file(s) removed")
+        return {"written": written, "validation_moved": moved, "validation_deleted": deleted}
+
+
+def run_style_transfer(images_dir, out_dir, settings: StyleTransferSettings = StyleTransferSettings(),
+                       reporter: Reporter | None = None) -> RunReport:
+    """Run (or resume) the style-transfer workflow; see the module doc for stages and outputs."""
+    return StyleTransferRun(images_dir, out_dir, settings, reporter).run()
