@@ -24,6 +24,7 @@ from typing import Iterable
 import numpy as np
 
 from .errors import NucleaizerError
+from .labels import as_label_array
 
 __all__ = [
     "THRESHOLDS",
@@ -55,22 +56,6 @@ class ShapeMismatchError(NucleaizerError, ValueError):
 
 # --------------------------------------------------------------------------------------------------------
 # contingency table
-
-
-def _as_labels(a, what: str) -> np.ndarray:
-    """Return ``a`` as a 2-D integer array; floats are accepted only if they hold whole numbers."""
-    arr = np.asarray(a)
-    if arr.ndim != 2:
-        raise ValueError(f"{what} must be a 2-D label image, got shape {arr.shape}")
-    if arr.dtype.kind == "b":
-        return arr.astype(np.uint8)
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise ValueError(f"{what} must hold integer labels, got non-integer {arr.dtype} values")
-        return arr.astype(np.int64)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"{what} must be an integer label image, got dtype {arr.dtype}")
-    return arr
 
 
 def _index(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,8 +95,8 @@ def _pairs(gt, pred):
     gi / pj index into gt_ids / pred_ids (0-based); iou[k] belongs to pair (gi[k], pj[k]).  Only pixels that
     are foreground in both images are visited, so memory is O(pixels + overlapping pairs).
     """
-    g = _as_labels(gt, "ground truth")
-    p = _as_labels(pred, "prediction")
+    g = as_label_array(gt, "ground truth", allow_negative=True)
+    p = as_label_array(pred, "prediction", allow_negative=True)
     if g.shape != p.shape:
         raise ShapeMismatchError(
             f"ground truth and prediction differ in shape: ground truth {g.shape}, prediction {p.shape}"

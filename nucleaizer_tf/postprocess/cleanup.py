@@ -13,6 +13,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull
 
+from nucleaizer_tf.labels import as_label_array
+
 from .params import as_params
 from .resize import matlab_nearest_half
 
@@ -37,20 +39,7 @@ _STRUCT = {4: ndimage.generate_binary_structure(2, 1), 8: ndimage.generate_binar
 
 def _labels(a, what: str = "labels") -> np.ndarray:
     """A 2-D non-negative integer label array (bool -> 0/1)."""
-    arr = np.asarray(a)
-    if arr.ndim != 2:
-        raise ValueError(f"{what} must be a 2-D label image, got shape {arr.shape}")
-    if arr.dtype.kind == "b":
-        return arr.astype(np.uint8)
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise ValueError(f"{what} must hold integer labels")
-        arr = arr.astype(np.int64)
-    elif arr.dtype.kind not in "iu":
-        raise ValueError(f"{what} must be an integer label image, got dtype {arr.dtype}")
-    if arr.size and arr.dtype.kind == "i" and arr.min() < 0:
-        raise ValueError(f"{what} must be non-negative")
-    return arr
+    return as_label_array(a, what)
 
 
 def _compact(arr: np.ndarray) -> np.ndarray:
