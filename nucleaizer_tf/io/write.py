@@ -15,13 +15,14 @@ import tifffile
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside `path` (same suffix, so writers pick the format); rename on success.
+    """Yield a temporary path beside `path` (same suffixes, so writers pick the format); rename on success.
 
     On any exception the temporary file is removed and `path` keeps its previous content (or stays absent).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    # All suffixes are kept ("x.weights.h5" → ".x.weights.h5.XXXX.tmp.weights.h5"): Keras checks them.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{''.join(path.suffixes)}", dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
     try:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io.write import atomic_path
 
 __all__ = [
     "LegacyWeightsError",
@@ -588,33 +588,24 @@ def save_legacy_weights(model, path: str | os.PathLike, *, keras_version: str = 
     mlayers = _model_layers(model)
     by_name = {m.name: m for m in mlayers}
     order = _save_order([m.name for m in mlayers])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as fh:
-            _write_list_attr(fh.attrs, "layer_names", order)
-            fh.attrs["backend"] = np.bytes_(backend.encode("utf8"))
-            fh.attrs["keras_version"] = np.bytes_(keras_version.encode("utf8"))
-            for name in order:
-                ml = by_name[name]
-                group = fh.create_group(name)
-                wnames = [f"{owner}/{_var_name(var)}:0" for owner, var in ml.weights]
-                if len(set(wnames)) != len(wnames):
-                    raise LegacyWeightsError(f"layer {name!r} has duplicate weight names {wnames}")
-                _write_list_attr(group.attrs, "weight_names", wnames)
-                for wname, (_, var) in zip(wnames, ml.weights):
-                    value = np.asarray(var.numpy() if hasattr(var, "numpy") else var)
-                    ds = group.create_dataset(wname, value.shape, dtype=value.dtype)
-                    if value.shape:
-                        ds[:] = value
-                    else:
-                        ds[()] = value
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as fh:
+        _write_list_attr(fh.attrs, "layer_names", order)
+        fh.attrs["backend"] = np.bytes_(backend.encode("utf8"))
+        fh.attrs["keras_version"] = np.bytes_(keras_version.encode("utf8"))
+        for name in order:
+            ml = by_name[name]
+            group = fh.create_group(name)
+            wnames = [f"{owner}/{_var_name(var)}:0" for owner, var in ml.weights]
+            if len(set(wnames)) != len(wnames):
+                raise LegacyWeightsError(f"layer {name!r} has duplicate weight names {wnames}")
+            _write_list_attr(group.attrs, "weight_names", wnames)
+            for wname, (_, var) in zip(wnames, ml.weights):
+                value = np.asarray(var.numpy() if hasattr(var, "numpy") else var)
+                ds = group.create_dataset(wname, value.shape, dtype=value.dtype)
+                if value.shape:
+                    ds[:] = value
+                else:
+                    ds[()] = value
     return path
 
 
