@@ -15,6 +15,7 @@ from cli.evaluate import evaluate, info  # noqa: E402
 from cli.postprocess import estimate_size, param_search  # noqa: E402
 from cli.predict import predict  # noqa: E402
 from cli.style import style_transfer  # noqa: E402
+from cli.train import train_app  # noqa: E402
 
 app = typer.Typer(
     name="nucleaizer-tf",
@@ -29,6 +30,7 @@ app.command()(evaluate)
 app.command("estimate-size")(estimate_size)
 app.command("param-search")(param_search)
 app.command("style-transfer")(style_transfer)
+app.add_typer(train_app, name="train")
 app.command()(info)
 
 

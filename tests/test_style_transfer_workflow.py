@@ -154,6 +154,17 @@ def test_style_transfer_end_to_end(dsb_train, shared_dir, tmp_path):
     assert again.exit_code == 0, again.output
     assert json.loads((out / "run.json").read_text())["stages_skipped"] == list(STAGES)
 
+    # the training set is what `nucleaizer-tf train ... --extra-data` consumes
+    from cli.main import app as main_app
+
+    unet = tmp_path / "unet"
+    trained = CliRunner().invoke(main_app, [
+        "train", "unet", str(dsb_train / "images"), str(dsb_train / "masks"), "--out", str(unet),
+        "--extra-data", str(out / "train"), "--val", str(dsb_train / "validation.txt"),
+        "--epochs", "1", "--steps", "1", "--batch", "2", "--crop", "64", "--base-filters", "4", "--no-val-dsb", "-q"])
+    assert trained.exit_code == 0, trained.output + repr(trained.exception)
+    assert json.loads((unet / "summary.json").read_text())["n_train"] == 11 + len(pairs)
+
 
 def test_single_experiment_with_own_masks_as_database(tmp_path):
     """No shared data needed: one cluster (spec 6.12), the run's own masks as shape database."""

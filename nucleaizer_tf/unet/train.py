@@ -124,6 +124,7 @@ class TrainHistory:
     loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     best_epoch: int = -1
     best_val_loss: float = math.inf
@@ -144,6 +145,9 @@ def save_weights_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
                                dir=path.parent)
     os.close(fd)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; weights get the usual permissions
         model.save_weights(tmp, overwrite=True)
         os.replace(tmp, path)
     except BaseException:
@@ -237,6 +241,7 @@ def train_unet(
         history.loss.append(train_loss)
         history.val_loss.append(monitored)
         history.lr.append(lr)
+        history.steps.append(len(train_losses))
         history.seconds.append(seconds)
         stop = False
         if progress is not None:

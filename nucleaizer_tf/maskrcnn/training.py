@@ -1,0 +1,610 @@
+"""Mask R-CNN training with the recipe of matterport 53afbae as nucleAIzer's `FinalModel/train.py` ran it.
+
+The trainer owns one inference `MaskRCNN` (legacy layer names, 233 weighted layers) and trains its
+variables in a `tf.GradientTape` step, so the very same weights serve validation (`segment`) and the
+checkpoints (`save_legacy_weights`, loadable strictly by `load_legacy_weights` and by matterport):
+
+    image ─ ResNet-101/FPN ─ RPN ─ proposals (2000, NMS 0.55) ─ detection targets (512 ROIs)
+                                                                 ─ classifier head / mask head ─ 5 losses
+
+* Data: every image is resized and zero-padded to D × D once (`prepare_example`, exactly as inference:
+  Pillow bilinear for the image, nearest for the labels, as `scipy.ndimage.zoom(order=0)`), then the
+  shared tf.data layer streams it with matterport's only augmentation, a random left-right flip; its
+  `target_fn` (`make_target_fn`) builds boxes, mini-masks and the unbalanced anchor match in the graph.
+  Anchor balancing, the ground-truth subset (MAX_GT_INSTANCES) and the ROI sampling need randomness
+  and run in the step with a stateless seed derived from (seed, global step).
+* Optimiser: SGD momentum 0.9, gradients clipped to a global norm of 5 (Keras 2's `clipnorm`),
+  loss + Σ 1e-4 · mean(w²) over the trained weights except BatchNorm gamma/beta. A fresh optimiser per
+  epoch group, as matterport's `compile()` per `train()` call. BatchNorm always uses its stored
+  statistics (the port's BatchNorm), gamma/beta train when their layer is selected, as in matterport.
+* Layer groups select layers by the original regular expressions, full match on the top-level layer
+  name (the TimeDistributed wrapper's name; inside the nested `rpn_model` its own layers' names).
+* Epoch groups have cumulative epoch targets (train.json: all 1 → 5+ 2 → heads 3).
+
+Differences from the original, on purpose: images of any dtype are converted to RGB8 instead of being
+skipped; the training loss is the sum of the five losses and the decay term, as Keras reported it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.maskrcnn import losses as L
+from nucleaizer_tf.maskrcnn.anchors import pyramid_anchors
+from nucleaizer_tf.maskrcnn.config import MaskRCNNConfig
+from nucleaizer_tf.maskrcnn.model import MaskRCNN
+from nucleaizer_tf.maskrcnn.molding import resize_for_model
+from nucleaizer_tf.maskrcnn.proposal import propose
+from nucleaizer_tf.maskrcnn.targets import detection_targets, gt_from_labels, match_anchors, sample_rpn_targets
+
+__all__ = [
+    "COCO_HEAD_LAYERS",
+    "EpochGroup",
+    "LAYER_REGEX",
+    "LOSS_NAMES",
+    "MaskRCNNTrainer",
+    "TrainJSON",
+    "checkpoint_name",
+    "find_checkpoints",
+    "init_from_scratch",
+    "layer_regex",
+    "prepare_example",
+    "read_train_json",
+]
+
+#: matterport's predefined layer groups (`MaskRCNN.train`), matched with `re.fullmatch`.
+LAYER_REGEX = {
+    "heads": r"(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "3+": r"(res3.*)|(bn3.*)|(res4.*)|(bn4.*)|(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "4+": r"(res4.*)|(bn4.*)|(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "5+": r"(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "all": ".*",
+}
+#: Layers train.py excluded when starting from COCO weights (`blank_mrcnn`): the class-specific heads.
+COCO_HEAD_LAYERS = ("mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask")
+LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
+CHECKPOINT_RE = re.compile(r"mask_rcnn_(?P<name>\w+?)_(?P<epoch>\d{4})\.h5$")
+
+
+def layer_regex(layers: str) -> str:
+    """A group name (`all`, `3+`, `4+`, `5+`, `heads`) or a regular expression of layer names."""
+    regex = LAYER_REGEX.get(layers, layers)
+    try:
+        re.compile(regex)
+    except re.error as exc:
+        raise ValueError(f"layers {layers!r} is neither one of {sorted(LAYER_REGEX)} nor a valid regular "
+                         f"expression ({exc})") from None
+    return regex
+
+
+def checkpoint_name(config: MaskRCNNConfig, epoch: int) -> str:
+    """matterport's per-epoch file name, `mask_rcnn_<name>_<epoch:04d>.h5` (epochs counted from 1)."""
+    return f"mask_rcnn_{config.NAME.lower()}_{epoch:04d}.h5"
+
+
+def find_checkpoints(folder: str | os.PathLike) -> list[tuple[int, Path]]:
+    """(epoch, path) of the per-epoch checkpoints in `folder`, ascending epoch."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for p in folder.iterdir():
+        m = CHECKPOINT_RE.fullmatch(p.name)
+        if m and p.is_file():
+            found.append((int(m.group("epoch")), p))
+    return sorted(found)
+
+
+# --------------------------------------------------------------------------------------------- train.json
+
+
+@dataclass(frozen=True)
+class EpochGroup:
+    """One `mdl.train(lr, epochs=cumulative, layers)` call of train.py; `epochs` is this group's count."""
+
+    layers: str
+    epochs: int
+    learning_rate: float
+
+    def __post_init__(self):
+        layer_regex(self.layers)
+        if self.epochs < 0 or not self.learning_rate > 0:
+            raise ValueError(f"epoch group {self}: epochs must be >= 0 and learning_rate > 0")
+
+
+def _bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("true", "1", "yes")
+
+
+@dataclass(frozen=True)
+class TrainJSON:
+    """The settings of nucleAIzer's train.json (`train_params`), with the script's defaults for absent keys."""
+
+    epoch_groups: tuple[EpochGroup, ...] = (EpochGroup("all", 1, 0.001), EpochGroup("5+", 1, 0.0005),
+                                            EpochGroup("heads", 1, 0.0001))
+    train_dir: str | None = None
+    input_model: str | None = None
+    blank_mrcnn: bool = True
+    output_model: str | None = None
+    step_ratio: float | None = None
+    step_num: int = 1000
+    train_to_val_seed: str | None = None
+    train_to_val_ratio: float = 0.2
+    use_eval_in_val: bool = True
+    random_augmentation_level: int = 0
+    detection_nms_threshold: float = 0.35
+    rpn_nms_threshold: float = 0.55
+    image_size: int = 1024
+
+    @classmethod
+    def original(cls) -> TrainJSON:
+        """The shipped kaggle_workflow/maskrcnn/config/train/train.json."""
+        return cls(train_dir="kaggle_workflow/outputs/train_maskrcnn",
+                   input_model="kaggle_workflow/maskrcnn/model/mask_rcnn_coco.h5", blank_mrcnn=True,
+                   output_model="kaggle_workflow/outputs/model/mask_rcnn_trained.h5", step_ratio=1.0,
+                   train_to_val_seed="0", train_to_val_ratio=0.0, use_eval_in_val=False)
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        """`int(n_train · step_ratio)` when step_ratio is given, else step_num (at least 1)."""
+        steps = int(float(n_train) * self.step_ratio) if self.step_ratio is not None else self.step_num
+        return max(1, steps)
+
+    def config(self, base: MaskRCNNConfig | None = None) -> MaskRCNNConfig:
+        base = base if base is not None else MaskRCNNConfig()
+        return base.with_image_size(self.image_size).replace(
+            DETECTION_NMS_THRESHOLD=self.detection_nms_threshold, RPN_NMS_THRESHOLD=self.rpn_nms_threshold)
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["epoch_groups"] = [dataclasses.asdict(g) for g in self.epoch_groups]
+        return out
+
+
+def read_train_json(path: str | os.PathLike) -> TrainJSON:
+    """Read a train.json: the original (`{"train_params": {...}}`, values as strings) or the bare dict.
+
+    Unknown keys are ignored as in the original script (e.g. `show_inputs`, `eval_dir`);
+    `random_augmentation_level > 0` (imgaug/PIL augmentation, not ported) is an error.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NucleaizerError(f"{path}: not a readable train.json ({exc})") from None
+    params = data.get("train_params", data) if isinstance(data, dict) else None
+    if not isinstance(params, dict):
+        raise NucleaizerError(f"{path}: expected a JSON object with the training parameters")
+    try:
+        kw: dict = {}
+        if "epoch_groups" in params:
+            kw["epoch_groups"] = tuple(EpochGroup(str(g["layers"]), int(g["epochs"]), float(g["learning_rate"]))
+                                       for g in params["epoch_groups"])
+        for key in ("train_dir", "input_model", "output_model"):
+            if key in params:
+                kw[key] = str(params[key])
+        if "train_to_val_seed" in params:
+            kw["train_to_val_seed"] = str(params["train_to_val_seed"])
+        for key in ("blank_mrcnn", "use_eval_in_val"):
+            if key in params:
+                kw[key] = _bool(params[key])
+        for key in ("step_ratio", "train_to_val_ratio", "detection_nms_threshold", "rpn_nms_threshold"):
+            if key in params:
+                kw[key] = float(params[key])
+        for key in ("step_num", "random_augmentation_level", "image_size"):
+            if key in params:
+                kw[key] = int(params[key])
+        result = TrainJSON(**kw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NucleaizerError(f"{path}: invalid training parameters ({exc})") from None
+    if result.random_augmentation_level > 0:
+        raise NucleaizerError(f"{path}: random_augmentation_level {result.random_augmentation_level} is not "
+                              "supported (only 0, the shipped setting)")
+    if result.image_size % 64 or result.image_size <= 0:
+        raise NucleaizerError(f"{path}: image_size must be a positive multiple of 64, got {result.image_size}")
+    if not any(g.epochs > 0 for g in result.epoch_groups):
+        raise NucleaizerError(f"{path}: no epoch group has epochs > 0")
+    return result
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+def prepare_example(image_rgb8: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Image and label image resized and zero-padded to `size` × `size` as matterport's `load_image_gt`.
+
+    The image as at inference (`resize_for_model`: Pillow bilinear, centred padding); labels by nearest
+    neighbour (`scipy.ndimage.zoom(order=0)`, what `resize_mask` did per instance) and the same padding.
+    """
+    from scipy import ndimage
+
+    resized, window, scale, padding = resize_for_model(np.asarray(image_rgb8, np.uint8), size)
+    labels = np.asarray(labels)
+    if scale != 1:
+        labels = ndimage.zoom(labels, scale, order=0)
+    h, w = window[2] - window[0], window[3] - window[1]
+    labels = labels[:h, :w]
+    if labels.shape != (h, w):  # zoom's rounding never differs from Python's round; be safe anyway
+        labels = np.pad(labels, ((0, h - labels.shape[0]), (0, w - labels.shape[1])))
+    out = np.zeros((size, size), np.int32)
+    out[window[0]:window[2], window[1]:window[3]] = labels
+    return resized, out
+
+
+def make_target_fn(config: MaskRCNNConfig, *, legacy_constant_crop: bool = True) -> Callable:
+    """tf.data map (image uint8 [D, D, 3], labels int32 [D, D]) -> the training element (a dict).
+
+    image: molded float32 (RGB − MEAN_PIXEL); gt_boxes [G, 4] pixels; gt_masks [G, 56, 56] uint8;
+    rpn_match [A] int8 (unbalanced); rpn_gt [A] int32 (best ground truth of each anchor).
+    """
+    anchors = tf.constant(pyramid_anchors(config.IMAGE_MAX_DIM, config))
+    mean = np.asarray(config.MEAN_PIXEL, np.float32)
+
+    def target_fn(image, labels):
+        _, boxes, masks = gt_from_labels(labels, config.MINI_MASK_SHAPE, legacy_constant_crop=legacy_constant_crop)
+        match, gt_index = match_anchors(anchors, boxes)
+        return {"image": tf.cast(image, tf.float32) - mean, "gt_boxes": boxes, "gt_masks": masks,
+                "rpn_match": tf.cast(match, tf.int8), "rpn_gt": gt_index}
+
+    return target_fn
+
+
+# --------------------------------------------------------------------------------------------- trainer
+
+
+def init_from_scratch(model) -> None:
+    """Make a freshly built (Keras-initialised) network trainable from scratch: every residual branch
+    starts at zero (gamma of each block's last BatchNorm `bn*_branch2c` = 0), so the 33 blocks of a
+    ResNet-101 whose BatchNorms never normalise cannot multiply the activations. matterport started
+    from ImageNet or COCO weights; this is what "no initial weights" means here."""
+    km = getattr(model, "keras_model", model)
+    for layer in km.layers:
+        if re.fullmatch(r"bn\d[a-z]_branch2c", layer.name):
+            layer.gamma.assign(np.zeros(layer.gamma.shape, np.float32))
+
+
+def _walk_layers(model) -> list:
+    """Top-level layers; the layers of a nested model (rpn_model) instead of the model itself."""
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            out.extend(_walk_layers(layer))
+        else:
+            out.append(layer)
+    return out
+
+
+def _is_batchnorm(layer) -> bool:
+    inner = getattr(layer, "layer", layer)
+    return isinstance(inner, keras.layers.BatchNormalization)
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    layers: str
+    learning_rate: float
+    steps: int
+    losses: dict
+    seconds: float
+    seconds_per_step: float
+    val_dsb: float | None = None
+    checkpoint: str | None = None
+
+
+@dataclass
+class TrainHistory:
+    epochs: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val_dsb: float | None = None
+    stopped_early: bool = False
+    resumed_from: int | None = None
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainHistory:
+        data = dict(data)
+        data["epochs"] = [EpochRecord(**e) for e in data.get("epochs", [])]
+        return cls(**data)
+
+
+class MaskRCNNTrainer:
+    """Trains a `MaskRCNN` (built here, or given) with the 53afbae recipe.
+
+    seed: data stream, anchor/ROI sampling. Weight initialisation of a fresh model is the caller's
+    (`keras.utils.set_random_seed` before constructing). `stop_proposal_gradient`: matterport let the
+    box-target gradient flow back through the proposals into the RPN deltas (it had no stop-gradient
+    there); True cuts that path (the usual Faster R-CNN practice). `legacy_constant_crop`: see
+    `targets.minimize_masks`.
+    """
+
+    def __init__(self, config: MaskRCNNConfig, model: MaskRCNN | None = None, *, seed: int = 0,
+                 stop_proposal_gradient: bool = False, legacy_constant_crop: bool = True):
+        if config.BATCH_SIZE != 1:
+            raise ValueError("the legacy Mask R-CNN trains with batch size 1 (IMAGES_PER_GPU = GPU_COUNT = 1)")
+        self.config = config
+        self.model = model if model is not None else MaskRCNN(config)
+        self.seed = int(seed)
+        self.stop_proposal_gradient = stop_proposal_gradient
+        self.legacy_constant_crop = legacy_constant_crop
+        km = self.model.keras_model
+        names = ["fpn_p2", "fpn_p3", "fpn_p4", "fpn_p5", "fpn_p6", "rpn_class_logits", "rpn_class", "rpn_bbox"]
+        self.core = keras.Model(km.get_layer("input_image").output, [km.get_layer(n).output for n in names],
+                                name="mask_rcnn_core")
+        self._train_config = config.replace(POST_NMS_ROIS_INFERENCE=config.POST_NMS_ROIS_TRAINING)
+        self.anchors = tf.constant(pyramid_anchors(config.IMAGE_MAX_DIM, config))
+        self.global_step = 0
+        self._current = None
+        self._step_cache: dict = {}
+
+    # ----------------------------------------------------------------- weights
+
+    def load_weights(self, path, *, exclude_heads: bool = False, strict: bool = True):
+        """Initialise from a legacy .h5: `exclude_heads` = COCO start (train.py's `blank_mrcnn`)."""
+        from nucleaizer_tf.maskrcnn.legacy_h5 import load_legacy_weights
+
+        exclude = COCO_HEAD_LAYERS if exclude_heads else ()
+        return load_legacy_weights(self.model.keras_model, path, exclude=exclude, strict=strict)
+
+    def save_weights(self, path) -> Path:
+        """Write the weights in the legacy layout (atomically: temporary file + rename)."""
+        from nucleaizer_tf.maskrcnn.legacy_h5 import save_legacy_weights
+
+        return save_legacy_weights(self.model.keras_model, path)
+
+    def selected_layers(self, layers: str) -> list:
+        regex = layer_regex(layers)
+        return [layer for layer in _walk_layers(self.model.keras_model)
+                if layer.weights and re.fullmatch(regex, layer.name)]
+
+    def trainable_variables(self, layers: str) -> tuple[list, list]:
+        """(variables to train, variables under weight decay) of a layer group."""
+        train, decay = [], []
+        for layer in self.selected_layers(layers):
+            bn = _is_batchnorm(layer)
+            inner = getattr(layer, "layer", layer)
+            for var in layer.trainable_weights:
+                train.append(var)
+                if not (bn and (var is getattr(inner, "gamma", None) or var is getattr(inner, "beta", None))):
+                    decay.append(var)
+        return train, decay
+
+    # ----------------------------------------------------------------- data
+
+    def prepare(self, items: Sequence) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str]]:
+        """Resize/pad `Pair`s or (image, labels) arrays to D; drop those without any instance.
+
+        Returns (examples, names of the dropped items).
+        """
+        from nucleaizer_tf.data import Pair, load_pair
+
+        out, dropped = [], []
+        for i, item in enumerate(items):
+            if isinstance(item, Pair):
+                image, labels = load_pair(item)
+                name = item.stem
+            else:
+                image, labels = item
+                name = f"items[{i}]"
+            image, labels = prepare_example(image, labels, self.config.IMAGE_MAX_DIM)
+            if labels.max() <= 0:
+                dropped.append(name)
+                continue
+            out.append((image, labels))
+        return out, dropped
+
+    def dataset(self, examples, *, epoch: int, steps: int, augment=None) -> tf.data.Dataset:
+        """`steps` training elements for `epoch` (a seed of its own, so a resumed epoch sees the same stream)."""
+        from nucleaizer_tf.data import Augment, make_dataset
+
+        ds = make_dataset(examples, crop_size=None, batch_size=1, shuffle=True,
+                          seed=(self.seed * 1_000_003 + epoch) % (2**31),
+                          augment=augment if augment is not None else Augment.maskrcnn(), image_dtype="uint8",
+                          target_fn=make_target_fn(self.config, legacy_constant_crop=self.legacy_constant_crop),
+                          repeat=True, num_parallel_calls=1)
+        return ds.take(steps)
+
+    # ----------------------------------------------------------------- the step
+
+    def _element_spec(self):
+        d = self.config.IMAGE_MAX_DIM
+        mh, mw = self.config.MINI_MASK_SHAPE
+        return {"image": tf.TensorSpec([1, d, d, 3], tf.float32), "gt_boxes": tf.TensorSpec([1, None, 4], tf.float32),
+                "gt_masks": tf.TensorSpec([1, None, mh, mw], tf.uint8),
+                "rpn_match": tf.TensorSpec([1, None], tf.int8), "rpn_gt": tf.TensorSpec([1, None], tf.int32)}
+
+    def compute_losses(self, batch: dict, seed) -> dict:
+        """The five losses of one batch-1 element (call inside a GradientTape to train)."""
+        cfg = self.config
+        seed = tf.convert_to_tensor(seed, tf.int64)
+        rpn_seed, gt_seed, roi_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+        image = batch["image"]
+        gt_boxes, gt_masks = batch["gt_boxes"][0], batch["gt_masks"][0]
+        rpn_match, rpn_bbox_target = sample_rpn_targets(
+            tf.cast(batch["rpn_match"][0], tf.int32), batch["rpn_gt"][0], self.anchors, gt_boxes, cfg, rpn_seed)
+
+        # A random subset of at most MAX_GT_INSTANCES for the heads (the RPN used all, as the original).
+        n_gt = tf.shape(gt_boxes)[0]
+        keep = tf.argsort(tf.random.stateless_uniform([n_gt], gt_seed))[: cfg.MAX_GT_INSTANCES]
+        keep = tf.cond(n_gt > cfg.MAX_GT_INSTANCES, lambda: keep, lambda: tf.range(n_gt))
+        gt_boxes, gt_masks = tf.gather(gt_boxes, keep), tf.gather(gt_masks, keep)
+
+        p2, p3, p4, p5, p6, rpn_class_logits, rpn_class, rpn_bbox = self.core(image, training=True)
+        image_hw = tf.shape(image)[1:3]
+        proposals = propose(rpn_class, rpn_bbox, self.anchors, image_hw, self._train_config)[0]
+        if self.stop_proposal_gradient:
+            proposals = tf.stop_gradient(proposals)
+        d = tf.cast(image_hw[0], tf.float32)
+        rois, class_ids, deltas, masks = detection_targets(
+            proposals, tf.ones([tf.shape(gt_boxes)[0]], tf.int32), gt_boxes / d, gt_masks, cfg, roi_seed)
+        class_logits, _, bbox = self.model._classifier(rois[None], [p2, p3, p4, p5])
+        mask = self.model._mask(rois[None], [p2, p3, p4, p5])
+        return {
+            "rpn_class_loss": L.rpn_class_loss(rpn_match, rpn_class_logits[0]),
+            "rpn_bbox_loss": L.rpn_bbox_loss(rpn_bbox_target, rpn_match, rpn_bbox[0]),
+            "mrcnn_class_loss": L.mrcnn_class_loss(class_ids, class_logits[0], tf.ones([cfg.NUM_CLASSES])),
+            "mrcnn_bbox_loss": L.mrcnn_bbox_loss(deltas, class_ids, bbox[0]),
+            "mrcnn_mask_loss": L.mrcnn_mask_loss(masks, class_ids, mask[0]),
+        }
+
+    def make_step(self, layers: str, learning_rate: float, momentum: float | None = None,
+                  clip_norm: float | None = None):
+        """(step(batch, step_index) -> losses dict, optimizer) for one epoch group."""
+        cfg = self.config
+        train_vars, decay_vars = self.trainable_variables(layers)
+        if not train_vars:
+            raise ValueError(f"layers {layers!r} selects no weighted layer")
+        optimizer = keras.optimizers.SGD(
+            learning_rate=learning_rate, momentum=cfg.LEARNING_MOMENTUM if momentum is None else momentum,
+            global_clipnorm=cfg.GRADIENT_CLIP_NORM if clip_norm is None else clip_norm)
+        optimizer.build(train_vars)
+        base = tf.constant([self.seed, 0x6D72636E], tf.int64)
+
+        @tf.function(input_signature=[self._element_spec(), tf.TensorSpec([], tf.int64)])
+        def step(batch, index):
+            seed = tf.random.experimental.stateless_fold_in(base, index)
+            with tf.GradientTape() as tape:
+                values = self.compute_losses(batch, seed)
+                values["weight_decay"] = L.weight_decay(decay_vars, cfg.WEIGHT_DECAY)
+                total = tf.add_n(list(values.values()))
+            grads = tape.gradient(total, train_vars)
+            grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, train_vars)]
+            optimizer.apply_gradients(zip(grads, train_vars))
+            values["loss"] = total
+            return values
+
+        return step, optimizer
+
+    def step_for(self, layers: str, learning_rate: float):
+        """The step of a layer group with a fresh optimiser state: the traced step is kept per group and
+        its SGD state (momentum, iteration count) reset, which equals a new optimiser without a retrace."""
+        if layers not in self._step_cache:
+            self._step_cache[layers] = self.make_step(layers, learning_rate)
+        step, optimizer = self._step_cache[layers]
+        for var in optimizer.variables:
+            var.assign(tf.zeros(var.shape, var.dtype))
+        optimizer.learning_rate = learning_rate
+        return step
+
+    # ----------------------------------------------------------------- validation
+
+    def validate(self, items: Sequence, options=None) -> float:
+        """Mean DSB score of `segment` on `Pair`s or (image, labels) items at the training size D."""
+        from nucleaizer_tf.data import Pair, load_pair
+        from nucleaizer_tf.maskrcnn.inference import SegmentOptions
+        from nucleaizer_tf.metrics import score_dataset, score_image
+
+        options = options or SegmentOptions(image_size=self.config.IMAGE_MAX_DIM)
+        scores = []
+        for i, item in enumerate(items):
+            image, labels = load_pair(item) if isinstance(item, Pair) else item
+            pred = self.model.segment(image, options)
+            scores.append(score_image(labels, pred, name=getattr(item, "stem", str(i))))
+        dsb = score_dataset(scores).dsb
+        return float(dsb) if not math.isnan(dsb) else 0.0
+
+    # ----------------------------------------------------------------- the loop
+
+    def train(self, train_items: Sequence, groups: Sequence[EpochGroup], *, out_dir: str | os.PathLike,
+              val_items: Sequence = (), steps_per_epoch: int | None = None, resume: bool = False,
+              early_stopping_patience: int | None = None, validate_every: int = 1,
+              progress: Callable[[str, dict], None] | None = None, augment=None) -> TrainHistory:
+        """Run the epoch groups; a legacy checkpoint `mask_rcnn_<name>_<epoch>.h5` after every epoch.
+
+        out_dir: checkpoints and `train_state.json` (history, written after each checkpoint).
+        resume: continue after the last checkpoint in out_dir (weights loaded strictly; the optimiser
+            starts fresh, as matterport's did at every group and every restart).
+        steps_per_epoch: None = one step per training image.
+        early_stopping_patience: stop after that many validated epochs without a better DSB score.
+        progress(event, info): "step" {epoch, step, steps, losses}, "epoch" {record}.
+        """
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        state_path = out_dir / "train_state.json"
+        examples, dropped = self.prepare(train_items)
+        if not examples:
+            raise NucleaizerError("no training image has any labelled object")
+        steps = steps_per_epoch or len(examples)
+        history = TrainHistory()
+        done = 0
+        if resume:
+            found = find_checkpoints(out_dir)
+            if found:
+                done, last = found[-1]
+                self.load_weights(last)
+                if state_path.is_file():
+                    history = TrainHistory.from_dict(json.loads(state_path.read_text())["history"])
+                    history.epochs = [e for e in history.epochs if e.epoch <= done]
+                history.resumed_from = done
+        schedule = [(gi, g) for gi, g in enumerate(groups) for _ in range(g.epochs)]
+        since_best = 0
+        self._current = None
+        step_fn = None
+        for epoch_index, (group_index, group) in enumerate(schedule):
+            epoch = epoch_index + 1
+            if epoch <= done:
+                continue
+            if self._current != group_index:  # a fresh optimiser per group, as compile() per train() call
+                step_fn = self.step_for(group.layers, group.learning_rate)
+                self._current = group_index
+            sums: dict = {}
+            start = time.perf_counter()
+            first = None
+            for i, batch in enumerate(self.dataset(examples, epoch=epoch, steps=steps, augment=augment)):
+                values = step_fn(batch, tf.constant(epoch * 1_000_000 + i, tf.int64))
+                values = {k: float(v) for k, v in values.items()}
+                if not math.isfinite(values["loss"]):
+                    raise NucleaizerError(f"training diverged at epoch {epoch}, step {i + 1} (loss {values['loss']})")
+                for k, v in values.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                if first is None:
+                    first = time.perf_counter() - start
+                self.global_step += 1
+                if progress:
+                    progress("step", {"epoch": epoch, "epochs": len(schedule), "step": i + 1, "steps": steps,
+                                      "losses": values})
+            seconds = time.perf_counter() - start
+            n = max(1, steps)
+            per_step = (seconds - first) / (n - 1) if n > 1 and first is not None else seconds / n
+            record = EpochRecord(epoch=epoch, layers=group.layers, learning_rate=group.learning_rate, steps=steps,
+                                 losses={k: v / n for k, v in sums.items()}, seconds=seconds,
+                                 seconds_per_step=per_step)
+            if val_items and (epoch % validate_every == 0 or epoch == len(schedule)):
+                record.val_dsb = self.validate(val_items)
+                if history.best_val_dsb is None or record.val_dsb > history.best_val_dsb:
+                    history.best_val_dsb, history.best_epoch, since_best = record.val_dsb, epoch, 0
+                else:
+                    since_best += 1
+            path = self.save_weights(out_dir / checkpoint_name(self.config, epoch))
+            record.checkpoint = str(path)
+            history.epochs.append(record)
+            _write_json_atomic(state_path, {"config": self.config.to_dict(), "dropped_images": dropped,
+                                            "history": history.as_dict()})
+            if progress:
+                progress("epoch", {"record": record})
+            if early_stopping_patience is not None and since_best >= early_stopping_patience:
+                history.stopped_early = True
+                break
+        return history
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)

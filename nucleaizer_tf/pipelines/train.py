@@ -1,0 +1,453 @@
+"""Training from folders: pair images/masks, carve out validation, train, write the run summary.
+
+Three entry points, one per `nucleaizer-tf train` command:
+
+* `train_maskrcnn_folders`: the legacy Mask R-CNN (FinalModel/train.py + train.json): per-epoch legacy
+  checkpoints `mask_rcnn_nuclei_<epoch>.h5` in the output folder, `mask_rcnn_trained.h5` at the end,
+  `train_state.json` for resuming.
+* `train_unet_folders`: one U-Net member (spec 6.10) written as a one-member ensemble folder.
+* `train_ensemble_folders`: the seven members (sigmas 0, 0, 0.5, 0.5, 0.5, 1, 2) into one ensemble folder
+  (manifest + weights) that the full pipeline reads; members already finished are skipped on resume.
+
+Every run writes `summary.json` (losses per epoch, validation score, time per step) next to its outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nucleaizer_tf.data import Pair, pair_folders, split_pairs
+from nucleaizer_tf.errors import NucleaizerError
+
+__all__ = [
+    "FINAL_MODEL",
+    "RunSummary",
+    "original_split",
+    "resolve_validation",
+    "train_ensemble_folders",
+    "train_maskrcnn_folders",
+    "train_unet_folders",
+]
+
+FINAL_MODEL = "mask_rcnn_trained.h5"
+SUMMARY = "summary.json"
+ProgressFn = Callable[[str, dict], None]
+
+
+# ----------------------------------------------------------------------------------------- validation
+
+
+def _folder_pairs(folder: Path, what: str = "validation") -> list[Pair]:
+    images, masks = folder / "images", folder / "masks"
+    if not images.is_dir() or not masks.is_dir():
+        raise NucleaizerError(f"{what} folder {folder} must hold images/ and masks/ sub-folders")
+    return pair_folders(images, masks)
+
+
+def resolve_validation(pairs: Sequence[Pair], validation, *, seed: int = 0) -> tuple[list[Pair], list[Pair]]:
+    """(train, validation) pairs for a validation spec.
+
+    None: no validation. A folder with images/ and masks/: those pairs. A file: a stem list as the
+    original's validation.txt (one stem per line; those pairs leave the training set). With a folder or a
+    list, training pairs derived from a validation image (stem + `_`/`-`/`.` + anything, e.g. augmented
+    copies) are left out too, as the original's carve-out deleted them. A number in (0, 1), or a string
+    of one: that fraction, drawn with `seed`.
+    """
+    pairs = list(pairs)
+    if validation is None or validation == "":
+        return pairs, []
+    if isinstance(validation, (int, float)) and not isinstance(validation, bool):
+        return split_pairs(pairs, float(validation), seed=seed)
+    text = str(validation)
+    path = Path(text)
+    if path.is_dir():
+        val = _folder_pairs(path)
+        return _drop_derivatives(pairs, val), val
+    if path.is_file():
+        train, val = split_pairs(pairs, path)
+        return _drop_derivatives(train, val), val
+    try:
+        fraction = float(text)
+    except ValueError:
+        raise NucleaizerError(f"validation {text!r} is neither a folder, a stem-list file nor a fraction") from None
+    return split_pairs(pairs, fraction, seed=seed)
+
+
+def with_extra_data(train: list[Pair], val: list[Pair], extra_data: Sequence[str | os.PathLike] = ()) -> list[Pair]:
+    """Training pairs plus those of each extra folder (images/ + masks/, e.g. `style-transfer`'s
+    OUT/train); extra pairs derived from a validation image are left out, as for the main folder."""
+    extra = [pair for folder in extra_data for pair in _folder_pairs(Path(folder), "extra training")]
+    return list(train) + _drop_derivatives(extra, val)
+
+
+def _drop_derivatives(train: list[Pair], val: list[Pair]) -> list[Pair]:
+    """Leave out training pairs derived from a validation image (`<stem>_aug...`, `<stem>-tile...`,
+    `<stem>.x`): the original deleted every `<name>*` file of a validation name (spec 6.9, leakage)."""
+    stems = {p.stem for p in val}
+
+    def derived(stem: str) -> bool:
+        return any(stem.startswith(v) and len(stem) > len(v) and not stem[len(v)].isalnum() for v in stems)
+
+    return [p for p in train if p.stem not in stems and not derived(p.stem)]
+
+
+def original_split(pairs: Sequence[Pair], ratio: float, seed: str | None) -> tuple[list[Pair], list[Pair]]:
+    """FinalModel/train.py's split (quirk Q17): `random.Random(seed).random() > ratio` → training, in file
+    order (sorted here; the original used the directory listing); an empty validation set gets the first
+    training pair, so with the shipped ratio 0.0 "validation" is one training image."""
+    rnd = random.Random(seed)
+    train, val = [], []
+    for p in pairs:
+        (train if rnd.random() > ratio else val).append(p)
+    if not train:
+        raise NucleaizerError("the validation split left no training image")
+    if not val:
+        val = [train[0]]
+    return train, val
+
+
+# ----------------------------------------------------------------------------------------- summary
+
+
+@dataclass
+class RunSummary:
+    """What a training run did; `summary.json` holds `as_dict()`."""
+
+    kind: str
+    out_dir: str
+    n_train: int
+    n_val: int
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val: float | None = None
+    val_metric: str | None = None
+    stopped_early: bool = False
+    resumed_from: int | None = None
+    seconds: float = 0.0
+    seconds_per_step: float | None = None
+    outputs: list[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    members: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        """A short human-readable report (the CLI prints it)."""
+        out = [f"{self.kind}: {self.n_train} training / {self.n_val} validation images, {len(self.epochs)} epochs "
+               f"in {self.seconds:.1f} s" + (f" ({self.seconds_per_step:.3f} s/step)" if self.seconds_per_step else "")]
+        if self.resumed_from:
+            out.append(f"resumed after epoch {self.resumed_from}")
+        for e in self.epochs[-10:]:
+            losses = " ".join(f"{k}={v:.4f}" for k, v in e.get("losses", {}).items())
+            val = f" {self.val_metric}={e['val']:.4f}" if e.get("val") is not None else ""
+            who = f"{e['member']} " if e.get("member") else ""
+            out.append(f"  {who}epoch {e['epoch']}: {losses}{val} ({e.get('seconds_per_step', 0):.3f} s/step)")
+        if self.best_val is not None:
+            out.append(f"best {self.val_metric} {self.best_val:.4f} at epoch {self.best_epoch}")
+        if self.stopped_early:
+            out.append("stopped early (no validation improvement)")
+        out += [f"wrote {p}" for p in self.outputs]
+        return out
+
+
+def _write_summary(summary: RunSummary) -> Path:
+    from nucleaizer_tf.io import write_json
+
+    path = Path(summary.out_dir) / SUMMARY
+    write_json(path, summary.as_dict())
+    return path
+
+
+def _pairs(images_dir, masks_dir) -> list[Pair]:
+    return pair_folders(images_dir, masks_dir)
+
+
+# ----------------------------------------------------------------------------------------- Mask R-CNN
+
+
+def _resolve_init(init, plan, config_path) -> Path | None:
+    """--init beats the JSON's input_model; "scratch"/"none" = no weights. JSON paths are tried relative to
+    the working directory, then to the JSON file's folder."""
+    if init is not None:
+        if str(init).lower() in ("scratch", "none", ""):
+            return None
+        path = Path(init)
+        if not path.is_file():
+            raise NucleaizerError(f"initial weights {path} not found")
+        return path
+    if plan.input_model and config_path is not None:
+        for base in (Path.cwd(), Path(config_path).resolve().parent):
+            candidate = base / plan.input_model
+            if candidate.is_file():
+                return candidate
+        raise NucleaizerError(f"input_model {plan.input_model} of {config_path} not found (give --init FILE.h5 "
+                              "or --init scratch)")
+    return None
+
+
+def train_maskrcnn_folders(
+    images_dir, masks_dir, out_dir, *,
+    init: str | os.PathLike | None = None,
+    blank_heads: bool | None = None,
+    config_json: str | os.PathLike | None = None,
+    validation=None,
+    extra_data: Sequence[str | os.PathLike] = (),
+    image_size: int | None = None,
+    steps_per_epoch: int | None = None,
+    resume: bool = False,
+    early_stopping: int | None = None,
+    seed: int = 0,
+    config=None,
+    progress: ProgressFn | None = None,
+) -> RunSummary:
+    """Train the legacy Mask R-CNN on `images_dir`/`masks_dir` into `out_dir` (see module doc).
+
+    config_json: a train.json (default: the shipped one: all/5+/heads at 1e-3/5e-4/1e-4, one epoch each,
+        steps = #training images, 1024 px, no real validation). init: a legacy .h5 (COCO or nucleAIzer),
+        "scratch", or None = the JSON's input_model / scratch. blank_heads: drop the class-specific heads of
+        the init file (COCO start; default: the JSON's blank_mrcnn, True in the shipped one).
+    validation: see `resolve_validation`; None = the JSON's own split (quirk Q17).
+    extra_data: folders with images/ + masks/ added to the training set (e.g. style-transfer output).
+    config: a MaskRCNNConfig to start from (tests: a small network); the JSON's sizes/thresholds apply on top.
+    """
+    from nucleaizer_tf.maskrcnn.training import MaskRCNNTrainer, TrainJSON, find_checkpoints, read_train_json
+
+    start = time.perf_counter()
+    plan = read_train_json(config_json) if config_json is not None else TrainJSON.original()
+    if image_size is not None:
+        plan = TrainJSON(**{**plan.__dict__, "image_size": int(image_size)})
+    pairs = _pairs(images_dir, masks_dir)
+    if validation is None:
+        train_pairs, val_pairs = original_split(pairs, plan.train_to_val_ratio, plan.train_to_val_seed)
+    else:
+        train_pairs, val_pairs = resolve_validation(pairs, validation, seed=seed)
+    train_pairs = with_extra_data(train_pairs, val_pairs, extra_data)
+    if not train_pairs:
+        raise NucleaizerError("no training pairs left after the validation split")
+    init_path = _resolve_init(init, plan, config_json)
+    blank = plan.blank_mrcnn if blank_heads is None else blank_heads
+    cfg = plan.config(config)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not resume and find_checkpoints(out_dir):
+        raise NucleaizerError(f"{out_dir} already holds checkpoints; use --resume to continue or another --out")
+
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    trainer = MaskRCNNTrainer(cfg, seed=seed)
+    if init_path is not None:
+        trainer.load_weights(init_path, exclude_heads=blank)
+    else:
+        from nucleaizer_tf.maskrcnn.training import init_from_scratch
+
+        init_from_scratch(trainer.model)
+    steps = steps_per_epoch or plan.steps_per_epoch(len(train_pairs))
+    history = trainer.train(train_pairs, plan.epoch_groups, out_dir=out_dir, val_items=val_pairs,
+                            steps_per_epoch=steps, resume=resume, early_stopping_patience=early_stopping,
+                            progress=progress)
+    outputs = []
+    if history.epochs:
+        last = Path(history.epochs[-1].checkpoint)
+        final = out_dir / FINAL_MODEL
+        tmp = out_dir / f".{FINAL_MODEL}.tmp"
+        shutil.copyfile(last, tmp)
+        os.replace(tmp, final)
+        outputs.append(str(final))
+    per_step = [e.seconds_per_step for e in history.epochs]
+    summary = RunSummary(
+        kind="maskrcnn", out_dir=str(out_dir), n_train=len(train_pairs), n_val=len(val_pairs),
+        epochs=[{"epoch": e.epoch, "layers": e.layers, "learning_rate": e.learning_rate, "steps": e.steps,
+                 "losses": e.losses, "val": e.val_dsb, "seconds": e.seconds, "seconds_per_step": e.seconds_per_step,
+                 "checkpoint": e.checkpoint} for e in history.epochs],
+        best_epoch=history.best_epoch, best_val=history.best_val_dsb, val_metric="dsb" if val_pairs else None,
+        stopped_early=history.stopped_early, resumed_from=history.resumed_from,
+        seconds=time.perf_counter() - start, seconds_per_step=float(np.median(per_step)) if per_step else None,
+        outputs=outputs,
+        settings={"train_json": plan.to_dict(), "init": str(init_path) if init_path else "scratch",
+                  "blank_heads": bool(blank), "steps_per_epoch": steps, "seed": seed,
+                  "validation": [p.stem for p in val_pairs], "config": cfg.to_dict()},
+    )
+    summary.outputs.append(str(_write_summary(summary)))
+    return summary
+
+
+# ----------------------------------------------------------------------------------------- U-Net
+
+
+def _unet_val_dsb(model, val_items, image_mode: str) -> float:
+    """Mean DSB of the member's map thresholded at 0.5 and split into 8-connected components."""
+    from skimage.measure import label
+
+    from nucleaizer_tf.data import load_pair
+    from nucleaizer_tf.metrics import score_dataset, score_image
+    from nucleaizer_tf.unet.ensemble import predict_probability
+
+    scores = []
+    for item in val_items:
+        image, labels = load_pair(item, mode=image_mode) if isinstance(item, Pair) else item
+        pred = label(predict_probability(model, image) >= 0.5, connectivity=2)
+        scores.append(score_image(labels, pred))
+    dsb = score_dataset(scores).dsb
+    return 0.0 if math.isnan(dsb) else float(dsb)
+
+
+def _train_member(name: str, sigma: float, train_pairs, val_pairs, out_dir: Path, *, arch: dict, epochs: int,
+                  batch_size: int, crop_size: int, learning_rate: float, lr_schedule: bool,
+                  early_stopping: int | None, steps_per_epoch: int | None, seed: int, val_dsb: bool,
+                  progress: ProgressFn | None, image_mode: str = "nucleaizer"):
+    import keras
+
+    from nucleaizer_tf.unet.ensemble import MemberSpec
+    from nucleaizer_tf.unet.targets import soft_target_items, target_fn
+    from nucleaizer_tf.unet.train import WEIGHTS_SUFFIX, TrainConfig, soft_jaccard_loss, train_unet
+
+    spec = MemberSpec(name, float(sigma), name + WEIGHTS_SUFFIX, dict(arch))
+    keras.utils.set_random_seed(seed)
+    model = spec.build()
+    train_items = soft_target_items(train_pairs, sigma, image_mode)
+    val_items = soft_target_items(val_pairs, sigma, image_mode) if val_pairs else []
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, crop_size=crop_size, learning_rate=learning_rate,
+                         lr_milestones=(50, 70, 90) if lr_schedule else (), steps_per_epoch=steps_per_epoch,
+                         early_stopping_patience=early_stopping, checkpoint_path=out_dir / spec.weights, seed=seed,
+                         image_mode=image_mode)
+    records: list[dict] = []
+    n_steps = steps_per_epoch or max(1, math.ceil(len(train_items) / batch_size))
+
+    def on_epoch(epoch: int, logs: dict):
+        record = {"member": name, "epoch": epoch + 1, "losses": {"soft_jaccard": logs["loss"]},
+                  "val_loss": logs["val_loss"] if val_items else None, "seconds": logs["seconds"],
+                  "seconds_per_step": logs["seconds"] / n_steps, "lr": logs["lr"], "val": None}
+        if val_dsb and val_pairs:
+            record["val"] = _unet_val_dsb(model, val_pairs, image_mode)
+        records.append(record)
+        if progress:
+            progress("epoch", {"record": record})
+
+    history = train_unet(model, train_items, val_items, target_fn=target_fn, loss=soft_jaccard_loss, config=config,
+                         progress=on_epoch)
+    if not (out_dir / spec.weights).is_file():  # no improvement ever recorded: keep the final weights
+        from nucleaizer_tf.unet.train import save_weights_atomic
+
+        save_weights_atomic(model, out_dir / spec.weights)
+    return spec, model, history, records
+
+
+def _default_arch(arch: dict | None) -> dict:
+    import inspect
+
+    from nucleaizer_tf.unet.model import build_unet
+
+    keys = {"in_channels", "out_channels", "base_filters", "depth", "output_activation"}
+    defaults = {k: v.default for k, v in inspect.signature(build_unet).parameters.items() if k in keys}
+    return {**defaults, **(arch or {})}
+
+
+def train_ensemble_folders(
+    images_dir, masks_dir, out_dir, *,
+    sigmas: Sequence[float] | None = None,
+    names: Sequence[str] | None = None,
+    validation=None,
+    extra_data: Sequence[str | os.PathLike] = (),
+    epochs: int = 100,
+    batch_size: int = 12,
+    crop_size: int = 256,
+    learning_rate: float = 1e-3,
+    lr_schedule: bool = False,
+    early_stopping: int | None = None,
+    steps_per_epoch: int | None = None,
+    seed: int = 0,
+    arch: dict | None = None,
+    val_dsb: bool = True,
+    resume: bool = False,
+    kind: str = "ensemble",
+    progress: ProgressFn | None = None,
+) -> RunSummary:
+    """Train U-Net members (default: the original seven) into the ensemble folder `out_dir`.
+
+    Each member keeps its best-validation weights (`<member>.weights.h5`, rewritten at each improvement;
+    without validation the training loss is monitored); the manifest is written after every finished
+    member, so the folder is always a loadable ensemble of the members done so far. With `resume`,
+    members listed in the existing manifest are kept and not trained again. `extra_data`: folders with
+    images/ + masks/ added to the training set (e.g. style-transfer output).
+    """
+    from nucleaizer_tf.unet.ensemble import MANIFEST, ORIGINAL_SIGMAS, member_names
+    from nucleaizer_tf.io import write_json
+
+    start = time.perf_counter()
+    sigmas = list(ORIGINAL_SIGMAS if sigmas is None else sigmas)
+    names = list(names) if names is not None else member_names(sigmas)
+    if len(names) != len(sigmas):
+        raise ValueError("one name per sigma")
+    pairs = _pairs(images_dir, masks_dir)
+    train_pairs, val_pairs = resolve_validation(pairs, validation, seed=seed)
+    train_pairs = with_extra_data(train_pairs, val_pairs, extra_data)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    arch = _default_arch(arch)
+    done: dict[str, dict] = {}
+    manifest_path = out_dir / MANIFEST
+    if manifest_path.is_file():
+        if not resume:
+            raise NucleaizerError(f"{out_dir} already holds an ensemble; use --resume to continue or another --out")
+        done = {m["name"]: m for m in json.loads(manifest_path.read_text()).get("members", [])}
+    summary = RunSummary(kind=kind, out_dir=str(out_dir), n_train=len(train_pairs), n_val=len(val_pairs),
+                         val_metric="dsb" if (val_dsb and val_pairs) else None,
+                         settings={"sigmas": sigmas, "epochs": epochs, "batch_size": batch_size, "crop_size": crop_size,
+                                   "learning_rate": learning_rate, "lr_schedule": lr_schedule, "seed": seed,
+                                   "architecture": arch, "validation": [p.stem for p in val_pairs]})
+    finished: list[dict] = [done[n] for n in names if n in done]
+    if done:
+        summary.resumed_from = len(finished)
+    per_step = []
+    for index, (name, sigma) in enumerate(zip(names, sigmas)):
+        if name in done:
+            continue
+        spec, _, history, records = _train_member(
+            name, sigma, train_pairs, val_pairs, out_dir, arch=arch, epochs=epochs, batch_size=batch_size,
+            crop_size=crop_size, learning_rate=learning_rate, lr_schedule=lr_schedule, early_stopping=early_stopping,
+            steps_per_epoch=steps_per_epoch, seed=seed + index, val_dsb=val_dsb, progress=progress)
+        summary.epochs.extend(records)
+        per_step.extend(r["seconds_per_step"] for r in records)
+        summary.members.append({"name": name, "sigma": float(sigma), "best_epoch": history.best_epoch + 1,
+                                "best_monitored_loss": history.best_val_loss, "stopped_early": history.stopped_early})
+        summary.stopped_early = summary.stopped_early or history.stopped_early
+        finished.append(asdict(spec))
+        order = {n: i for i, n in enumerate(names)}
+        finished.sort(key=lambda m: order.get(m["name"], len(order)))
+        write_json(manifest_path, _manifest(finished))
+    vals = [(r["val"], r["epoch"]) for r in summary.epochs if r.get("val") is not None]
+    if vals:
+        summary.best_val, summary.best_epoch = max(vals)
+    summary.seconds = time.perf_counter() - start
+    summary.seconds_per_step = float(np.median(per_step)) if per_step else None
+    summary.outputs = [str(out_dir / m["weights"]) for m in finished] + [str(manifest_path)]
+    summary.outputs.append(str(_write_summary(summary)))
+    return summary
+
+
+def _manifest(members: list[dict]) -> dict:
+    from nucleaizer_tf.unet.ensemble import FORMAT, FORMAT_VERSION
+
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "members": members}
+
+
+def train_unet_folders(images_dir, masks_dir, out_dir, *, sigma: float = 0.0, name: str | None = None,
+                       **kwargs) -> RunSummary:
+    """One U-Net member with Gaussian `sigma`, written as a one-member ensemble folder (see
+    `train_ensemble_folders` for the other arguments)."""
+    from nucleaizer_tf.unet.ensemble import member_names
+
+    name = name or member_names([sigma])[0]
+    return train_ensemble_folders(images_dir, masks_dir, out_dir, sigmas=[sigma], names=[name], kind="unet", **kwargs)
