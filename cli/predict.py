@@ -64,7 +64,7 @@ def predict(
             out_dir, model, preseg_model, unet, postprocess_params, work_dir, keep_intermediate, max_network_size,
             confidence, nms, max_instances, image_size, common)
     elif model is None:
-        segment, settings = _default_model_mode(nucleus_size, conversion.value)
+        segment, settings = _default_model_mode(nucleus_size)
     else:
         segment, settings = _fast_mode(model, confidence, nms, max_instances, image_size, nucleus_size, common)
     with progress_bar("segmenting", quiet, total=len(files)) as advance:
@@ -99,18 +99,21 @@ def _fast_mode(model, confidence, nms, max_instances, image_size, nucleus_size, 
     return segment, settings
 
 
-def _default_model_mode(nucleus_size, conversion):
-    """The shipped default model (no legacy weights needed)."""
+def _default_model_mode(nucleus_size):
+    """The shipped default model (no legacy weights needed); it converts any image by itself."""
+    import math
+
     from nucleaizer_tf.default_model import DefaultModel
 
     network = DefaultModel.load()
 
     def segment(image, stem):
         labels, info = network.segment(image, diameter=nucleus_size, return_info=True)
-        return labels, info.as_dict()
+        estimated = None if not math.isfinite(info.diameter) else round(float(info.diameter), 2)
+        return labels, {"scale": round(float(info.scale), 4), "estimated_diameter": estimated}
 
-    return segment, {"mode": "fast", "model": "default", "model_dir": str(network.path),
-                     "nucleus_size": nucleus_size}
+    return segment, {"mode": "fast", "model": "default (weights/default)",
+                     "model_sha256": network.manifest.get("sha256"), "nucleus_size": nucleus_size}
 
 
 def _full_mode(out_dir, model, preseg_model, unet, params_file, work_dir, keep, max_network_size,

@@ -79,3 +79,22 @@ def test_predict_input_errors_are_one_line(legacy_fixture, three_images, tmp_pat
     not_h5.write_text("not weights")
     code, _, stderr = _predict(three_images, tmp_path / "o", "--model", not_h5)
     assert code == 2 and "weights.h5" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_predict_without_model_uses_the_shipped_default_model(tmp_path):
+    """The README's main command: the bundled examples segmented with the shipped model."""
+    from pathlib import Path
+
+    from nucleaizer_tf.io import read_labels
+    from nucleaizer_tf.metrics import score_dataset, score_image
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    out = tmp_path / "out"
+    code, stdout, stderr = _predict(examples / "images", out, "--overlay")
+    assert code == 0, stderr
+    scores = [score_image(read_labels(examples / "masks" / f"{p.stem}.tiff"), read_labels(out / f"{p.stem}.tiff"))
+              for p in sorted((examples / "images").iterdir())]
+    assert score_dataset(scores).f1 > 0.95 and score_dataset(scores).dsb > 0.85
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == ["brightfield.png", "fluo_dense.png", "fluo_sparse.png"]
+    record = json.loads((out / "nucleaizer-tf.json").read_text())
+    assert record["settings"]["model"].startswith("default") and record["images"][0]["estimated_diameter"] > 0

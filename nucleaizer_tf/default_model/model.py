@@ -1,0 +1,248 @@
+"""`DefaultModel`: the shipped slim U-Net with nucleAIzer's size normalisation around it.
+
+Per image (`segment`):
+
+1. `stretch_rgb8`: any dtype, grey or RGB(A) → 8-bit RGB, 1 %–99.8 % percentile stretch.
+2. Size estimation (nucleAIzer's idea, spec 3, with this network in place of the Mask R-CNN
+   presegmentation): segment at the native scale (for images larger than `SAMPLE_SIDE`² a central
+   `SAMPLE_SIDE`² window only), take the median equivalent diameter sqrt(4·area/π) of the nuclei found
+   (`size_estimate`: ignoring specks below half the area-weighted median) and rescale the image by
+   trained_diameter / median, so nuclei reach the size the network was trained at. When the
+   estimate is within `tolerance` (×1.2) of the current scale the pass already run is kept (no
+   second network pass); otherwise the image is segmented again at the new scale and the estimate
+   refined once more (`max_passes` = 2 estimation passes, then the final pass at the
+   last estimate). A `diameter=` given by the caller skips the estimation. Scales are clipped to
+   1/8..8. An image where nothing is found keeps scale 1.
+3. The network runs at the chosen scale, in tiles for large images (`tiling.py`), giving a uint8
+   (background, interior, boundary) probability map; the instance step (`instances.py`) turns it
+   into nuclei, and the labels are resized back to the image with nearest-neighbour sampling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nucleaizer_tf.default_model.instances import finish_labels, labels_from_probabilities
+from nucleaizer_tf.default_model.preprocess import (
+    resize_image,
+    resize_labels,
+    scaled_shape,
+    stretch_rgb8,
+)
+from nucleaizer_tf.default_model.tiling import context_margin, predict_map
+from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.postprocess.size import median_equivalent_diameter
+
+MANIFEST = "manifest.json"
+#: environment variable naming a model folder (or manifest) to use instead of the shipped one
+ENV_MODEL = "NUCLEAIZER_TF_DEFAULT_MODEL"
+#: images up to this side run in one piece; larger ones in tiles of this core size
+DEFAULT_TILE = 1024
+#: the first (size-estimation) pass looks at a central window of at most this side
+SAMPLE_SIDE = 1024
+SCALE_LIMITS = (1 / 8, 8.0)
+
+
+def shipped_model_dirs() -> list[Path]:
+    """Where `DefaultModel.load()` looks for the shipped model, in order: `$NUCLEAIZER_TF_DEFAULT_MODEL`,
+    `nucleaizer_tf/weights/default` (installed package data) and `weights/default` of a source checkout."""
+    here = Path(__file__).resolve()
+    found = [Path(os.environ[ENV_MODEL])] if os.environ.get(ENV_MODEL) else []
+    return found + [here.parents[1] / "weights" / "default", here.parents[2] / "weights" / "default"]
+
+
+def median_diameter(labels: np.ndarray) -> float:
+    """Median equivalent diameter sqrt(4·area/π) of the objects present in `labels` (NaN if none).
+
+    Unlike the original's MATLAB statistic (spec 3), ids absent from the image are not counted as
+    zero-diameter objects: the labels here always come from our own instance step or a GT file."""
+    return median_equivalent_diameter(labels, include_gaps=False)
+
+
+def size_estimate(labels: np.ndarray) -> float:
+    """Nucleus diameter of a first-pass segmentation: the median equivalent diameter, over the objects
+    whose diameter is at least half the area-weighted median diameter (NaN if none).
+
+    A network looking at nuclei much larger than it was trained for breaks them into pieces and finds
+    specks of texture and debris; those are many but small, so they dominate a plain median (a 41 px
+    bright-field nucleus measured as 15 px) and send the rescaling the wrong way. Weighting by area
+    first finds the size most of the foreground belongs to; the plain median over the objects near it
+    then measures the same statistic the training normalised by (`median_diameter`). On clean
+    segmentations nothing is dropped and the two agree."""
+    counts = np.bincount(np.asarray(labels).ravel())[1:]
+    counts = counts[counts > 0]
+    if counts.size == 0:
+        return math.nan
+    diameters = np.sqrt(4.0 * counts / np.pi)
+    order = np.argsort(diameters, kind="stable")
+    cumulative = np.cumsum(counts[order])
+    weighted = diameters[order][np.searchsorted(cumulative, cumulative[-1] / 2)]
+    return float(np.median(diameters[diameters >= 0.5 * weighted]))
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class SegmentInfo:
+    """How `segment` handled one image: the scale it ran at, the estimated nucleus diameter (native
+    pixels; NaN when given or nothing was found) and each estimation pass (scale, median diameter at
+    that scale, objects found)."""
+
+    scale: float
+    diameter: float
+    passes: list[dict] = field(default_factory=list)
+
+
+class DefaultModel:
+    """The shipped default nucleus segmentation model (see the module docstring for the method)."""
+
+    def __init__(self, network, manifest: dict):
+        import tensorflow as tf
+
+        self.network = network
+        self.manifest = manifest
+        self.depth = int(manifest["architecture"]["depth"])
+        self.multiple = 2**self.depth
+        self.margin = context_margin(self.depth)
+        self.trained_diameter = float(manifest["trained_diameter"])
+        inst = manifest.get("instance", {})
+        self.min_area = int(inst.get("min_area", 12))
+        self.min_seed = int(inst.get("min_seed", 3))
+        # The loss weighted the classes (targets.weighted_crossentropy), which inflates the weighted
+        # classes' predicted probabilities by their weight; dividing by the weights and renormalising
+        # undoes that, so 0.5 thresholds mean what they say (a nucleus is not drawn a pixel too wide).
+        weights = inst.get("class_weights")
+        self._class_weights = None if weights is None else np.asarray(weights, np.float32)
+        spec = tf.TensorSpec([1, None, None, int(manifest["architecture"].get("in_channels", 3))], tf.float32)
+
+        def infer(x):
+            return network(x, training=False)
+
+        self._forward_tf = tf.function(infer, input_signature=[spec], autograph=False)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, *, verify: bool = True) -> DefaultModel:
+        """Load a model folder (with `manifest.json`) or manifest file; None = the shipped model.
+
+        `verify` checks the weight file's sha256 against the manifest."""
+        if path is None:
+            candidates = [p for p in shipped_model_dirs() if (p / MANIFEST).is_file() or p.is_file()]
+            if not candidates:
+                tried = ", ".join(str(p) for p in shipped_model_dirs())
+                raise NucleaizerError(f"the shipped default model was not found (looked in {tried})")
+            path = candidates[0]
+        path = Path(path)
+        manifest_path = path if path.is_file() else path / MANIFEST
+        if not manifest_path.is_file():
+            raise NucleaizerError(f"{path}: no {MANIFEST} (not a default-model folder)")
+        manifest = json.loads(manifest_path.read_text())
+        weights = manifest_path.parent / manifest["weights_file"]
+        if not weights.is_file():
+            raise NucleaizerError(f"{weights}: weight file named in {manifest_path} is missing")
+        if verify and manifest.get("sha256") and sha256_of(weights) != manifest["sha256"]:
+            raise NucleaizerError(f"{weights}: sha256 does not match {manifest_path} (corrupt or replaced file)")
+        network = build_network(manifest["architecture"])
+        network.load_weights(weights)
+        return cls(network, manifest)
+
+    # ------------------------------------------------------------------ building blocks
+
+    def _forward(self, batchless: np.ndarray) -> np.ndarray:
+        prob = self._forward_tf(batchless[None]).numpy()[0]
+        if self._class_weights is not None:
+            prob = prob / self._class_weights
+            prob /= prob.sum(axis=-1, keepdims=True)
+        return prob
+
+    def probability_map(self, rgb8: np.ndarray, *, tile: int | None = DEFAULT_TILE) -> np.ndarray:
+        """uint8 H×W×3 (background, interior, boundary) map of an already prepared uint8 RGB image,
+        at its own scale (no stretch, no resizing), corrected for the training's class weights."""
+        return predict_map(self._forward, rgb8, multiple=self.multiple, margin=self.margin, tile=tile)
+
+    def _labels_at(self, rgb8: np.ndarray, scale: float, tile: int | None) -> np.ndarray:
+        """Labels of `rgb8` segmented at `scale`, still at that scale."""
+        scaled = resize_image(rgb8, scaled_shape(rgb8.shape[:2], scale))
+        prob = self.probability_map(scaled, tile=tile)
+        return labels_from_probabilities(prob, min_area=self.min_area, min_seed=self.min_seed)
+
+    # ------------------------------------------------------------------ public API
+
+    def probabilities(self, image: np.ndarray, *, scale: float = 1.0, tile: int | None = DEFAULT_TILE) -> np.ndarray:
+        """float32 H×W×3 class probabilities (background, interior, boundary) of `image` (any dtype),
+        the network run at `scale` and the map resized back to the image (bilinear / area)."""
+        rgb8 = stretch_rgb8(image)
+        scaled = resize_image(rgb8, scaled_shape(rgb8.shape[:2], scale))
+        prob = self.probability_map(scaled, tile=tile).astype(np.float32) / np.float32(255.0)
+        return resize_image(prob, rgb8.shape[:2])
+
+    def estimate_scale(self, rgb8: np.ndarray, *, tolerance: float = 1.2, max_passes: int = 2,
+                       tile: int | None = DEFAULT_TILE) -> tuple[float, list[dict], np.ndarray | None]:
+        """(scale, passes, labels at that scale or None) for a prepared uint8 RGB image.
+
+        The labels are returned when the last pass covered the whole image at the returned scale,
+        so `segment` can reuse them instead of running the network again."""
+        h, w = rgb8.shape[:2]
+        y0, x0 = max(0, (h - SAMPLE_SIDE) // 2), max(0, (w - SAMPLE_SIDE) // 2)
+        sample = rgb8[y0:y0 + SAMPLE_SIDE, x0:x0 + SAMPLE_SIDE]
+        whole = sample.shape[:2] == (h, w)
+        scale, passes = 1.0, []
+        for n in range(max_passes):
+            labels = self._labels_at(sample, scale, tile)
+            d = size_estimate(labels)
+            passes.append({"scale": scale, "median_diameter": d, "objects": int(labels.max())})
+            if not np.isfinite(d):  # nothing found: keep the scale we have
+                return scale, passes, labels if whole else None
+            new = float(np.clip(self.trained_diameter * scale / d, *SCALE_LIMITS))
+            if abs(math.log(new / scale)) <= math.log(tolerance):  # close enough: this pass is final
+                return scale, passes, labels if whole else None
+            if n == max_passes - 1:  # out of estimation passes: the caller runs the final one
+                return new, passes, None
+            scale = new
+        return scale, passes, None  # max_passes < 1
+
+    def segment(self, image: np.ndarray, *, diameter: float | None = None, tile: int | None = DEFAULT_TILE,
+                tolerance: float = 1.2, max_passes: int = 2, return_info: bool = False):
+        """Label image (uint16; uint32 above 65,535 nuclei) of the nuclei in `image` (any dtype, grey or
+        RGB(A)). `diameter`: the nucleus diameter in pixels if known (skips the size estimation);
+        `tile`: core size of the tiles for large images (None = one piece, whatever the size).
+        With `return_info` returns (labels, SegmentInfo)."""
+        rgb8 = stretch_rgb8(image)
+        if diameter is not None:
+            if not diameter > 0:
+                raise ValueError(f"diameter must be positive, got {diameter}")
+            scale = float(np.clip(self.trained_diameter / diameter, *SCALE_LIMITS))
+            passes, labels = [], None
+        else:
+            scale, passes, labels = self.estimate_scale(rgb8, tolerance=tolerance, max_passes=max_passes, tile=tile)
+        if labels is None:
+            labels = self._labels_at(rgb8, scale, tile)
+        labels = finish_labels(resize_labels(labels, rgb8.shape[:2]))
+        labels = labels.astype(np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32)
+        if not return_info:
+            return labels
+        estimate = math.nan
+        if passes and np.isfinite(passes[-1]["median_diameter"]):
+            estimate = passes[-1]["median_diameter"] / passes[-1]["scale"]
+        return labels, SegmentInfo(scale=scale, diameter=estimate, passes=passes)
+
+
+def build_network(architecture: dict):
+    """The Keras network of a manifest's `architecture` (keyword arguments of `build_unet`)."""
+    from nucleaizer_tf.unet.model import build_unet
+
+    return build_unet(**architecture)
