@@ -43,7 +43,7 @@ def predict(
     dilation: int = typer.Option(1, "--dilation", min=0, help="Radius of the per-nucleus dilation (0 = none)."),
     fill_holes: bool = typer.Option(False, "--fill-holes", help="Fill holes inside each nucleus (the original's hole filling was a no-op)."),
     absolute_mask_threshold: bool = typer.Option(False, "--absolute-mask-threshold", help="Cut masks at probability 0.5 instead of matterport 2.1's per-mask min-max mid-point."),
-    conversion: Conversion = typer.Option(Conversion.nucleaizer, "--conversion", help="How non-8-bit images become 8-bit RGB: nucleaizer (per-channel min-max) or percentile (1-99.8 %)."),
+    conversion: Conversion = typer.Option(Conversion.nucleaizer, "--conversion", help="Mask R-CNN modes: how non-8-bit images become 8-bit RGB, nucleaizer (per-channel min-max, the original) or percentile (1-99.8 %). The default model always stretches by percentiles."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write outline overlays to OUT_DIR/overlays/<stem>.png."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
