@@ -44,7 +44,7 @@ def test_predict_writes_labels_overlays_and_record(legacy_fixture, three_images,
     assert [item["network_size"] for item in record["images"]] == [256, 256, 256]
     assert sum(item["objects"] for item in record["images"]) > 0  # the seeded weights do detect things
     assert record["failures"] == [] and "tensorflow" in record["versions"]
-    assert f"wrote 3 label images" in stdout
+    assert "wrote 3 label images" in stdout
 
 
 def test_one_bad_image_is_reported_and_skipped(legacy_fixture, three_images, tmp_path):

@@ -54,7 +54,7 @@ def greedy_merge(labels1, labels2, scale_threshold: float, *, include_gaps: bool
 
     c1, order1, starts1 = _pixel_lists(l1)
     c2, order2, starts2 = _pixel_lists(l2)
-    n1, n2 = c1.size - 1, c2.size - 1
+    n1 = c1.size - 1
     offset = max(LABEL_OFFSET, n1 + 1)
     areas = np.concatenate([c1[1:], c2[1:]]).astype(np.float64)
     with np.errstate(invalid="ignore"):
