@@ -6,7 +6,9 @@ Two modes:
   own min–max with truncation, every other dtype cast with numpy's `astype(uint8)`.
 * ``percentile`` — one 1 %–99.8 % stretch over the whole image (all kept channels together, so colour
   balance survives), rounded to nearest. What users expect for sparse 16-bit fluorescence, where a few
-  bright pixels make the min–max stretch nearly black.
+  bright pixels make the min–max stretch nearly black. Above `SAMPLE_PIXELS` pixels the percentiles
+  come from a regular sub-grid (deterministic), so the cost stays flat for 8000² images; the output is
+  written in row blocks (uint8 input through a lookup table) to bound the float temporaries.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import numpy as np
 
 CONVERSION_MODES = ("nucleaizer", "percentile")
 PERCENTILES = (1.0, 99.8)
+#: above this many pixels the stretch percentiles come from a regular sub-grid of the image
+SAMPLE_PIXELS = 1 << 22
+_BLOCK_ROWS = 1024
 
 
 def _three_channels(image: np.ndarray) -> np.ndarray:
@@ -47,18 +52,33 @@ def _faithful(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.uint8)  # other integers wrap modulo 256 exactly as numpy did in the original
 
 
-def _percentile(rgb: np.ndarray) -> np.ndarray:
-    data = rgb.astype(np.float64)
-    finite = data[np.isfinite(data)]
+def percentile_limits(rgb: np.ndarray) -> tuple[float, float]:
+    """(low, high) of the percentile stretch: percentiles 1 and 99.8 of the finite values (the full
+    range when those coincide, as in a very sparse image)."""
+    h, w = rgb.shape[:2]
+    step = max(1, int(np.ceil(np.sqrt(h * w / SAMPLE_PIXELS))))
+    sample = rgb[::step, ::step].astype(np.float64)
+    finite = sample[np.isfinite(sample)]
     if finite.size == 0:
-        return np.zeros(rgb.shape, np.uint8)
+        return 0.0, 0.0
     lo, hi = np.percentile(finite, PERCENTILES)
-    if hi <= lo:  # very sparse image: fall back to the full range
+    if hi <= lo:
         lo, hi = finite.min(), finite.max()
+    return float(lo), float(hi)
+
+
+def _percentile(rgb: np.ndarray) -> np.ndarray:
+    lo, hi = percentile_limits(rgb)
     if hi <= lo:
         return np.zeros(rgb.shape, np.uint8)
-    scaled = np.clip((np.nan_to_num(data, nan=lo) - lo) / (hi - lo), 0.0, 1.0) * 255.0
-    return np.floor(scaled + 0.5).astype(np.uint8)
+    if rgb.dtype == np.uint8:  # a lookup table is exact and avoids a float copy
+        lut = np.clip((np.arange(256, dtype=np.float64) - lo) / (hi - lo), 0.0, 1.0) * 255.0
+        return np.floor(lut + 0.5).astype(np.uint8)[rgb]
+    out = np.empty(rgb.shape, np.uint8)
+    for r in range(0, rgb.shape[0], _BLOCK_ROWS):
+        block = np.nan_to_num(rgb[r:r + _BLOCK_ROWS].astype(np.float64), nan=lo, posinf=hi, neginf=lo)
+        out[r:r + _BLOCK_ROWS] = np.floor(np.clip((block - lo) / (hi - lo), 0.0, 1.0) * 255.0 + 0.5)
+    return out
 
 
 def to_rgb8(image: np.ndarray, mode: str = "nucleaizer") -> np.ndarray:
