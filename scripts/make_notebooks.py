@@ -696,22 +696,12 @@ ADAPT = [
     ## Keep the adapted model
 
     A model folder is the weight file plus a `manifest.json` (architecture, trained nucleus size,
-    instance settings, checksum). Written like this, `DefaultModel.load(folder)` reads it exactly like
-    the shipped one.
+    instance settings, checksum). `DefaultModel.save` writes one; `DefaultModel.load(folder)` reads it
+    exactly like the shipped one.
     """),
     code("""
-    import hashlib
-    import json
-    from pathlib import Path
-
-    folder = Path("adapted_model")
-    folder.mkdir(exist_ok=True)
-    model.network.save_weights(folder / "default.weights.h5")
-    digest = hashlib.sha256((folder / "default.weights.h5").read_bytes()).hexdigest()
-    manifest = dict(model.manifest, weights_file="default.weights.h5", sha256=digest,
-                    adapted={"style": "nuclear-envelope stain", "pairs": len(pairs), "epochs": len(history.loss)})
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
-
+    folder = model.save("adapted_model", adapted={"style": "nuclear-envelope stain", "pairs": len(pairs),
+                                                  "epochs": len(history.loss)})
     reloaded = DefaultModel.load(folder)
     assert np.array_equal(reloaded.segment(held_out[0][0]), model.segment(held_out[0][0]))
     print("saved and reloaded", folder)

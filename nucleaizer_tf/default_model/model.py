@@ -160,6 +160,20 @@ class DefaultModel:
         network.load_weights(weights)
         return cls(network, manifest)
 
+    def save(self, folder: str | os.PathLike, **notes) -> Path:
+        """Write this model as a folder `load` reads: the weights, then `manifest.json` with the weights'
+        sha256 (each atomically, the manifest last). `notes` are added to the manifest, e.g. what a
+        fine-tuned model was adapted to."""
+        from nucleaizer_tf.io import write_json
+        from nucleaizer_tf.unet.train import save_weights_atomic
+
+        folder = Path(folder)
+        weights_file = self.manifest.get("weights_file", "default.weights.h5")
+        save_weights_atomic(self.network, folder / weights_file)
+        manifest = {**self.manifest, **notes, "weights_file": weights_file, "sha256": sha256_of(folder / weights_file)}
+        write_json(folder / MANIFEST, manifest)
+        return folder
+
     # ------------------------------------------------------------------ building blocks
 
     def _forward(self, batchless: np.ndarray) -> np.ndarray:
