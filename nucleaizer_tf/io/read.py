@@ -15,6 +15,7 @@ import numpy as np
 import tifffile
 
 from nucleaizer_tf.errors import ImageReadError
+from nucleaizer_tf.labels import as_label_array
 
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg")
 LABEL_EXTENSIONS = (".tif", ".tiff", ".png")
@@ -137,12 +138,7 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(f"{path}: a label image must be 2-D (one integer id per pixel), got shape {data.shape}")
     if data.dtype == bool:
         return data.astype(np.int32)
-    if np.issubdtype(data.dtype, np.floating):
-        if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
-            raise ImageReadError(f"{path}: label image holds non-integer values (dtype {data.dtype})")
-        data = data.astype(np.int64)
-    if not np.issubdtype(data.dtype, np.integer):
-        raise ImageReadError(f"{path}: unsupported label type {data.dtype}")
-    if data.size and data.min() < 0:
-        raise ImageReadError(f"{path}: label image holds negative ids")
-    return data
+    try:
+        return as_label_array(data, "the label image")
+    except ValueError as exc:
+        raise ImageReadError(f"{path}: {exc}") from None
