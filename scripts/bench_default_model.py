@@ -8,6 +8,8 @@ each size, so every size has the same nucleus density. Per size, best of N runs 
 * `segment`            — DefaultModel.segment with automatic size estimation (stretch, first pass, the
                          scale decision, any second pass, instance step, resize back): what a user gets;
 * `segment(diameter)`  — the same with the nucleus diameter given (no estimation pass);
+* `segment(tta)`       — `segment(tta=True)`: the final pass averaged over 8 flips/rotations (sizes up
+                         to 1024² only; about 8× the network time);
 * `network`            — one bare forward pass of the network over the image (tiled as in `segment`),
                          the floor of any method built on this network;
 * `classical`          — the classical baseline (nucleaizer_tf.baseline.classical_segment).
@@ -56,7 +58,8 @@ def main(argv=None) -> int:
     model = DefaultModel.load(args.model)
     unit = synthetic_nuclei((256, 256), 40, args.diameter, style="fluorescence", seed=7).image
     results = []
-    print(f"{'size':>6} {'nuclei':>7} {'segment':>9} {'segment(d)':>11} {'network':>9} {'classical':>10}  (s/image)")
+    print(f"{'size':>6} {'nuclei':>7} {'segment':>9} {'segment(d)':>11} {'segment(tta)':>13} {'network':>9} "
+          f"{'classical':>10}  (s/image)")
     for size in args.sizes:
         reps = int(np.ceil(size / 256))
         image = np.tile(unit, (reps, reps, 1))[:size, :size]
@@ -66,12 +69,14 @@ def main(argv=None) -> int:
         row = {"size": size, "nuclei": int(labels.max())}
         row["segment"] = best_of(lambda: model.segment(image), repeats)
         row["segment_diameter"] = best_of(lambda: model.segment(image, diameter=args.diameter), repeats)
+        row["segment_tta"] = best_of(lambda: model.segment(image, tta=True), repeats) if size <= 1024 else None
         rgb8 = stretch_rgb8(image)
         row["network"] = best_of(lambda: model.probability_map(rgb8), repeats)
         row["classical"] = None if args.no_classical else best_of(lambda: classical_segment(image), repeats)
         results.append(row)
         classical = "-" if row["classical"] is None else f"{row['classical']:.3f}"
-        print(f"{size:>6} {row['nuclei']:>7} {row['segment']:>9.3f} {row['segment_diameter']:>11.3f} "
+        tta = "-" if row["segment_tta"] is None else f"{row['segment_tta']:.3f}"
+        print(f"{size:>6} {row['nuclei']:>7} {row['segment']:>9.3f} {row['segment_diameter']:>11.3f} {tta:>13} "
               f"{row['network']:>9.3f} {classical:>10}", flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory {peak_mb:.0f} MB; {os.cpu_count()} CPU cores visible")

@@ -130,8 +130,9 @@ def main(argv=None) -> int:
             write_labels(pred_base / f"{stem}.tiff", base, compress=True)
 
     masks_dir = args.data / "masks"
-    rows = {"model": summarise(evaluate_folders(masks_dir, pred_model), groups),
-            "baseline": summarise(evaluate_folders(masks_dir, pred_base), groups)}
+    scored = {"model": evaluate_folders(masks_dir, pred_model), "baseline": evaluate_folders(masks_dir, pred_base)}
+    rows = {k: summarise(v, groups) for k, v in scored.items()}
+    by_model, by_base = ({s.name: s for s in scored[k].images} for k in ("model", "baseline"))
     lines = [
         f"{args.folds}-fold cross-validation over the {len(pairs)} DSB 2018 sample images (stratified by modality); "
         "DSB score = mean over IoU thresholds 0.50..0.95 of TP/(TP+FP+FN), F1 and mean matched IoU at IoU 0.5.",
@@ -143,9 +144,12 @@ def main(argv=None) -> int:
         if name not in rows["model"]:
             continue
         m, b = rows["model"][name], rows["baseline"][name]
-        lines.append(f"| {name} | {m['n']} | {m['dsb']:.3f} | {b['dsb']:.3f} | {m['f1']:.3f} | {b['f1']:.3f} | "
-                     f"{m['iou']:.3f} | {b['iou']:.3f} |")
-    lines += ["", f"Seconds per image (256×256/320, 2 CPU cores): model {np.mean(timing['model']):.2f}, "
+        cells = [m["dsb"], b["dsb"], m["f1"], b["f1"], m["iou"], b["iou"]]  # IoU is NaN when nothing matched
+        lines.append(f"| {name} | {m['n']} | " + " | ".join("–" if np.isnan(v) else f"{v:.3f}" for v in cells) + " |")
+    wins = sum(by_model[s].dsb > by_base[s].dsb for s in groups["fluorescence"])
+    lines += ["", f"Per image, the model's DSB score is higher than the baseline's on {wins} of the "
+              f"{len(groups['fluorescence'])} fluorescence images.",
+              "", f"Seconds per image (256×256/320, 2 CPU cores): model {np.mean(timing['model']):.2f}, "
               f"baseline {np.mean(timing['baseline']):.2f}."]
     table = "\n".join(lines)
     print(table)
@@ -155,9 +159,10 @@ def main(argv=None) -> int:
         "folds": {s: fold_of[s] for s in sorted(fold_of)},
         "modality": {s: m for m, stems in groups.items() for s in stems},
         "rows": rows,
+        "per_image_dsb": {s: {"model": by_model[s].dsb, "baseline": by_base[s].dsb} for s in sorted(by_model)},
         "seconds_per_image": {k: float(np.mean(v)) for k, v in timing.items()},
         "settings": {"folds": args.folds, "epochs": args.epochs, "steps": args.steps, "synthetic": args.synthetic,
-                     "seed": args.seed},
+                     "seed": args.seed, "instance": dict(INSTANCE)},
         "command": "python scripts/crossval_default_model.py " + " ".join(sys.argv[1:] if argv is None else argv),
     })
     return 0

@@ -98,3 +98,12 @@ def test_predict_without_model_uses_the_shipped_default_model(tmp_path):
     assert sorted(p.name for p in (out / "overlays").iterdir()) == ["brightfield.png", "fluo_dense.png", "fluo_sparse.png"]
     record = json.loads((out / "nucleaizer-tf.json").read_text())
     assert record["settings"]["model"].startswith("default") and record["images"][0]["estimated_diameter"] > 0
+
+
+def test_tta_is_refused_outside_the_default_model(tmp_path):
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[1] / "examples" / "images"
+    code, _, stderr = _predict(examples, tmp_path / "o", "--tta", "--mode", "full")
+    assert code == 2 and "--tta" in stderr and len(stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

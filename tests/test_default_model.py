@@ -67,6 +67,22 @@ def test_instance_step_splits_touching_nuclei_and_drops_specks():
     np.testing.assert_array_equal(out > 0, labels > 0)
 
 
+def test_instance_thresholds_move_outlines_and_split_seeds():
+    """Two discs joined by a weak bridge, inside an uncertain halo: a lower foreground threshold
+    leaves the halo out, a higher seed threshold separates the interiors the bridge joins."""
+    yy, xx = np.mgrid[:40, :60]
+    d1, d2 = np.hypot(yy - 20, xx - 20), np.hypot(yy - 20, xx - 38)
+    interior = np.where((d1 < 8) | (d2 < 8), 0.9, 0.0)
+    interior[18:23, 20:39] = np.maximum(interior[18:23, 20:39], 0.65)  # the bridge
+    background = np.where(interior > 0, 0.05, np.where((d1 < 10) | (d2 < 10), 0.45, 0.95))
+    prob = np.stack([background, interior, 1 - background - interior], axis=-1)
+    loose = labels_from_probabilities(prob, min_area=4, min_seed=2, seed_threshold=0.5, foreground_threshold=0.5)
+    tight = labels_from_probabilities(prob, min_area=4, min_seed=2, seed_threshold=0.7, foreground_threshold=0.4)
+    assert loose.max() == 1 and tight.max() == 2
+    assert ((tight > 0) == ((interior > 0))).all()  # the halo (P(background) 0.45) is left out
+    assert ((loose > 0) == (background < 0.5)).all()
+
+
 def test_finish_labels_renumbers_and_filters():
     labels = np.array([[0, 7, 7, 3], [5, 5, 5, 3]])
     np.testing.assert_array_equal(finish_labels(labels), [[0, 3, 3, 1], [2, 2, 2, 1]])
@@ -170,6 +186,17 @@ def test_tiled_equals_untiled_exactly(model):
     tiled = model.probability_map(rgb8, tile=128)  # 6×5 tiles of 128 + 64 context
     np.testing.assert_array_equal(tiled, whole)
     np.testing.assert_array_equal(model.segment(image, tile=128), model.segment(image, tile=None))
+    small = rgb8[:300, :340]
+    np.testing.assert_array_equal(model.probability_map(small, tile=128, tta=True),
+                                  model.probability_map(small, tile=None, tta=True))
+
+
+def test_test_time_augmentation_keeps_the_nuclei(model):
+    sample = synthetic_nuclei((192, 192), 20, 20.0, seed=12)
+    plain, augmented = model.segment(sample.image), model.segment(sample.image, tta=True)
+    for labels in (plain, augmented):
+        score = _matched(sample, labels)
+        assert score.tp >= 0.9 * sample.labels.max() and score.mean_matched_iou > 0.85, score
 
 
 def test_any_dtype_input(model):

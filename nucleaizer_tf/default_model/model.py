@@ -14,8 +14,11 @@ Per image (`segment`):
    last estimate). A `diameter=` given by the caller skips the estimation. Scales are clipped to
    1/8..8. An image where nothing is found keeps scale 1.
 3. The network runs at the chosen scale, in tiles for large images (`tiling.py`), giving a uint8
-   (background, interior, boundary) probability map; the instance step (`instances.py`) turns it
-   into nuclei, and the labels are resized back to the image with nearest-neighbour sampling.
+   (background, interior, boundary) probability map (optionally averaged over the 8 flips and
+   rotations of each tile, `tta`). The map is resized back to the image (bilinear / area) and the
+   instance step (`instances.py`) runs at the image's own resolution, its pixel-count limits scaled
+   by 1/scale²: outlines are drawn at native precision rather than as nearest-neighbour blocks of
+   the network's grid (weights/README.md gives the measured effect).
 """
 
 from __future__ import annotations
@@ -29,13 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nucleaizer_tf.default_model.instances import finish_labels, labels_from_probabilities
-from nucleaizer_tf.default_model.preprocess import (
-    resize_image,
-    resize_labels,
-    scaled_shape,
-    stretch_rgb8,
-)
+from nucleaizer_tf.default_model.instances import labels_from_probabilities
+from nucleaizer_tf.default_model.preprocess import resize_image, scaled_shape, stretch_rgb8
 from nucleaizer_tf.default_model.tiling import context_margin, predict_map
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.postprocess.size import median_equivalent_diameter
@@ -121,9 +119,11 @@ class DefaultModel:
         inst = manifest.get("instance", {})
         self.min_area = int(inst.get("min_area", 12))
         self.min_seed = int(inst.get("min_seed", 3))
+        self.seed_threshold = float(inst.get("seed_threshold", 0.5))
+        self.foreground_threshold = float(inst.get("foreground_threshold", 0.5))
         # The loss weighted the classes (targets.weighted_crossentropy), which inflates the weighted
         # classes' predicted probabilities by their weight; dividing by the weights and renormalising
-        # undoes that, so 0.5 thresholds mean what they say (a nucleus is not drawn a pixel too wide).
+        # undoes that, so the thresholds mean what they say (a nucleus is not drawn a pixel too wide).
         weights = inst.get("class_weights")
         self._class_weights = None if weights is None else np.asarray(weights, np.float32)
         spec = tf.TensorSpec([1, None, None, int(manifest["architecture"].get("in_channels", 3))], tf.float32)
@@ -183,69 +183,92 @@ class DefaultModel:
             prob /= prob.sum(axis=-1, keepdims=True)
         return prob
 
-    def probability_map(self, rgb8: np.ndarray, *, tile: int | None = DEFAULT_TILE) -> np.ndarray:
-        """uint8 H×W×3 (background, interior, boundary) map of an already prepared uint8 RGB image,
-        at its own scale (no stretch, no resizing), corrected for the training's class weights."""
-        return predict_map(self._forward, rgb8, multiple=self.multiple, margin=self.margin, tile=tile)
+    def _forward_tta(self, batchless: np.ndarray) -> np.ndarray:
+        """Mean of the network's maps over the 8 flips and 90° rotations of one window. A window's
+        sides are multiples of the pooling factor, so each transform keeps the pooling grid and tiled
+        maps still equal the one-piece map."""
+        total = None
+        for k in range(4):
+            for flip in (False, True):
+                x = np.rot90(batchless[:, ::-1] if flip else batchless, k)
+                p = np.rot90(self._forward(np.ascontiguousarray(x)), -k)
+                p = p[:, ::-1] if flip else p
+                total = p if total is None else total + p
+        return total / 8.0
 
-    def _labels_at(self, rgb8: np.ndarray, scale: float, tile: int | None) -> np.ndarray:
-        """Labels of `rgb8` segmented at `scale`, still at that scale."""
-        scaled = resize_image(rgb8, scaled_shape(rgb8.shape[:2], scale))
-        prob = self.probability_map(scaled, tile=tile)
-        return labels_from_probabilities(prob, min_area=self.min_area, min_seed=self.min_seed)
+    def probability_map(self, rgb8: np.ndarray, *, tile: int | None = DEFAULT_TILE, tta: bool = False) -> np.ndarray:
+        """uint8 H×W×3 (background, interior, boundary) map of an already prepared uint8 RGB image,
+        at its own scale (no stretch, no resizing), corrected for the training's class weights.
+        `tta`: average over the 8 flips/rotations (8× the time)."""
+        forward = self._forward_tta if tta else self._forward
+        return predict_map(forward, rgb8, multiple=self.multiple, margin=self.margin, tile=tile)
+
+    def _prob_at(self, rgb8: np.ndarray, scale: float, tile: int | None, tta: bool = False) -> np.ndarray:
+        """uint8 map of `rgb8` resized by `scale`, still at that scale."""
+        return self.probability_map(resize_image(rgb8, scaled_shape(rgb8.shape[:2], scale)), tile=tile, tta=tta)
+
+    def instances(self, prob: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
+        """int32 labels from a uint8 map computed at `scale`, at the map's own size, with the
+        manifest's thresholds and the pixel-count limits of the trained scale converted by 1/scale²."""
+        area = max(1, int(round(self.min_area / scale**2)))
+        seed = max(1, int(round(self.min_seed / scale**2)))
+        return labels_from_probabilities(prob, min_area=area, min_seed=seed, seed_threshold=self.seed_threshold,
+                                         foreground_threshold=self.foreground_threshold)
 
     # ------------------------------------------------------------------ public API
 
-    def probabilities(self, image: np.ndarray, *, scale: float = 1.0, tile: int | None = DEFAULT_TILE) -> np.ndarray:
+    def probabilities(self, image: np.ndarray, *, scale: float = 1.0, tile: int | None = DEFAULT_TILE,
+                      tta: bool = False) -> np.ndarray:
         """float32 H×W×3 class probabilities (background, interior, boundary) of `image` (any dtype),
         the network run at `scale` and the map resized back to the image (bilinear / area)."""
         rgb8 = stretch_rgb8(image)
-        scaled = resize_image(rgb8, scaled_shape(rgb8.shape[:2], scale))
-        prob = self.probability_map(scaled, tile=tile).astype(np.float32) / np.float32(255.0)
+        prob = self._prob_at(rgb8, scale, tile, tta).astype(np.float32) / np.float32(255.0)
         return resize_image(prob, rgb8.shape[:2])
 
     def estimate_scale(self, rgb8: np.ndarray, *, tolerance: float = 1.2, max_passes: int = 2,
                        tile: int | None = DEFAULT_TILE) -> tuple[float, list[dict], np.ndarray | None]:
-        """(scale, passes, labels at that scale or None) for a prepared uint8 RGB image.
+        """(scale, passes, map or None) for a prepared uint8 RGB image.
 
-        The labels are returned when the last pass covered the whole image at the returned scale,
-        so `segment` can reuse them instead of running the network again."""
+        The uint8 probability map at the returned scale is returned when the last pass covered the
+        whole image at that scale, so `segment` can reuse it instead of running the network again."""
         h, w = rgb8.shape[:2]
         y0, x0 = max(0, (h - SAMPLE_SIDE) // 2), max(0, (w - SAMPLE_SIDE) // 2)
         sample = rgb8[y0:y0 + SAMPLE_SIDE, x0:x0 + SAMPLE_SIDE]
         whole = sample.shape[:2] == (h, w)
         scale, passes = 1.0, []
         for n in range(max_passes):
-            labels = self._labels_at(sample, scale, tile)
+            prob = self._prob_at(sample, scale, tile)
+            labels = self.instances(prob)  # at the network's scale: the size the training normalised
             d = size_estimate(labels)
             passes.append({"scale": scale, "median_diameter": d, "objects": int(labels.max())})
             if not np.isfinite(d):  # nothing found: keep the scale we have
-                return scale, passes, labels if whole else None
+                return scale, passes, prob if whole else None
             new = float(np.clip(self.trained_diameter * scale / d, *SCALE_LIMITS))
             if abs(math.log(new / scale)) <= math.log(tolerance):  # close enough: this pass is final
-                return scale, passes, labels if whole else None
+                return scale, passes, prob if whole else None
             if n == max_passes - 1:  # out of estimation passes: the caller runs the final one
                 return new, passes, None
             scale = new
         return scale, passes, None  # max_passes < 1
 
     def segment(self, image: np.ndarray, *, diameter: float | None = None, tile: int | None = DEFAULT_TILE,
-                tolerance: float = 1.2, max_passes: int = 2, return_info: bool = False):
+                tolerance: float = 1.2, max_passes: int = 2, tta: bool = False, return_info: bool = False):
         """Label image (uint16; uint32 above 65,535 nuclei) of the nuclei in `image` (any dtype, grey or
         RGB(A)). `diameter`: the nucleus diameter in pixels if known (skips the size estimation);
-        `tile`: core size of the tiles for large images (None = one piece, whatever the size).
-        With `return_info` returns (labels, SegmentInfo)."""
+        `tile`: core size of the tiles for large images (None = one piece, whatever the size);
+        `tta`: average the final pass over 8 flips/rotations (about 8× slower, slightly better
+        outlines). With `return_info` returns (labels, SegmentInfo)."""
         rgb8 = stretch_rgb8(image)
         if diameter is not None:
             if not diameter > 0:
                 raise ValueError(f"diameter must be positive, got {diameter}")
             scale = float(np.clip(self.trained_diameter / diameter, *SCALE_LIMITS))
-            passes, labels = [], None
+            passes, prob = [], None
         else:
-            scale, passes, labels = self.estimate_scale(rgb8, tolerance=tolerance, max_passes=max_passes, tile=tile)
-        if labels is None:
-            labels = self._labels_at(rgb8, scale, tile)
-        labels = finish_labels(resize_labels(labels, rgb8.shape[:2]))
+            scale, passes, prob = self.estimate_scale(rgb8, tolerance=tolerance, max_passes=max_passes, tile=tile)
+        if prob is None or tta:
+            prob = self._prob_at(rgb8, scale, tile, tta)
+        labels = self.instances(resize_image(prob, rgb8.shape[:2]), scale=scale)
         labels = labels.astype(np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32)
         if not return_info:
             return labels
