@@ -1,4 +1,5 @@
-"""What every command shares: one-line errors instead of tracebacks, and progress bars."""
+"""What every command shares: the Typer application settings, one-line errors instead of tracebacks,
+and progress bars."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nucleaizer_tf.errors import NucleaizerError
+
+
+def new_app(name: str, help: str) -> typer.Typer:
+    """A Typer (sub-)application with the settings every group shares: `--help` when called bare, no
+    shell-completion options, no rich tracebacks (`fail_cleanly` reports errors) and plain help text."""
+    return typer.Typer(name=name, help=help, no_args_is_help=True, add_completion=False,
+                       pretty_exceptions_enable=False, rich_markup_mode=None)
 
 console = Console(stderr=True)
 

@@ -7,24 +7,16 @@ from __future__ import annotations
 
 import os
 
-import typer
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import: keep C++ chatter out
 
+from cli.common import new_app  # noqa: E402
 from cli.evaluate import evaluate, info  # noqa: E402
 from cli.postprocess import estimate_size, param_search  # noqa: E402
 from cli.predict import predict  # noqa: E402
 from cli.style import style_transfer  # noqa: E402
 from cli.train import train_app  # noqa: E402
 
-app = typer.Typer(
-    name="nucleaizer-tf",
-    help="nucleAIzer nucleus segmentation in TensorFlow 2 / Keras 3: predict, evaluate, train, adapt.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+app = new_app("nucleaizer-tf", "nucleAIzer nucleus segmentation in TensorFlow 2 / Keras 3: predict, evaluate, train, adapt.")
 app.command()(predict)
 app.command()(evaluate)
 app.command("estimate-size")(estimate_size)

@@ -8,16 +8,9 @@ from typing import Optional
 
 import typer
 
-from cli.common import fail_cleanly, import_tensorflow, progress_bar
+from cli.common import fail_cleanly, import_tensorflow, new_app, progress_bar
 
-train_app = typer.Typer(
-    name="train",
-    help="Train the legacy Mask R-CNN, a U-Net member or the 7-member U-Net ensemble from image/mask folders.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+train_app = new_app("train", "Train the legacy Mask R-CNN, a U-Net member or the 7-member U-Net ensemble from image/mask folders.")
 
 _VAL_HELP = ("Validation: a stem-list file (one stem per line, like the original's validation.txt), a folder with "
              "images/ and masks/, a fraction such as 0.2, or 'none'.")
@@ -27,6 +20,12 @@ def _validation(value: Optional[str]):
     if value is None:
         return None
     return "" if value.strip().lower() == "none" else value
+
+
+_IMAGES = typer.Argument(..., help="Folder of training images.")
+_MASKS = typer.Argument(..., help="Folder of label masks (same stems; 0 = background).")
+_EXTRA = typer.Option(None, "--extra-data", help="A folder with images/ and masks/ added to the training set, e.g. style-transfer's OUT/train (repeatable).")
+_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the summary line.")
 
 
 def _short(losses: dict) -> str:
@@ -45,21 +44,21 @@ def _finish(summary, quiet: bool) -> None:
 @train_app.command("maskrcnn")
 @fail_cleanly
 def maskrcnn(
-    images: Path = typer.Argument(..., help="Folder of training images."),
-    masks: Path = typer.Argument(..., help="Folder of label masks (same stems; 0 = background)."),
+    images: Path = _IMAGES,
+    masks: Path = _MASKS,
     out: Path = typer.Option(..., "--out", help="Output folder: per-epoch checkpoints, mask_rcnn_trained.h5, summary.json."),
     init: Optional[str] = typer.Option(None, "--init", help="Initial legacy .h5 (COCO or nucleAIzer), or 'scratch'. Default: the JSON's input_model, else scratch."),
     config: Optional[Path] = typer.Option(None, "--config", help="A train.json (original format). Default: the shipped one (all/5+/heads, 1 epoch each)."),
     blank_heads: Optional[bool] = typer.Option(None, "--blank-heads/--keep-heads", help="Drop / keep the class-specific heads of --init (default: the JSON's blank_mrcnn, true when starting from COCO)."),
     val: Optional[str] = typer.Option(None, "--val", help=_VAL_HELP + " Default: the JSON's split (the shipped one validates on one training image)."),
-    extra_data: Optional[list[Path]] = typer.Option(None, "--extra-data", help="A folder with images/ and masks/ added to the training set, e.g. style-transfer's OUT/train (repeatable)."),
+    extra_data: Optional[list[Path]] = _EXTRA,
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Network size D (multiple of 64); default the JSON's image_size (1024)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Steps per epoch (default: number of training images x step_ratio)."),
     rois: Optional[int] = typer.Option(None, "--rois", help="ROIs per image for the heads (recipe: 512); fewer is faster on a CPU."),
     resume: bool = typer.Option(False, "--resume", help="Continue after the last checkpoint in --out."),
     early_stopping: Optional[int] = typer.Option(None, "--early-stopping", help="Stop after N validated epochs without a better DSB score."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation, data order, flips and sampling."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the summary line."),
+    quiet: bool = _QUIET,
 ) -> None:
     """Mask R-CNN training with nucleAIzer's recipe (matterport 53afbae; FinalModel/train.py + train.json)."""
     import_tensorflow()
@@ -118,19 +117,18 @@ _SEED = typer.Option(0, "--seed", help="Seed of initialisation, crops, flips and
 _FILTERS = typer.Option(None, "--base-filters", help="Width of the first level (original: 64); smaller for quick trials.")
 _VALDSB = typer.Option(True, "--val-dsb/--no-val-dsb", help="Also score the validation images (DSB of the 0.5-thresholded map) each epoch.")
 _RESUME = typer.Option(False, "--resume", help="Keep the members already in --out and train the rest.")
-_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the summary line.")
 
 
 @train_app.command("unet")
 @fail_cleanly
 def unet(
-    images: Path = typer.Argument(..., help="Folder of training images."),
-    masks: Path = typer.Argument(..., help="Folder of label masks (same stems)."),
+    images: Path = _IMAGES,
+    masks: Path = _MASKS,
     out: Path = typer.Option(..., "--out", help="Output folder (a one-member ensemble: manifest.json + weights)."),
     sigma: float = typer.Option(0.0, "--sigma", help="Gaussian sigma of the soft target (original members: 0, 0.5, 1, 2)."),
     name: Optional[str] = typer.Option(None, "--name", help="Member name (default UNet_sigma<sigma>_1)."),
     val: Optional[str] = typer.Option(None, "--val", help=_VAL_HELP),
-    extra_data: Optional[list[Path]] = typer.Option(None, "--extra-data", help="A folder with images/ and masks/ added to the training set, e.g. style-transfer's OUT/train (repeatable)."),
+    extra_data: Optional[list[Path]] = _EXTRA,
     epochs: int = _EPOCHS, batch: int = _BATCH, crop: int = _CROP, lr: float = _LR, lr_schedule: bool = _SCHEDULE,
     early_stopping: Optional[int] = _EARLY, steps: Optional[int] = _STEPS, seed: int = _SEED,
     base_filters: Optional[int] = _FILTERS, val_dsb: bool = _VALDSB, resume: bool = _RESUME, quiet: bool = _QUIET,
@@ -148,12 +146,12 @@ def unet(
 @train_app.command("ensemble")
 @fail_cleanly
 def ensemble(
-    images: Path = typer.Argument(..., help="Folder of training images."),
-    masks: Path = typer.Argument(..., help="Folder of label masks (same stems)."),
+    images: Path = _IMAGES,
+    masks: Path = _MASKS,
     out: Path = typer.Option(..., "--out", help="Ensemble folder (manifest.json + one weight file per member) for the full pipeline."),
     sigmas: str = typer.Option("0,0,0.5,0.5,0.5,1,2", "--sigmas", help="Comma-separated member sigmas (original: 0,0,0.5,0.5,0.5,1,2)."),
     val: Optional[str] = typer.Option(None, "--val", help=_VAL_HELP),
-    extra_data: Optional[list[Path]] = typer.Option(None, "--extra-data", help="A folder with images/ and masks/ added to the training set, e.g. style-transfer's OUT/train (repeatable)."),
+    extra_data: Optional[list[Path]] = _EXTRA,
     epochs: int = _EPOCHS, batch: int = _BATCH, crop: int = _CROP, lr: float = _LR, lr_schedule: bool = _SCHEDULE,
     early_stopping: Optional[int] = _EARLY, steps: Optional[int] = _STEPS, seed: int = _SEED,
     base_filters: Optional[int] = _FILTERS, val_dsb: bool = _VALDSB, resume: bool = _RESUME, quiet: bool = _QUIET,

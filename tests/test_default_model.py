@@ -79,7 +79,7 @@ def test_instance_thresholds_move_outlines_and_split_seeds():
     loose = labels_from_probabilities(prob, min_area=4, min_seed=2, seed_threshold=0.5, foreground_threshold=0.5)
     tight = labels_from_probabilities(prob, min_area=4, min_seed=2, seed_threshold=0.7, foreground_threshold=0.4)
     assert loose.max() == 1 and tight.max() == 2
-    assert ((tight > 0) == ((interior > 0))).all()  # the halo (P(background) 0.45) is left out
+    assert ((tight > 0) == (interior > 0)).all()  # the halo (P(background) 0.45) is left out
     assert ((loose > 0) == (background < 0.5)).all()
 
 

@@ -96,6 +96,13 @@ def _read_raster(path: Path, kind: str) -> np.ndarray:
     return data
 
 
+def _read_array(path: Path, extensions) -> np.ndarray:
+    """The file's pixels as stored (after the extension and file checks), a single channel squeezed."""
+    ext = _check_file(path, extensions)
+    data = np.asarray(_read_tiff(path) if ext in _TIFF else _read_raster(path, _KINDS[ext]))
+    return data[:, :, 0] if data.ndim == 3 and data.shape[2] == 1 else data
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read a 2-D image (grey H×W, or H×W×C with C ≤ 4) in its native dtype (uint8, uint16, float...).
 
@@ -103,11 +110,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     naming the file. Conversion to the network's 8-bit RGB is `to_rgb8`'s job, not this one's.
     """
     path = Path(path)
-    ext = _check_file(path, IMAGE_EXTENSIONS)
-    data = _read_tiff(path) if ext in _TIFF else _read_raster(path, _KINDS[ext])
-    data = np.asarray(data)
-    if data.ndim == 3 and data.shape[2] == 1:
-        data = data[:, :, 0]
+    data = _read_array(path, IMAGE_EXTENSIONS)
     if data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[2] > 4):
         raise ImageReadError(
             f"{path}: array of shape {data.shape} is not a 2-D image (grey or up to 4 channels); "
@@ -129,11 +132,7 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
     with colour channels or fractional values is refused, since silently casting would merge objects.
     """
     path = Path(path)
-    ext = _check_file(path, LABEL_EXTENSIONS)
-    data = _read_tiff(path) if ext in _TIFF else _read_raster(path, _KINDS[ext])
-    data = np.asarray(data)
-    if data.ndim == 3 and data.shape[2] == 1:
-        data = data[:, :, 0]
+    data = _read_array(path, LABEL_EXTENSIONS)
     if data.ndim != 2:
         raise ImageReadError(f"{path}: a label image must be 2-D (one integer id per pixel), got shape {data.shape}")
     if data.dtype == bool:

@@ -22,7 +22,7 @@ def _median_diameter(labels: np.ndarray, include_gaps: bool) -> float:
 
 
 def _pixel_lists(lab: np.ndarray):
-    """(order, starts): the flat indices of label k's pixels are ``order[starts[k]:starts[k + 1]]``."""
+    """(counts, order, starts): label k has counts[k] pixels, at flat indices ``order[starts[k]:starts[k + 1]]``."""
     flat = lab.ravel().astype(np.intp, copy=False)
     counts = np.bincount(flat)
     order = np.argsort(flat, kind="stable")
@@ -81,6 +81,13 @@ def greedy_merge(labels1, labels2, scale_threshold: float, *, include_gaps: bool
     return relabel_consecutive(out) if consecutive else relabel(out)
 
 
+def _scale_median(l2: np.ndarray, l4: np.ndarray, include_gaps: bool) -> float:
+    """The median equivalent diameter that decides between the scales: the 2x result's, or the 4x
+    result's when the 2x one is NaN (no labels)."""
+    m = _median_diameter(l2, include_gaps)
+    return _median_diameter(l4, include_gaps) if math.isnan(m) else m
+
+
 def select_or_merge(l2, l4, params=None) -> np.ndarray:
     """Step B (``postProcCodeFINAL``): zero-inclusive median equivalent diameter of the 2x result (of the
     4x result when the 2x one has no labels); if it exceeds ``median_size`` the 2x image is returned as it
@@ -88,10 +95,7 @@ def select_or_merge(l2, l4, params=None) -> np.ndarray:
     p = as_params(params)
     a = _labels(l2, "2x labels")
     b = _labels(l4, "4x labels")
-    m = _median_diameter(a, True)
-    if math.isnan(m):
-        m = _median_diameter(b, True)
-    if m > p.median_size:
+    if _scale_median(a, b, include_gaps=True) > p.median_size:
         return _compact(a.copy())
     return greedy_merge(a, b, p.scale_fraction)
 
@@ -108,10 +112,7 @@ def merge_for_search(l2, l4, params=None, faithful_q5: bool = False) -> np.ndarr
     p = as_params(params)
     a = _labels(l2, "2x labels")
     b = _labels(l4, "4x labels")
-    m = _median_diameter(a, False)
-    if math.isnan(m):
-        m = _median_diameter(b, False)
-    if m > p.median_size:
+    if _scale_median(a, b, include_gaps=False) > p.median_size:
         return relabel_consecutive(a)
     if faithful_q5:
         return relabel_consecutive(a if a.any() or not b.any() else b)
