@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import fail_cleanly, native_stderr_silenced, progress_bar
+from nucleaizer_tf.cli.common import fail_cleanly, native_stderr_silenced, progress_bar
 
 
 @fail_cleanly

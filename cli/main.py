@@ -7,16 +7,34 @@ from __future__ import annotations
 
 import os
 
+import typer
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import: keep C++ chatter out
 
-from cli.common import new_app  # noqa: E402
-from cli.evaluate import evaluate, info  # noqa: E402
-from cli.postprocess import estimate_size, param_search  # noqa: E402
-from cli.predict import predict  # noqa: E402
-from cli.style import style_transfer  # noqa: E402
-from cli.train import train_app  # noqa: E402
+from nucleaizer_tf.cli.common import new_app  # noqa: E402
+from nucleaizer_tf.cli.evaluate import evaluate, info  # noqa: E402
+from nucleaizer_tf.cli.postprocess import estimate_size, param_search  # noqa: E402
+from nucleaizer_tf.cli.predict import predict  # noqa: E402
+from nucleaizer_tf.cli.style import style_transfer  # noqa: E402
+from nucleaizer_tf.cli.train import train_app  # noqa: E402
 
 app = new_app("nucleaizer-tf", "nucleAIzer nucleus segmentation in TensorFlow 2 / Keras 3: predict, evaluate, train, adapt.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from nucleaizer_tf import __version__
+
+        typer.echo(f"nucleaizer-tf {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       expose_value=False, help="Print the version and exit.")) -> None:
+    """nucleAIzer nucleus segmentation in TensorFlow 2 / Keras 3: predict, evaluate, train, adapt."""
+
+
 app.command()(predict)
 app.command()(evaluate)
 app.command("estimate-size")(estimate_size)
@@ -26,5 +44,6 @@ app.add_typer(train_app, name="train")
 app.command()(info)
 
 
-def main() -> None:  # pragma: no cover - console-script entry
-    app()
+def main() -> None:
+    """The `nucleaizer-tf` console script and `python -m nucleaizer_tf`."""
+    app(prog_name="nucleaizer-tf")

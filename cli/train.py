@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import fail_cleanly, import_tensorflow, new_app, progress_bar
+from nucleaizer_tf.cli.common import fail_cleanly, import_tensorflow, new_app, progress_bar
 
 train_app = new_app("train", "Train the legacy Mask R-CNN, a U-Net member or the 7-member U-Net ensemble from image/mask folders.")
 

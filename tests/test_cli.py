@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from nucleaizer_tf.cli.main import app
 from nucleaizer_tf.io import write_labels
 
 REPO = Path(__file__).resolve().parents[1]

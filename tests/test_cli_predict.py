@@ -8,7 +8,7 @@ import pytest
 import tifffile
 from typer.testing import CliRunner
 
-from cli.main import app
+from nucleaizer_tf.cli.main import app
 from nucleaizer_tf.io import read_image
 
 runner = CliRunner()

@@ -113,7 +113,7 @@ def test_style_transfer_end_to_end(dsb_train, shared_dir, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from cli.style import style_transfer
+    from nucleaizer_tf.cli.style import style_transfer
     from nucleaizer_tf.data import pair_folders
     from nucleaizer_tf.io import read_image, read_labels
     from nucleaizer_tf.pipelines.style_transfer import STAGES
@@ -155,7 +155,7 @@ def test_style_transfer_end_to_end(dsb_train, shared_dir, tmp_path):
     assert json.loads((out / "run.json").read_text())["stages_skipped"] == list(STAGES)
 
     # the training set is what `nucleaizer-tf train ... --extra-data` consumes
-    from cli.main import app as main_app
+    from nucleaizer_tf.cli.main import app as main_app
 
     unet = tmp_path / "unet"
     trained = CliRunner().invoke(main_app, [

@@ -15,7 +15,7 @@ import pytest
 typer_testing = pytest.importorskip("typer.testing")
 tf = pytest.importorskip("tensorflow")
 
-from cli.train import train_app  # noqa: E402
+from nucleaizer_tf.cli.train import train_app  # noqa: E402
 
 runner = typer_testing.CliRunner()
 

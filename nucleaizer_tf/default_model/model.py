@@ -50,10 +50,12 @@ SCALE_LIMITS = (1 / 8, 8.0)
 
 def shipped_model_dirs() -> list[Path]:
     """Where `DefaultModel.load()` looks for the shipped model, in order: `$NUCLEAIZER_TF_DEFAULT_MODEL`,
-    `nucleaizer_tf/weights/default` (installed package data) and `weights/default` of a source checkout."""
-    here = Path(__file__).resolve()
+    then `default/` of the package data `nucleaizer_tf.weights` (the repository's `weights/` folder in
+    a source checkout, `nucleaizer_tf/weights/` in an installed wheel)."""
+    from importlib.resources import files
+
     found = [Path(os.environ[ENV_MODEL])] if os.environ.get(ENV_MODEL) else []
-    return found + [here.parents[1] / "weights" / "default", here.parents[2] / "weights" / "default"]
+    return found + [Path(str(files("nucleaizer_tf.weights"))) / "default"]
 
 
 def median_diameter(labels: np.ndarray) -> float:
