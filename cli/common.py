@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.progress import Reporter
 
 
 def new_app(name: str, help: str) -> typer.Typer:
@@ -63,6 +64,23 @@ def progress_bar(description: str, quiet: bool = False, total: int | None = None
             progress.update(task, advance=1, item=str(label or ""))
 
         yield advance
+
+
+class CliReporter(Reporter):
+    """The progress protocol (`nucleaizer_tf.progress.Reporter`) on a terminal: a bar per stage, notes
+    on stderr; silent with `quiet`."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+
+    @contextlib.contextmanager
+    def stage(self, name: str, total: int | None = None):
+        with progress_bar(name, self.quiet, total=total) as advance:
+            yield advance
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            typer.echo(text, err=True)
 
 
 @contextlib.contextmanager

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from nucleaizer_tf.cli.common import fail_cleanly, import_tensorflow, progress_bar
-
-
-class _CliReporter:
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-
-    @contextlib.contextmanager
-    def stage(self, name: str, total: int | None = None):
-        with progress_bar(name, self.quiet, total=total) as advance:
-            yield advance
-
-    def note(self, text: str) -> None:
-        if not self.quiet:
-            typer.echo(text, err=True)
+from nucleaizer_tf.cli.common import CliReporter, fail_cleanly, import_tensorflow
 
 
 @fail_cleanly
@@ -62,7 +47,7 @@ def style_transfer(
         seed=seed,
     )
     import_tensorflow()
-    report = run_style_transfer(images_dir, out_dir, settings, _CliReporter(quiet))
+    report = run_style_transfer(images_dir, out_dir, settings, CliReporter(quiet))
     for cluster, members in report.clusters.items():
         p2p = report.pix2pix.get(cluster, {})
         timing = f", {p2p['steps']} pix2pix iterations at {p2p['seconds_per_iteration'] * 1000:.0f} ms" if p2p.get("steps") else ""

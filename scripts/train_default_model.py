@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from nucleaizer_tf.default_model.model import sha256_of
+    from nucleaizer_tf.models.folder import sha256_of
     from nucleaizer_tf.default_model.recipe import manifest_for, train_default_model
 
     pairs, real = read_pairs(args.data)

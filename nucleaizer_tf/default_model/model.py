@@ -23,8 +23,6 @@ Per image (`segment`):
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -87,14 +85,6 @@ def size_estimate(labels: np.ndarray) -> float:
     return float(np.median(diameters[diameters >= 0.5 * weighted]))
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass
 class SegmentInfo:
     """How `segment` handled one image: the scale it ran at, the estimated nucleus diameter (native
@@ -141,39 +131,47 @@ class DefaultModel:
     def load(cls, path: str | os.PathLike | None = None, *, verify: bool = True) -> DefaultModel:
         """Load a model folder (with `manifest.json`) or manifest file; None = the shipped model.
 
-        `verify` checks the weight file's sha256 against the manifest."""
+        `verify` checks the weight file's sha256 against the manifest.
+
+        Examples
+        --------
+        >>> model = DefaultModel.load()                  # the shipped model
+        >>> adapted = DefaultModel.load("adapt_out/model")  # doctest: +SKIP
+        """
+        from nucleaizer_tf.models.folder import checked_file, read_manifest
+
         if path is None:
             candidates = [p for p in shipped_model_dirs() if (p / MANIFEST).is_file() or p.is_file()]
             if not candidates:
                 tried = ", ".join(str(p) for p in shipped_model_dirs())
                 raise NucleaizerError(f"the shipped default model was not found (looked in {tried})")
             path = candidates[0]
-        path = Path(path)
-        manifest_path = path if path.is_file() else path / MANIFEST
-        if not manifest_path.is_file():
-            raise NucleaizerError(f"{path}: no {MANIFEST} (not a default-model folder)")
-        manifest = json.loads(manifest_path.read_text())
-        weights = manifest_path.parent / manifest["weights_file"]
-        if not weights.is_file():
-            raise NucleaizerError(f"{weights}: weight file named in {manifest_path} is missing")
-        if verify and manifest.get("sha256") and sha256_of(weights) != manifest["sha256"]:
-            raise NucleaizerError(f"{weights}: sha256 does not match {manifest_path} (corrupt or replaced file)")
+        folder, manifest, _ = read_manifest(path, expect="default-model")
+        weights = checked_file(folder, manifest["weights_file"], manifest.get("sha256") if verify else None,
+                               "weight file")
         network = build_network(manifest["architecture"])
         network.load_weights(weights)
         return cls(network, manifest)
 
-    def save(self, folder: str | os.PathLike, **notes) -> Path:
+    def save(self, folder: str | os.PathLike, *, overwrite: bool = False, **notes) -> Path:
         """Write this model as a folder `load` reads: the weights, then `manifest.json` with the weights'
         sha256 (each atomically, the manifest last). `notes` are added to the manifest, e.g. what a
-        fine-tuned model was adapted to."""
-        from nucleaizer_tf.io import write_json
+        fine-tuned model was adapted to. A folder that already holds a model is refused unless
+        `overwrite`.
+
+        Examples
+        --------
+        >>> DefaultModel.load().save("my_model", adapted={"style": "H&E"})  # doctest: +SKIP
+        PosixPath('my_model')
+        """
+        from nucleaizer_tf.models.folder import prepare_folder, sha256_of, write_manifest
         from nucleaizer_tf.unet.train import save_weights_atomic
 
-        folder = Path(folder)
+        folder = prepare_folder(folder, overwrite=overwrite)
         weights_file = self.manifest.get("weights_file", "default.weights.h5")
         save_weights_atomic(self.network, folder / weights_file)
         manifest = {**self.manifest, **notes, "weights_file": weights_file, "sha256": sha256_of(folder / weights_file)}
-        write_json(folder / MANIFEST, manifest)
+        write_manifest(folder, "default-model", manifest, format_version=1)
         return folder
 
     # ------------------------------------------------------------------ building blocks

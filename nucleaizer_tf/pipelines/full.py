@@ -4,8 +4,8 @@ presegmentation (Mask R-CNN at 1024) → nucleus size (zero-inclusive median equ
 2× MATLAB-bicubic upscaling → U-Net ensemble on the original image → final Mask R-CNN on the 2× image at
 the "2x" and "4x" sizes → post-processing (cleanup, scale merge, U-Net refinement) → label image.
 
-Every intermediate result is cached under the work folder, written atomically, in a folder whose
-`stage.json` records the settings it was made with: an interrupted run resumes from what exists, and a
+Every intermediate result is cached under the work folder (`pipelines.stages.ItemCache`), written
+atomically, in a folder whose `stage.json` records the settings it was made with: an interrupted run resumes from what exists, and a
 run with other settings (or other model files) recomputes instead of reusing stale results. The cached
 files are lossless (uint16 TIFF/PNG, uint8 PNG), so a resumed run gives the same labels as an
 uninterrupted one.
@@ -13,9 +13,7 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -24,8 +22,10 @@ from typing import Callable
 import numpy as np
 
 from nucleaizer_tf.errors import NucleaizerError
-from nucleaizer_tf.io import read_image, read_labels, to_rgb8, write_labels, write_rgb
+from nucleaizer_tf.io import read_image, read_labels, to_rgb8
 from nucleaizer_tf.maskrcnn.inference import SegmentOptions
+from nucleaizer_tf.models.maskrcnn import build_maskrcnn, file_key
+from nucleaizer_tf.pipelines.stages import ItemCache
 from nucleaizer_tf.postprocess.params import DEFAULT_PARAMS, PostprocessParams
 from nucleaizer_tf.postprocess.size import network_sizes, measure, write_scale_csvs
 
@@ -67,64 +67,37 @@ class FullSettings:
         return values
 
 
-def _file_key(path: Path) -> dict:
-    """Cheap identity of a model file or folder (path, size, modification time) for cache invalidation."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-class _Stage:
-    """A cache folder of per-image results made with one set of settings."""
-
-    def __init__(self, folder: Path, key: dict):
-        self.folder = folder
-        record = folder / "stage.json"
-        if folder.exists():
-            try:
-                same = json.loads(record.read_text()) == key
-            except (OSError, ValueError):
-                same = False
-            if not same:
-                shutil.rmtree(folder)  # made with other settings or models: stale
-        folder.mkdir(parents=True, exist_ok=True)
-        if not record.exists():
-            record.write_text(json.dumps(key, indent=1, sort_keys=True))
-
-    def cached(self, name: str, compute: Callable[[], np.ndarray], *, labels: bool) -> np.ndarray:
-        path = self.folder / name
-        if path.exists():
-            return read_labels(path) if labels else read_image(path)
-        value = compute()
-        (write_labels if labels else write_rgb)(path, value)
-        return value
-
-
 class FullPipeline:
-    """Callable per image (`segment(image, stem)`), with the networks loaded on first need."""
+    """Callable per image (`segment(image, stem)`), with the networks loaded on first need.
+
+    `work_dir` None keeps nothing on disk (each call computes every stage); with a folder, results are
+    cached per image stem and a rerun resumes from them."""
 
     def __init__(self, work_dir, preseg_model: Path, final_model: Path, unet_dir: Path, settings: FullSettings = FullSettings()):
         for path, what in ((preseg_model, "presegmentation weight file"), (final_model, "weight file"), (unet_dir, "U-Net ensemble folder")):
             if not Path(path).exists():
                 raise NucleaizerError(f"{path}: no such {what}")
-        self.work_dir = Path(work_dir)
+        self.work_dir = None if work_dir is None else Path(work_dir)
         self.settings = settings
         self.preseg_model, self.final_model, self.unet_dir = Path(preseg_model), Path(final_model), Path(unet_dir)
         s = settings
-        preseg_key = {"model": _file_key(self.preseg_model), "size": s.preseg_size, "confidence": s.preseg_confidence,
+        preseg_key = {"model": file_key(self.preseg_model), "size": s.preseg_size, "confidence": s.preseg_confidence,
                       "nms": s.nms, "max_instances": s.max_instances, "padding": s.padding, "dilation": s.dilation,
                       "fill_holes": s.fill_holes, "absolute_mask_threshold": s.absolute_mask_threshold,
                       "conversion": s.conversion}
-        final_key = {"presegment": preseg_key, "model": _file_key(self.final_model), "confidence": s.final_confidence,
+        final_key = {"presegment": preseg_key, "model": file_key(self.final_model), "confidence": s.final_confidence,
                      "max_network_size": s.max_network_size,
                      **{k: preseg_key[k] for k in ("nms", "max_instances", "padding", "dilation", "fill_holes",
                                                   "absolute_mask_threshold", "conversion")}}
+        def folder(*parts):
+            return None if self.work_dir is None else self.work_dir.joinpath(*parts)
+
         self.stages = {
-            "presegment": _Stage(self.work_dir / "presegment", preseg_key),
-            "2ximages": _Stage(self.work_dir / "2ximages", {"conversion": s.conversion}),
-            "ensemble": _Stage(self.work_dir / "ensemble", {"unet": _file_key(self.unet_dir / "manifest.json"),
-                                                             "conversion": s.conversion}),
-            **{f"{f}x": _Stage(self.work_dir / "maskrcnn" / f"{f}x", {**final_key, "factor": f}) for f in FACTORS},
+            "presegment": ItemCache(folder("presegment"), preseg_key),
+            "2ximages": ItemCache(folder("2ximages"), {"conversion": s.conversion}),
+            "ensemble": ItemCache(folder("ensemble"), {"unet": file_key(self.unet_dir / "manifest.json"),
+                                                     "conversion": s.conversion}),
+            **{f"{f}x": ItemCache(folder("maskrcnn", f"{f}x"), {**final_key, "factor": f}) for f in FACTORS},
         }
         self._networks: dict[str, object] = {}
         self.sizes: dict[str, object] = {}
@@ -139,13 +112,12 @@ class FullPipeline:
             config = MaskRCNNConfig().replace(DETECTION_MIN_CONFIDENCE=confidence, DETECTION_NMS_THRESHOLD=s.nms,
                                               DETECTION_MAX_INSTANCES=s.max_instances)
             path = self.preseg_model if which == "presegment" else self.final_model
-            key = _file_key(path)
-            self._networks[which] = _load_maskrcnn(key["path"], key["size"], key["mtime_ns"], config)
+            self._networks[which] = build_maskrcnn(path, config)
         return self._networks[which]
 
     def _ensemble(self):
         if "unet" not in self._networks:
-            key = _file_key(self.unet_dir / "manifest.json")
+            key = file_key(self.unet_dir / "manifest.json")
             self._networks["unet"] = _load_ensemble(str(self.unet_dir.resolve()), key["size"], key["mtime_ns"])
         return self._networks["unet"]
 
@@ -165,18 +137,23 @@ class FullPipeline:
             size = max(64, cap // 64 * 64)
         return size
 
-    def intermediates(self, image: np.ndarray, stem: str) -> dict:
+    def intermediates(self, image: np.ndarray, stem: str | None) -> dict:
         """Everything the post-processing needs, from cache where possible."""
         s = self.settings
         rgb = to_rgb8(image, s.conversion)
+
+        def key(ext: str) -> str | None:  # no stem: nothing to cache under
+            return None if stem is None else f"{stem}.{ext}"
+
         preseg = self.stages["presegment"].cached(
-            f"{stem}.tiff", lambda: self._maskrcnn("presegment").segment(rgb, s.segment_options(s.preseg_size)), labels=True
+            key("tiff"), lambda: self._maskrcnn("presegment").segment(rgb, s.segment_options(s.preseg_size)), labels=True
         )
         record = measure(stem, preseg)
         table = network_sizes([record], factors=(1, *FACTORS))
-        self.sizes[stem] = record
-        upscaled = self.stages["2ximages"].cached(f"{stem}.png", lambda: _upscale(rgb), labels=False)
-        ensemble = self.stages["ensemble"].cached(f"{stem}.png", lambda: self._ensemble().predict(rgb), labels=False)
+        if stem is not None:
+            self.sizes[stem] = record
+        upscaled = self.stages["2ximages"].cached(key("png"), lambda: _upscale(rgb), labels=False)
+        ensemble = self.stages["ensemble"].cached(key("png"), lambda: self._ensemble().predict(rgb), labels=False)
         result = {"presegment": preseg, "ensemble": ensemble, "median_diameter": record.median_diameter}
         for f in FACTORS:
             size = self._network_size(float(table.rounded[f][0]))
@@ -186,11 +163,11 @@ class FullPipeline:
                 continue
             options = s.segment_options(size)
             result[f"{f}x"] = self.stages[f"{f}x"].cached(
-                f"{stem}.tiff", lambda o=options: self._maskrcnn("final").segment(upscaled, o), labels=True
+                key("tiff"), lambda o=options: self._maskrcnn("final").segment(upscaled, o), labels=True
             )
         return result
 
-    def segment(self, image: np.ndarray, stem: str) -> tuple[np.ndarray, dict]:
+    def segment(self, image: np.ndarray, stem: str | None) -> tuple[np.ndarray, dict]:
         from nucleaizer_tf.postprocess.chain import postprocess
 
         parts = self.intermediates(image, stem)
@@ -202,17 +179,8 @@ class FullPipeline:
 
     def write_scale_tables(self) -> None:
         """The original's scales-rcnn-{1,2,4}x.csv of every image segmented so far, for inspection."""
-        if self.sizes:
+        if self.sizes and self.work_dir is not None:
             write_scale_csvs(network_sizes(list(self.sizes.values())), self.work_dir / "sizes")
-
-
-@lru_cache(maxsize=2)
-def _load_maskrcnn(path: str, size: int, mtime_ns: int, config):
-    """Built networks are kept for the next pipeline in this process (a notebook re-running a cell, a
-    resumed run): building and loading a 255 MB file takes seconds. Size and mtime make a changed file miss."""
-    from nucleaizer_tf.maskrcnn import MaskRCNN
-
-    return MaskRCNN.from_legacy_h5(path, config)
 
 
 @lru_cache(maxsize=1)

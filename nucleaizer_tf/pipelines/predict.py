@@ -1,13 +1,16 @@
 """Segment a folder of images into label TIFFs (+ overlays and a JSON record of the run).
 
-The segmentation itself is a callable passed in (legacy Mask R-CNN fast mode, the shipped default
-model, the full pipeline), so every mode shares one folder loop with the same guarantees: outputs
-written atomically, one bad image reported and skipped, a record of settings and versions.
+`run_predict` is what `nucleaizer-tf predict` runs: it loads the model through the model facade
+(`nucleaizer_tf.load_model`: the shipped default model, a model folder, a legacy Mask R-CNN file, the
+full pipeline), checks the options against it before anything slow happens, and runs the one folder
+loop, `predict_files`, with the same guarantees for every model: outputs written atomically, one bad
+image reported and skipped, a record of every applied setting, the model and the package versions.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +20,7 @@ import numpy as np
 
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.io import IMAGE_EXTENSIONS, list_images, read_image, to_rgb8, write_json, write_labels, write_rgb
+from nucleaizer_tf.progress import SILENT, Reporter
 from nucleaizer_tf.system import package_versions
 from nucleaizer_tf.visualize import outline_overlay
 
@@ -113,4 +117,81 @@ def predict_files(
             "failures": [{"image": str(p), "error": msg} for p, msg in report.failures],
         },
     )
+    return report
+
+
+WORK_DIR_NAME = ".nucleaizer-work"
+
+
+def run_predict(
+    images: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    model: str | os.PathLike | None = "default",
+    mode: str | None = None,
+    preseg_model: str | os.PathLike | None = None,
+    unet: str | os.PathLike | None = None,
+    work_dir: str | os.PathLike | None = None,
+    keep_intermediate: bool = False,
+    options: dict | None = None,
+    overlay: bool = False,
+    reporter: Reporter = SILENT,
+) -> PredictReport:
+    """Segment an image or a folder of images into `out_dir` with any model.
+
+    Parameters
+    ----------
+    images, out_dir
+        An image file or folder (see `collect_inputs`), and the output folder.
+    model, mode, preseg_model, unet
+        What `nucleaizer_tf.load_model` takes: "default", a model folder or a legacy `.h5`; `mode="full"`
+        with the final `.h5`, `unet` (an ensemble folder) and optionally `preseg_model`.
+    work_dir, keep_intermediate
+        Full pipeline: where intermediate results are cached (a rerun resumes from them); by default
+        `out_dir/.nucleaizer-work`, removed after a run without failures unless `keep_intermediate`.
+    options
+        The model's options (`segment(image, **options)`); an option the model does not take, or a
+        nonsensical value, raises `NucleaizerError` before any model is loaded.
+    reporter
+        Progress (`nucleaizer_tf.progress.Reporter`): one stage, "segmenting", a step per image.
+
+    Returns
+    -------
+    PredictReport
+        Outputs, failures, per-image facts and the run record's path.
+
+    Examples
+    --------
+    >>> report = run_predict("images/", "out/", options={"nucleus_size": 25})  # doctest: +SKIP
+    >>> len(report.outputs), report.failures
+    (12, [])
+    """
+    from nucleaizer_tf.models.full import FullSegmenter
+    from nucleaizer_tf.models.load import load_model, segmenter_class
+
+    options = dict(options or {})
+    files = collect_inputs(images, out_dir)
+    for path, what in ((preseg_model, "weight file"), (unet, "U-Net ensemble folder")):
+        if path is not None and not Path(path).exists():
+            raise NucleaizerError(f"{path}: no such {what}")
+    kind = segmenter_class(model, mode)
+    kind.resolve_options(options)  # refuse inapplicable options before a slow load
+    full = kind is FullSegmenter
+    if (keep_intermediate or work_dir is not None) and not full:
+        raise NucleaizerError("--work-dir and --keep-intermediate apply to the full pipeline only (--mode full)")
+    default_work = full and work_dir is None
+    work = Path(out_dir) / WORK_DIR_NAME if default_work else work_dir
+    segmenter = load_model(model, mode=mode, preseg_model=preseg_model, unet=unet, work_dir=work if full else None)
+    resolved = segmenter.prepare(**options)
+    settings = {"mode": "full" if full else "fast", **segmenter.describe(), **segmenter.record_settings(resolved)}
+
+    def segment(image, stem):
+        return segmenter.segment_with_facts(image, name=stem, **options)
+
+    with reporter.stage("segmenting", len(files)) as advance:
+        report = predict_files(files, out_dir, segment, overlay=overlay, settings=settings, progress=advance)
+    if full:
+        segmenter.write_scale_tables()
+        if default_work and not keep_intermediate and not report.failures:
+            shutil.rmtree(work, ignore_errors=True)
     return report

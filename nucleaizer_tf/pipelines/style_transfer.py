@@ -31,15 +31,12 @@ commands take it as extra data.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import hashlib
 import json
 import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -47,6 +44,8 @@ import numpy as np
 
 from nucleaizer_tf.data.pairs import match_stems, read_stem_list
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.pipelines.stages import StageLog
+from nucleaizer_tf.progress import Reporter
 from nucleaizer_tf.io import (LABEL_EXTENSIONS, atomic_path, list_images, read_image, read_labels, to_rgb8, write_json,
                               write_labels, write_rgb)
 from nucleaizer_tf.style.synth_masks import SEED as MASK_SEED
@@ -89,6 +88,11 @@ class StyleTransferSettings:
     validation: str | None = None  # stem list file
     validation_64_only: bool = False  # Q15 faithful: only 64-character stems are moved
     seed: int = 0
+    conversion: str = "nucleaizer"  # to_rgb8 mode of the input images (adapt: "percentile", as the default model)
+    # False = the original's synthetic masks (canvas-filling counts, Normal areas); True = each cluster's
+    # own nucleus sizes and nuclei per area (what `adapt` uses; see style.synth_masks.SynthesisOptions)
+    match_cluster: bool = False
+    last_stage: str = "augment"  # stop after this stage (adapt stops after "collect" and trains its own way)
 
     def n_images(self) -> int:
         if self.images_per_cluster is not None:
@@ -97,7 +101,7 @@ class StyleTransferSettings:
 
     def synthesis(self) -> SynthesisOptions:
         return SynthesisOptions(n_db_masks=self.n_db_masks, linear_area_ratio=not self.sqrt_mask_resize,
-                                unstretched_simcep=not self.stretched_simcep)
+                                unstretched_simcep=not self.stretched_simcep, match_cluster=self.match_cluster)
 
     def pix2pix(self):
         from nucleaizer_tf.pix2pix.train import Pix2PixConfig
@@ -105,20 +109,6 @@ class StyleTransferSettings:
         return Pix2PixConfig(ngf=self.ngf, ndf=64 if self.ngf >= 64 else self.ngf, depth=self.depth, tile=TILE,
                              iterations=self.iterations, decay_epochs=self.decay_epochs,
                              snapshot_every=None if self.final_generator else 5000, seed=self.seed)
-
-
-class Reporter:
-    """Progress sink: `stage(name, total)` is a context manager yielding `advance(label)`; `note(text)`.
-
-    The default is silent; the CLI draws progress bars.
-    """
-
-    @contextlib.contextmanager
-    def stage(self, name: str, total: int | None = None) -> Iterator[Callable]:
-        yield lambda label=None: None
-
-    def note(self, text: str) -> None:
-        pass
 
 
 @dataclass
@@ -142,19 +132,11 @@ class RunReport:
 # --------------------------------------------------------------------------- small helpers
 
 
-def _fingerprint(payload) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
         writer.writerows(rows)
-
-
-def _rgb(path: Path) -> np.ndarray:
-    return to_rgb8(read_image(path))
 
 
 def _labels_in(folder: Path) -> dict[str, Path]:
@@ -215,21 +197,27 @@ def carve_out_validation(train_dir: Path, val_dir: Path, stems, *, only_64_chara
 
 
 def save_generator(model, folder: Path, manifest: dict) -> Path:
-    """Keras-format generator + manifest.json (written last: its presence marks a finished model)."""
+    """A model folder of kind `pix2pix-generator`: the Keras-format generator, then `manifest.json` with
+    its sha256 (written last: its presence marks a finished model)."""
+    from nucleaizer_tf.models.folder import sha256_of, write_manifest
+
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "generator.keras") as tmp, warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # Keras' own numpy-2 `__array__` notice
         model.save(tmp)
-    write_json(folder / "manifest.json", {"format": "nucleaizer-tf pix2pix generator", "version": 1,
-                                          "generator": "generator.keras", **manifest})
-    return folder / "manifest.json"
+    body = {"generator": "generator.keras", "sha256": sha256_of(folder / "generator.keras"), **manifest}
+    return write_manifest(folder, "pix2pix-generator", body, format_version=1)
 
 
 def load_generator(folder: Path):
+    """(generator, manifest) of a folder `save_generator` wrote; the file's sha256 is checked."""
     import keras
 
-    manifest = json.loads((folder / "manifest.json").read_text())
-    return keras.models.load_model(folder / manifest["generator"], compile=False), manifest
+    from nucleaizer_tf.models.folder import checked_file, read_manifest
+
+    folder, manifest, _ = read_manifest(folder, expect="pix2pix-generator")
+    path = checked_file(folder, manifest["generator"], manifest.get("sha256"), "generator file")
+    return keras.models.load_model(path, compile=False), manifest
 
 
 # --------------------------------------------------------------------------- the workflow
@@ -254,48 +242,30 @@ class StyleTransferRun:
         self.images = list_images(self.images_dir)
         if not self.images:
             raise NucleaizerError(f"{self.images_dir}: no images")
+        self.log = StageLog(self.out / "stages", STAGES, self._stage_key)
 
     # ----------------------------------------------------------------- stage bookkeeping
 
-    def _stage_fingerprint(self, stage: str) -> str:
+    def _stage_key(self, stage: str) -> dict:
+        """What `stage` depends on (the stage log fingerprints it together with every earlier stage)."""
         s = self.s
-        parts = {"images": [p.name for p in self.images], "masks": [s.masks_dir, s.preseg_model]}
         deps = {
-            "masks": [],
+            "masks": ["conversion"],
             "clusters": ["single_experiment", "keep_best", "replicates", "seed"],
             "tiles": [],
             "mask_db": ["mask_db"],
-            "synth_masks": ["images_per_cluster", "sqrt_mask_resize", "stretched_simcep", "n_db_masks", "seed"],
+            "synth_masks": ["images_per_cluster", "sqrt_mask_resize", "stretched_simcep", "n_db_masks",
+                            "match_cluster", "seed"],
             "pix2pix": ["ngf", "depth", "iterations", "decay_epochs", "final_generator", "seed"],
             "generate": ["eval_mode_synthesis", "seed"],
             "collect": [],
             "augment": ["fresh_augmentations", "augment_copies", "style_step", "include_real", "validation",
                         "validation_64_only", "seed"],
         }
-        for name in STAGES[: STAGES.index(stage) + 1]:
-            parts[name] = {k: getattr(s, k) for k in deps[name]}
-        return _fingerprint(parts)
-
-    def _marker(self, stage: str) -> Path:
-        return self.out / "stages" / f"{STAGES.index(stage) + 1}_{stage}.json"
-
-    def _done(self, stage: str) -> bool:
-        marker = self._marker(stage)
-        if not marker.is_file():
-            return False
-        try:
-            return json.loads(marker.read_text()).get("fingerprint") == self._stage_fingerprint(stage)
-        except (OSError, ValueError):
-            return False
-
-    def _finish(self, stage: str, seconds: float, extra: dict | None = None) -> None:
-        write_json(self._marker(stage), {"stage": stage, "fingerprint": self._stage_fingerprint(stage),
-                                         "seconds": round(seconds, 2), **(extra or {})})
-
-    def _invalidate_from(self, stage: str) -> None:
-        for later in STAGES[STAGES.index(stage):]:
-            with contextlib.suppress(FileNotFoundError):
-                self._marker(later).unlink()
+        key = {k: getattr(s, k) for k in deps[stage]}
+        if stage == "masks":
+            key.update(images=[p.name for p in self.images], masks=[s.masks_dir, s.preseg_model])
+        return key
 
     # ----------------------------------------------------------------- run
 
@@ -305,18 +275,19 @@ class StyleTransferRun:
         steps = {"masks": self.stage_masks, "clusters": self.stage_clusters, "tiles": self.stage_tiles,
                  "mask_db": self.stage_mask_db, "synth_masks": self.stage_synth_masks, "pix2pix": self.stage_pix2pix,
                  "generate": self.stage_generate, "collect": self.stage_collect, "augment": self.stage_augment}
-        redo = False
-        for stage in STAGES:
-            if not redo and self._done(stage):
+        if self.s.last_stage not in STAGES:
+            raise ValueError(f"last_stage must be one of {', '.join(STAGES)}, got {self.s.last_stage!r}")
+        pending = self.log.pending(self.s.last_stage)
+        for stage in STAGES[: STAGES.index(self.s.last_stage) + 1]:
+            if stage not in pending:
                 self.report.stages_skipped.append(stage)
                 self.r.note(f"[{stage}] already done, skipped")
                 continue
-            if not redo:
-                self._invalidate_from(stage)
-                redo = True
+            if stage == pending[0]:
+                self.log.invalidate_from(stage)
             started = time.perf_counter()
             extra = steps[stage]()
-            self._finish(stage, time.perf_counter() - started, extra)
+            self.log.finish(stage, time.perf_counter() - started, extra)
             self.report.stages_run.append(stage)
         self._load_summary()
         write_json(self.out / "run.json", self.report.to_dict())
@@ -336,12 +307,16 @@ class StyleTransferRun:
             sheet = self._cluster_dir(cluster) / "comparison.png"
             if sheet.is_file():
                 self.report.comparisons[cluster] = str(sheet)
-        for kind, attr in (("train", "n_train"), ("validation", "n_validation")):
+        train = "train" if self.s.last_stage == "augment" else "styled"  # the last folder of pairs written
+        for kind, attr in ((train, "n_train"), ("validation", "n_validation")):
             folder = self.out / kind / "images"
             setattr(self.report, attr, len(list(folder.glob("*.png"))) if folder.is_dir() else 0)
 
     def _cluster_dir(self, cluster: str) -> Path:
         return self.out / "style" / cluster
+
+    def _rgb(self, path: Path) -> np.ndarray:
+        return to_rgb8(read_image(path), self.s.conversion)
 
     def _clusters(self) -> dict[str, list[str]]:
         return json.loads((self.out / "clusters" / "clusters.json").read_text())["members"]
@@ -355,16 +330,16 @@ class StyleTransferRun:
         if self.s.preseg_model is None:
             match_stems(self.images_dir, self._mask_dir(), allow_missing_right=True)  # raises on a bad folder
             return {"source": str(self._mask_dir())}
-        from nucleaizer_tf.maskrcnn.config import MaskRCNNConfig
-        from nucleaizer_tf.maskrcnn.model import MaskRCNN
+        from nucleaizer_tf.models.load import load_model
 
-        model = MaskRCNN.from_legacy_h5(self.s.preseg_model, MaskRCNNConfig.presegment())
+        model = load_model(self.s.preseg_model)  # nucleAIzer's presegmentation settings
+        model.prepare()
         out = self._mask_dir()
         with self.r.stage("presegmenting", len(self.images)) as advance:
             for path in self.images:
                 target = out / f"{path.stem}.tiff"
                 if not target.is_file():
-                    write_labels(target, model.segment(_rgb(path)))
+                    write_labels(target, model.segment(self._rgb(path)))
                 advance(path.stem)
         return {"source": str(out)}
 
@@ -389,12 +364,12 @@ class StyleTransferRun:
         if self.s.single_experiment:
             members = {"group_001": names}
             rows = [[n, 1, 1, 0.0, True] for n in names]
-            thumbs = {"group_001": [(_rgb(i), True, n[:10]) for n, i, _ in pairs]}
+            thumbs = {"group_001": [(self._rgb(i), True, n[:10]) for n, i, _ in pairs]}
         else:
             feats = []
             with self.r.stage("style features", len(pairs)) as advance:
                 for stem, image_path, mask_path in pairs:
-                    feats.append(image_style_features(_rgb(image_path), read_labels(mask_path)))
+                    feats.append(image_style_features(self._rgb(image_path), read_labels(mask_path)))
                     advance(stem)
             feats = np.array(feats)
             _write_csv(folder / "features.csv", ["name", *FEATURE_NAMES],
@@ -407,7 +382,7 @@ class StyleTransferRun:
             thumbs = {}
             for g in result.groups:
                 everyone = result.members(g, kept_only=False)
-                thumbs[f"group_{g:03d}"] = [(_rgb(by_name[n]), result.cluster[names.index(n)] != THRASH, n[:10])
+                thumbs[f"group_{g:03d}"] = [(self._rgb(by_name[n]), result.cluster[names.index(n)] != THRASH, n[:10])
                                             for n in everyone]
             self.r.note(f"{len(names)} images -> {result.k} clusters (k chosen from "
                         + ", ".join(f"{k}: {t:.3f}" for k, t in result.candidates) + ")")
@@ -432,7 +407,7 @@ class StyleTransferRun:
             for cluster, names in clusters.items():
                 folder = self._cluster_dir(cluster) / "tiles"
                 shutil.rmtree(folder, ignore_errors=True)
-                items = [(n, _rgb(pairs[n][0]), read_labels(pairs[n][1])) for n in names]
+                items = [(n, self._rgb(pairs[n][0]), read_labels(pairs[n][1])) for n in names]
                 if len(items) <= 1:  # multiplySmallFolders: one image becomes its four quadrants
                     items = [(f"{n}_{q + 1:02d}", qi, ql) for n, img, lab in items
                              for q, (qi, ql) in enumerate(zip(quadrants(img), quadrants(lab)))]
@@ -446,7 +421,7 @@ class StyleTransferRun:
 
     def _tiles(self, cluster: str) -> list[tuple[np.ndarray, np.ndarray]]:
         folder = self._cluster_dir(cluster) / "tiles"
-        return [(_rgb(i), read_labels(m)) for _, i, m in match_stems(folder / "images", folder / "masks")]
+        return [(self._rgb(i), read_labels(m)) for _, i, m in match_stems(folder / "images", folder / "masks")]
 
     # ----------------------------------------------------------------- 4. mask database
 
@@ -511,7 +486,7 @@ class StyleTransferRun:
                 continue
             folder = self._cluster_dir(cluster) / "model"
             manifest = folder / "manifest.json"
-            fingerprint = self._stage_fingerprint("pix2pix")
+            fingerprint = self.log.fingerprint("pix2pix")
             if manifest.is_file() and json.loads(manifest.read_text()).get("fingerprint") == fingerprint:
                 self.r.note(f"{cluster}: pix2pix model already trained, kept")  # resumed mid-stage
                 continue
@@ -559,7 +534,7 @@ class StyleTransferRun:
                     if len(shown) < 4:
                         shown.append(image)
                     advance(name)
-            real = [_rgb(pairs[n]) for n in names[:4] if n in pairs]
+            real = [self._rgb(pairs[n]) for n in names[:4] if n in pairs]
             sheet = contact_sheet(real + shown, [True] * len(real) + [False] * len(shown),
                                   ["real"] * len(real) + ["synthetic"] * len(shown), thumb=256, columns=4)
             write_rgb(self._cluster_dir(cluster) / "comparison.png", sheet)
@@ -604,7 +579,7 @@ class StyleTransferRun:
             jobs.append(("real", self._pairs()[0], settings_for("real")))
         written = 0
         for index, (kind, pairs, settings) in enumerate(jobs):
-            items = ((stem, _rgb(i), read_labels(m)) for stem, i, m in pairs)
+            items = ((stem, self._rgb(i), read_labels(m)) for stem, i, m in pairs)
             with self.r.stage(f"augmenting {kind} data", len(pairs)) as advance:
                 last = None
                 for name, image, labels in augment_set(items, settings, seed=self.s.seed + index,
@@ -626,7 +601,7 @@ class StyleTransferRun:
             copied = 0
             for stem, image_path, mask_path in self._pairs()[0]:  # the originals themselves
                 if stem in stems and not (validation / "images" / f"{stem}.png").exists():
-                    write_rgb(validation / "images" / f"{stem}.png", _rgb(image_path))
+                    write_rgb(validation / "images" / f"{stem}.png", self._rgb(image_path))
                     write_labels(validation / "masks" / f"{stem}.tiff", read_labels(mask_path))
                     copied += 1
             self.r.note(f"validation: {copied + moved} pair(s) in {validation}, {deleted} derived file(s) removed")

@@ -382,8 +382,7 @@ def train_ensemble_folders(
     members listed in the existing manifest are kept and not trained again. `extra_data`: folders with
     images/ + masks/ added to the training set (e.g. style-transfer output).
     """
-    from nucleaizer_tf.unet.ensemble import MANIFEST, ORIGINAL_SIGMAS, member_names
-    from nucleaizer_tf.io import write_json
+    from nucleaizer_tf.unet.ensemble import MANIFEST, ORIGINAL_SIGMAS, member_names, write_ensemble_manifest
 
     start = time.perf_counter()
     sigmas = list(ORIGINAL_SIGMAS if sigmas is None else sigmas)
@@ -426,7 +425,7 @@ def train_ensemble_folders(
         finished.append(asdict(spec))
         order = {n: i for i, n in enumerate(names)}
         finished.sort(key=lambda m: order.get(m["name"], len(order)))
-        write_json(manifest_path, _manifest(finished))
+        write_ensemble_manifest(out_dir, finished)
     vals = [(r["val"], r["epoch"]) for r in summary.epochs if r.get("val") is not None]
     if vals:
         summary.best_val, summary.best_epoch = max(vals)
@@ -435,12 +434,6 @@ def train_ensemble_folders(
     summary.outputs = [str(out_dir / m["weights"]) for m in finished] + [str(manifest_path)]
     summary.outputs.append(str(_write_summary(summary)))
     return summary
-
-
-def _manifest(members: list[dict]) -> dict:
-    from nucleaizer_tf.unet.ensemble import FORMAT, FORMAT_VERSION
-
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "members": members}
 
 
 def train_unet_folders(images_dir, masks_dir, out_dir, *, sigma: float = 0.0, name: str | None = None,

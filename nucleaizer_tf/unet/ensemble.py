@@ -1,7 +1,8 @@
 """The U-Net ensemble (spec 4.3–4.5): members on disk, whole-image inference, 16-bit quantised mean.
 
-An ensemble is a folder: one Keras weight file per member plus `manifest.json`, which names each member,
-its training sigma, its weight file and the `build_unet` arguments that rebuild its graph. Inference follows
+An ensemble is a model folder (`nucleaizer_tf.models.folder`): one Keras weight file per member plus
+`manifest.json`, which names each member, its training sigma, its weight file with its sha256 and the
+`build_unet` arguments that rebuild its graph. Inference follows
 the original exactly where it decides numbers: RGB scaled to [0, 1] (no mean/std), the whole image in one
 batch-1 pass in inference mode, each map stored as round(p·65535) in 16 bits, and the ensemble as the
 MATLAB-rounded mean of those 16-bit maps (the post-processing thresholds are in these units).
@@ -23,11 +24,10 @@ import numpy as np
 import tensorflow as tf
 
 from nucleaizer_tf.errors import NucleaizerError
-from nucleaizer_tf.io import write_json
+from nucleaizer_tf.models.folder import MANIFEST, checked_file, sha256_of, write_manifest
 from nucleaizer_tf.unet.model import build_unet
 from nucleaizer_tf.unet.train import WEIGHTS_SUFFIX, save_weights_atomic
 
-MANIFEST = "manifest.json"
 FORMAT = "nucleaizer-tf/unet-ensemble"
 FORMAT_VERSION = 1
 #: The original seven members' sigmas (spec 4.3).
@@ -180,13 +180,18 @@ class UNetEnsemble:
                 "members": [asdict(m) for m in self.members]}
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write every member's weights, then the manifest, each atomically (the manifest last, so a reader
-        never finds a manifest naming a weight file that is not complete yet)."""
+        """Write every member's weights, then the manifest with their sha256, each atomically (the manifest
+        last, so a reader never finds a manifest naming a weight file that is not complete yet).
+
+        Examples
+        --------
+        >>> UNetEnsemble.load("unet_ensemble").save("copy_of_ensemble")  # doctest: +SKIP
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for spec, model in zip(self.members, self.models):
             save_weights_atomic(model, folder / spec.weights)
-        write_json(folder / MANIFEST, self.manifest())
+        write_ensemble_manifest(folder, [asdict(m) for m in self.members])
         return folder
 
     @classmethod
@@ -195,14 +200,20 @@ class UNetEnsemble:
         folder = Path(folder)
         if not folder.is_dir():
             raise NucleaizerError(f"{folder}: U-Net ensemble folder not found")
-        specs = _read_manifest(folder / MANIFEST)
+        specs, hashes = _read_manifest(folder / MANIFEST)
         models = []
         for spec in specs:
-            path = folder / spec.weights
-            if not path.is_file():
-                raise NucleaizerError(f"{path}: weight file of ensemble member {spec.name!r} is missing")
+            path = checked_file(folder, spec.weights, hashes.get(spec.name), f"weight file of ensemble member {spec.name!r}")
             models.append(_load_member(spec, path))
         return cls(specs, models)
+
+
+def write_ensemble_manifest(folder: str | os.PathLike, members: Sequence[dict]) -> Path:
+    """The ensemble's `manifest.json`: the members (MemberSpec fields) with the sha256 of each weight file,
+    which must already be written."""
+    folder = Path(folder)
+    listed = [{**m, "sha256": sha256_of(folder / m["weights"])} for m in members]
+    return write_manifest(folder, "unet-ensemble", {"members": listed}, format_version=FORMAT_VERSION)
 
 
 def _load_member(spec: MemberSpec, path: Path) -> keras.Model:
@@ -223,7 +234,7 @@ def _load_member(spec: MemberSpec, path: Path) -> keras.Model:
     return model
 
 
-def _read_manifest(path: Path) -> list[MemberSpec]:
+def _read_manifest(path: Path) -> tuple[list[MemberSpec], dict[str, str]]:
     hint = "a U-Net ensemble folder holds manifest.json and one weight file per member"
     if not path.is_file():
         raise NucleaizerError(f"{path}: missing ({hint})")
@@ -240,7 +251,7 @@ def _read_manifest(path: Path) -> list[MemberSpec]:
     members = data.get("members")
     if not isinstance(members, list) or not members:
         raise NucleaizerError(f"{path}: the manifest lists no members")
-    specs = []
+    specs, hashes = [], {}
     for i, entry in enumerate(members):
         try:
             specs.append(MemberSpec(name=str(entry["name"]), sigma=float(entry["sigma"]),
@@ -248,7 +259,9 @@ def _read_manifest(path: Path) -> list[MemberSpec]:
                                     channel=int(entry.get("channel", 0))))
         except (KeyError, TypeError, ValueError) as exc:
             raise NucleaizerError(f"{path}: member {i} is invalid ({exc})") from None
-    return specs
+        if entry.get("sha256"):  # ensembles saved before the hashes were recorded have none
+            hashes[specs[-1].name] = str(entry["sha256"])
+    return specs, hashes
 
 
 # ---------------------------------------------------------------------------------------------- seeded

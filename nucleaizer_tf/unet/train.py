@@ -13,10 +13,8 @@ the step-wise learning-rate schedule and early stopping are each a few explicit 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -135,25 +133,20 @@ class TrainHistory:
 
 
 def save_weights_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
-    """`model.save_weights(path)` through a temporary file in the same folder and a rename, so readers
-    only ever see the previous complete file or the new complete file."""
+    """`model.save_weights(path)` through `io.atomic_path` (a temporary file in the same folder, then a
+    rename), so readers only ever see the previous complete file or the new complete file.
+
+    Examples
+    --------
+    >>> save_weights_atomic(model, "run/UNet_sigma0.0_1.weights.h5")  # doctest: +SKIP
+    """
+    from nucleaizer_tf.io import atomic_path
+
     path = Path(path)
     if not path.name.endswith(WEIGHTS_SUFFIX):
         raise ValueError(f"weights path must end with {WEIGHTS_SUFFIX!r}, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[: -len(WEIGHTS_SUFFIX)]}.", suffix=f".tmp{WEIGHTS_SUFFIX}",
-                               dir=path.parent)
-    os.close(fd)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; weights get the usual permissions
+    with atomic_path(path) as tmp:
         model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -1,0 +1,127 @@
+"""The one folder format of every model nucleaizer-tf saves: `manifest.json` + weight files, sha256-checked.
+
+A model folder holds its weight files and a `manifest.json` that says what the folder is
+(`"format": "nucleaizer-tf/<kind>"`, `"format_version"`), everything needed to rebuild the network,
+and, beside each weight file it names, that file's sha256. The manifest is written last (atomically),
+so a folder with a manifest is always complete; a reader checks every listed file before using it.
+
+Kinds and where each names its files:
+
+===================  =======================================================================
+kind                 files
+===================  =======================================================================
+`default-model`      `weights_file` + `sha256` (the shipped model and every fine-tuned copy)
+`unet-ensemble`      per member: `weights` + `sha256`
+`full-pipeline`      `presegmentation`, `final` (legacy `.h5` files, each `{file, sha256}`),
+                     `unet` (a sub-folder that is itself a `unet-ensemble` model folder)
+`maskrcnn`           `weights`: `{file, sha256}` (a legacy `.h5`, e.g. after fine-tuning)
+`pix2pix-generator`  `generator` + `sha256` (style transfer's per-style image generator)
+===================  =======================================================================
+
+Folders written before this format (a default model with `weights_file`/`sha256` but no `format`, an
+ensemble without per-member hashes) still load; files without a recorded hash are not checked.
+
+Examples
+--------
+>>> folder, manifest, kind = read_manifest("weights/default")  # doctest: +SKIP
+>>> kind
+'default-model'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from nucleaizer_tf.errors import NucleaizerError
+
+MANIFEST = "manifest.json"
+FORMAT_PREFIX = "nucleaizer-tf/"
+KINDS = ("default-model", "unet-ensemble", "full-pipeline", "maskrcnn", "pix2pix-generator")
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks.
+
+    Examples
+    --------
+    >>> sha256_of("weights/default/default.weights.h5")[:8]  # doctest: +SKIP
+    'f86fbe6c'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def kind_of(manifest: dict) -> str | None:
+    """The model kind a manifest describes (None if it is no nucleaizer-tf model manifest)."""
+    fmt = manifest.get("format")
+    if isinstance(fmt, str) and fmt.startswith(FORMAT_PREFIX) and fmt[len(FORMAT_PREFIX):] in KINDS:
+        return fmt[len(FORMAT_PREFIX):]
+    if fmt is None and "weights_file" in manifest and "architecture" in manifest:
+        return "default-model"  # written before the format field existed
+    return None
+
+
+def read_manifest(path: str | os.PathLike, expect: str | None = None) -> tuple[Path, dict, str]:
+    """(folder, manifest, kind) of a model folder or of its `manifest.json`.
+
+    Raises `NucleaizerError` naming the path when there is no readable manifest, when it describes no
+    known model kind, or when it is not of kind `expect` (if given).
+
+    Examples
+    --------
+    >>> folder, manifest, kind = read_manifest("adapted/model", expect="default-model")  # doctest: +SKIP
+    """
+    path = Path(path)
+    manifest_path = path if path.is_file() else path / MANIFEST
+    if not manifest_path.is_file():
+        raise NucleaizerError(f"{path}: no {MANIFEST} (not a nucleaizer-tf model folder)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NucleaizerError(f"{manifest_path}: not a readable JSON manifest ({exc})") from None
+    kind = kind_of(manifest) if isinstance(manifest, dict) else None
+    if kind is None:
+        raise NucleaizerError(f"{manifest_path}: not a nucleaizer-tf model manifest (kinds: {', '.join(KINDS)})")
+    if expect is not None and kind != expect:
+        raise NucleaizerError(f"{manifest_path}: a {kind} folder, expected a {expect}")
+    return manifest_path.parent, manifest, kind
+
+
+def checked_file(folder: Path, name: str, sha256: str | None, what: str) -> Path:
+    """`folder/name` after checking it exists and, when a hash is recorded, that it matches."""
+    path = Path(folder) / name
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        raise NucleaizerError(f"{folder / MANIFEST}: {what} {name!r} must be a file inside the model folder")
+    if not path.is_file():
+        raise NucleaizerError(f"{path}: {what} named in {Path(folder) / MANIFEST} is missing")
+    if sha256 and sha256_of(path) != sha256:
+        raise NucleaizerError(f"{path}: sha256 does not match {Path(folder) / MANIFEST} (corrupt or replaced file)")
+    return path
+
+
+def prepare_folder(folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Create `folder` for a new model; refuse one that already holds a model unless `overwrite`."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NucleaizerError(f"{folder}: exists and is not a folder")
+    if (folder / MANIFEST).exists() and not overwrite:
+        raise NucleaizerError(f"{folder}: already holds a model ({MANIFEST}); choose another folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_manifest(folder: str | os.PathLike, kind: str, manifest: dict, format_version: int) -> Path:
+    """Write `manifest.json` of a `kind` folder (atomically; call it after every weight file is written)."""
+    from nucleaizer_tf.io import write_json
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}")
+    body = {"format": FORMAT_PREFIX + kind, "format_version": format_version,
+            **{k: v for k, v in manifest.items() if k not in ("format", "format_version")}}
+    return write_json(Path(folder) / MANIFEST, body)

@@ -1,0 +1,150 @@
+"""nucleAIzer's full pipeline (presegmentation, size estimation, U-Net ensemble, Mask R-CNN at two
+scales, post-processing) behind the model facade, from its three parts or from one model folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, labels_dtype, one_of
+from nucleaizer_tf.models.maskrcnn import CONVERSIONS, padding_fraction
+
+FOLDER_FILES = {"presegmentation": "mask_rcnn_presegmentation.h5", "final": "mask_rcnn_final.h5"}
+
+
+def _params(value) -> str | None:
+    from nucleaizer_tf.postprocess.params import PostprocessParams
+
+    if isinstance(value, (str, os.PathLike)):
+        return None if Path(value).is_file() else "no such parameter file"
+    try:
+        PostprocessParams.from_vector(list(value)) if not isinstance(value, PostprocessParams) else None
+    except (TypeError, ValueError) as exc:
+        return f"not 9 post-processing parameters ({exc})"
+    return None
+
+
+class FullSegmenter(Segmenter):
+    """The full pipeline. With `work_dir`, intermediate results are cached per image name
+    (`segment_with_facts(image, name=stem)`), so an interrupted folder run resumes.
+
+    Examples
+    --------
+    >>> from nucleaizer_tf import load_model
+    >>> full = load_model("mask_rcnn_final.h5", mode="full", preseg_model="mask_rcnn_presegmentation.h5",
+    ...                   unet="unet_ensemble/")                       # doctest: +SKIP
+    >>> labels = full.segment(image)                                  # doctest: +SKIP
+    >>> full.save("my_nucleaizer")  # one folder: load_model("my_nucleaizer")  # doctest: +SKIP
+    """
+
+    kind = "full-pipeline"
+    title = "full pipeline"
+    options = {
+        "image_size": Option(1024, at_least(64), "presegmentation network size"),
+        "confidence": Option(0.6, fraction, "minimum detection score of the final model"),
+        "nms": Option(0.35, fraction, "detection NMS threshold"),
+        "max_instances": Option(800, at_least(1), "most nuclei per image"),
+        "padding": Option(0.05, padding_fraction),
+        "dilation": Option(1, at_least(0)),
+        "fill_holes": Option(False, boolean),
+        "absolute_mask_threshold": Option(False, boolean),
+        "conversion": Option("nucleaizer", one_of(*CONVERSIONS)),
+        "postprocess_params": Option(None, _params, "9 post-processing parameters, or a param-search result file"),
+        "max_network_size": Option(None, at_least(64), "cap of the 2x/4x Mask R-CNN sizes"),
+    }
+
+    def __init__(self, preseg_model, final_model, unet_dir, *, work_dir=None, source: str | None = None):
+        for path, what in ((preseg_model, "presegmentation weight file"), (final_model, "weight file"),
+                           (unet_dir, "U-Net ensemble folder")):
+            if not Path(path).exists():
+                raise NucleaizerError(f"{path}: no such {what}")
+        self.preseg_model, self.final_model, self.unet_dir = Path(preseg_model), Path(final_model), Path(unet_dir)
+        self.work_dir = None if work_dir is None else Path(work_dir)
+        self.source = source
+        self._pipelines: dict = {}
+
+    @classmethod
+    def from_folder(cls, folder, manifest: dict, *, work_dir=None) -> FullSegmenter:
+        from nucleaizer_tf.models.folder import checked_file
+
+        parts = [checked_file(folder, manifest[k]["file"], manifest[k].get("sha256"), f"{k} weight file")
+                 for k in FOLDER_FILES]
+        return cls(*parts, Path(folder) / manifest["unet"], work_dir=work_dir, source=str(folder))
+
+    def settings(self, options: dict):
+        """The `FullSettings` of resolved options."""
+        from nucleaizer_tf.pipelines.full import FullSettings
+        from nucleaizer_tf.postprocess.params import DEFAULT_PARAMS, PostprocessParams, read_params
+
+        params = options["postprocess_params"]
+        if params is None:
+            params = DEFAULT_PARAMS
+        elif isinstance(params, (str, os.PathLike)):
+            params = read_params(params)
+        elif not isinstance(params, PostprocessParams):
+            params = PostprocessParams.from_vector(list(params))
+        return FullSettings(preseg_size=int(options["image_size"]), final_confidence=float(options["confidence"]),
+                            nms=float(options["nms"]), max_instances=int(options["max_instances"]),
+                            padding=float(options["padding"]), dilation=int(options["dilation"]),
+                            fill_holes=bool(options["fill_holes"]),
+                            absolute_mask_threshold=bool(options["absolute_mask_threshold"]),
+                            conversion=options["conversion"], params=params,
+                            max_network_size=options["max_network_size"])
+
+    def pipeline(self, options: dict):
+        """The `FullPipeline` for resolved options (one per distinct settings)."""
+        from nucleaizer_tf.pipelines.full import FullPipeline
+
+        settings = self.settings(options)
+        if settings not in self._pipelines:
+            self._pipelines[settings] = FullPipeline(self.work_dir, self.preseg_model, self.final_model,
+                                                     self.unet_dir, settings)
+        return self._pipelines[settings]
+
+    def prepare(self, **options) -> dict:
+        resolved = self.resolve_options(options)
+        self.pipeline(resolved).load_networks()
+        return resolved
+
+    def _segment(self, image: np.ndarray, options: dict, name: str | None):
+        labels, facts = self.pipeline(options).segment(image, name)
+        return labels_dtype(labels), facts
+
+    def record_settings(self, options: dict) -> dict:
+        """The settings block of the run record (the 9 parameters as a vector)."""
+        return self.settings(options).to_dict()
+
+    def write_scale_tables(self) -> None:
+        for pipeline in self._pipelines.values():
+            pipeline.write_scale_tables()
+
+    def describe(self) -> dict:
+        info = {"kind": self.kind, "model": str(self.final_model), "preseg_model": str(self.preseg_model),
+                "unet": str(self.unet_dir)}
+        if self.source:
+            info["folder"] = self.source
+        if self.work_dir is not None:
+            info["work_dir"] = str(self.work_dir)
+        return info
+
+    def save(self, folder, *, overwrite: bool = False) -> Path:
+        """One `full-pipeline` folder: copies of both `.h5` files and the ensemble as `unet/`."""
+        from nucleaizer_tf.io import atomic_path
+        from nucleaizer_tf.models.folder import prepare_folder, sha256_of, write_manifest
+        from nucleaizer_tf.unet.ensemble import UNetEnsemble
+
+        folder = prepare_folder(folder, overwrite=overwrite)
+        body = {}
+        for role, source in (("presegmentation", self.preseg_model), ("final", self.final_model)):
+            name = FOLDER_FILES[role]
+            with atomic_path(folder / name) as tmp:
+                shutil.copyfile(source, tmp)
+            body[role] = {"file": name, "sha256": sha256_of(folder / name)}
+        UNetEnsemble.load(self.unet_dir).save(folder / "unet")
+        body["unet"] = "unet"
+        write_manifest(folder, "full-pipeline", body, format_version=1)
+        return folder
