@@ -183,6 +183,20 @@ class MaskDB:
         h, w = self.shapes[i]
         return self.pixels[self.offsets[i]:self.offsets[i + 1]].reshape(h, w)
 
+    def subset(self, indices) -> MaskDB:
+        """A database of the objects at `indices` (in that order).
+
+        Examples
+        --------
+        >>> small = db.subset(np.arange(0, len(db), 10))  # every 10th object  # doctest: +SKIP
+        """
+        indices = np.asarray(indices, np.int64)
+        crops = [self.crop(int(i)).ravel() for i in indices]
+        shapes = self.shapes[indices]
+        offsets = np.concatenate([[0], np.cumsum(shapes[:, 0] * shapes[:, 1])]).astype(np.int64)
+        pixels = np.concatenate(crops) if crops else np.zeros(0, bool)
+        return MaskDB(self.features[indices], shapes, offsets, pixels, self.source[indices])
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays for `np.savez` (pixels bit-packed)."""
         return {"features": self.features, "shapes": self.shapes, "offsets": self.offsets,

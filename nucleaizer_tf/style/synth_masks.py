@@ -118,6 +118,17 @@ class ClusterStats:
     shape: np.ndarray  # n×4 SHAPE_FEATURES of the same objects
     edge_distance: np.ndarray  # their closest-neighbour contour distances (inf when alone)
     counts: np.ndarray  # per tile: 512² / mean(area)
+    densities: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per tile: kept objects per pixel
+
+    @property
+    def median_diameter(self) -> float:
+        """Median equivalent diameter sqrt(4·area/π) of the kept objects."""
+        return float(np.median(np.sqrt(4.0 * self.areas / np.pi)))
+
+    @property
+    def density(self) -> float:
+        """Kept objects per pixel over all tiles that had any (nuclei per area)."""
+        return float(self.densities.mean()) if self.densities.size else float("nan")
 
     @property
     def mean_area(self) -> float:
@@ -138,20 +149,37 @@ class ClusterStats:
         return int(np.clip(np.floor(finite.mean() + 2 * std + 0.5), 1, cap))
 
     def n_cells(self, rng: np.random.Generator, minimum: int = MIN_CELLS) -> int:
+        """The original's count: Normal(mean, std) of 512²/mean(area) per tile, i.e. as many nuclei as
+        would cover the whole canvas, at least `minimum`."""
         std = float(self.counts.std(ddof=1)) if self.counts.size > 1 else 10.0
         return max(minimum, int(np.floor(rng.normal(self.counts.mean(), std) + 0.5)))
+
+    def n_cells_matched(self, rng: np.random.Generator, canvas_pixels: int) -> int:
+        """A count with the cluster's own density: a tile's nuclei per pixel (drawn from the tiles)
+        times the canvas area, at least 1."""
+        density = float(rng.choice(self.densities)) if self.densities.size else 0.0
+        return max(1, int(np.floor(density * canvas_pixels + 0.5)))
+
+    def target_areas(self, rng: np.random.Generator, n: int, *, matched: bool = False) -> np.ndarray:
+        """`n` nucleus areas: the original's Normal(mean, min(0.2·mean, std)), or with `matched` a
+        resample of the cluster's own areas (±5 %), so the size distribution and its median follow the
+        presegmentation rather than only its mean."""
+        if matched:
+            return rng.choice(self.areas, size=n).astype(np.float64) * rng.uniform(0.95, 1.05, size=n)
+        return rng.normal(self.mean_area, self.area_sigma, size=n)
 
 
 def cluster_statistics(label_tiles: Sequence[np.ndarray], min_area: int = MIN_AREA,
                        image_size: tuple[int, int] = IMAGE_SIZE) -> ClusterStats:
     """Measure a cluster's label tiles (spec 6.5.2). Raises ValueError when no tile has an object."""
-    areas, shapes, dists, counts = [], [], [], []
+    areas, shapes, dists, counts, densities = [], [], [], [], []
     for tile in label_tiles:
         tile = np.asarray(tile).astype(np.int64)
         m = measure_objects(tile)
         keep = np.flatnonzero(m["area"] >= min_area)
         if keep.size == 0:
             continue
+        densities.append(keep.size / tile.size)
         kept = np.where(np.isin(tile, keep + 1), tile, 0)
         ed = edge_distances(kept)
         areas.append(m["area"][keep])
@@ -160,7 +188,8 @@ def cluster_statistics(label_tiles: Sequence[np.ndarray], min_area: int = MIN_AR
         counts.append(image_size[0] * image_size[1] / m["area"][keep].mean())
     if not areas:
         raise ValueError(f"no nucleus of at least {min_area} px² in the cluster's masks")
-    return ClusterStats(np.concatenate(areas), np.concatenate(shapes), np.concatenate(dists), np.array(counts))
+    return ClusterStats(np.concatenate(areas), np.concatenate(shapes), np.concatenate(dists), np.array(counts),
+                        np.array(densities))
 
 
 # --------------------------------------------------------------------------- masks from the database
@@ -202,10 +231,11 @@ def resize_nearest(mask: np.ndarray, factor: float) -> np.ndarray:
 
 
 def resize_to_areas(masks: Sequence[np.ndarray], stats: ClusterStats, rng: np.random.Generator, *,
-                    linear_area_ratio: bool = True) -> list[np.ndarray]:
-    """`resizeMasks`: target area A* ~ Normal(mean, min(0.2·mean, std)) per mask; factor A*/A (Q8) or sqrt."""
+                    linear_area_ratio: bool = True, matched: bool = False) -> list[np.ndarray]:
+    """`resizeMasks`: target area A* ~ Normal(mean, min(0.2·mean, std)) per mask (`matched`: resampled
+    from the cluster's areas); factor A*/A (Q8) or sqrt."""
     out = []
-    targets = rng.normal(stats.mean_area, stats.area_sigma, size=len(masks))
+    targets = stats.target_areas(rng, len(masks), matched=matched)
     for mask, target in zip(masks, targets):
         own = float(mask.sum())
         ratio = max(float(target), 1.0) / own
@@ -284,7 +314,7 @@ def _shape_features_many(masks: Sequence[np.ndarray]) -> np.ndarray:
 
 def simcep_shapes(count: int, stats: ClusterStats, rng: np.random.Generator, *, unstretched: bool = True,
                   tolerance: float = SIMCEP_TOLERANCE, max_rejections: int = SIMCEP_MAX_REJECTIONS,
-                  batch: int = 64) -> list[np.ndarray]:
+                  batch: int = 64, matched: bool = False) -> list[np.ndarray]:
     """Up to `count` random shapes matching random cluster objects (spec 6.5.6; fewer after
     `max_rejections` consecutive rejections). `unstretched` = quirk Q9 (see module doc).
 
@@ -299,7 +329,7 @@ def simcep_shapes(count: int, stats: ClusterStats, rng: np.random.Generator, *, 
     out, rejections = [], 0
     while len(out) < count and rejections < max_rejections:
         picks = targets[rng.integers(len(targets), size=batch)]
-        areas = np.maximum(rng.normal(stats.mean_area, stats.area_sigma, size=batch), 4.0)
+        areas = np.maximum(stats.target_areas(rng, batch, matched=matched), 4.0)
         angles = rng.integers(0, 360, size=batch)
         outlines = [random_outline(np.sqrt(a / np.pi), rng) for a in areas]
         candidates = [rasterise(_stretch_rotate(o, t[ratio_i], float(g))) for o, t, g in zip(outlines, picks, angles)]
@@ -333,6 +363,9 @@ class SynthesisOptions:
     unstretched_simcep: bool = True  # Q9 faithful
     n_cells: int | None = None  # fixed number of nuclei per image (None = drawn from the cluster)
     gap: int | None = None  # fixed maximal gap (None = mean + 2·std of the cluster's distances)
+    # False = the original: areas ~ Normal(mean, ...) and as many nuclei as cover the canvas (dense fields
+    # whatever the style's density). True: areas resampled from the cluster and its own nuclei per area.
+    match_cluster: bool = False
 
 
 def build_mask_array(db: MaskDB | None, stats: ClusterStats, rng: np.random.Generator,
@@ -344,9 +377,11 @@ def build_mask_array(db: MaskDB | None, stats: ClusterStats, rng: np.random.Gene
             keep, filled = is_simple(db.crop(int(i)))
             if keep:
                 fetched.append(filled)
-        fetched = resize_to_areas(fetched, stats, rng, linear_area_ratio=options.linear_area_ratio)
+        fetched = resize_to_areas(fetched, stats, rng, linear_area_ratio=options.linear_area_ratio,
+                                  matched=options.match_cluster)
     total = 2 * max(options.n_db_masks, 1)
-    simcep = simcep_shapes(total - len(fetched), stats, rng, unstretched=options.unstretched_simcep)
+    simcep = simcep_shapes(total - len(fetched), stats, rng, unstretched=options.unstretched_simcep,
+                           matched=options.match_cluster)
     slots: list[np.ndarray | None] = [None] * total
     for j, m in enumerate(fetched[: total // 2]):
         slots[2 * j] = m
@@ -515,7 +550,12 @@ def synthesize(mask_array: Sequence[np.ndarray], stats: ClusterStats, rng: np.ra
     """One synthetic label image: subsample the candidates (p = 0.3) and place them (spec 6.5.9)."""
     keep = rng.random(len(mask_array)) < options.keep_probability
     subset = [m for m, k in zip(mask_array, keep) if k]
-    n_cells = options.n_cells if options.n_cells is not None else stats.n_cells(rng, options.min_cells)
+    if options.n_cells is not None:
+        n_cells = options.n_cells
+    elif options.match_cluster:
+        n_cells = stats.n_cells_matched(rng, options.image_size[0] * options.image_size[1])
+    else:
+        n_cells = stats.n_cells(rng, options.min_cells)
     gap = options.gap if options.gap is not None else stats.gap(cap=max(options.image_size) // 5)
     return tetris_image(subset, n_cells, rng, size=options.image_size, touch_ratio=options.touch_ratio, gap=gap)
 
