@@ -46,11 +46,18 @@ def predict(
     conversion: Conversion = typer.Option(Conversion.nucleaizer, "--conversion", help="Mask R-CNN modes: how non-8-bit images become 8-bit RGB, nucleaizer (per-channel min-max, the original) or percentile (1-99.8 %). The default model always stretches by percentiles."),
     tta: bool = typer.Option(False, "--tta", help="Default model: average each image's map over its 8 flips and rotations (about 8× slower, slightly tighter outlines)."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write outline overlays to OUT_DIR/overlays/<stem>.png."),
+    save_rois: bool = typer.Option(False, "--save-rois", help="Also write an ImageJ/Fiji ROI set per image: OUT_DIR/rois/<stem>.zip."),
+    save_geojson: bool = typer.Option(False, "--save-geojson", help="Also write QuPath detections per image: OUT_DIR/geojson/<stem>.geojson."),
+    save_csv: bool = typer.Option(False, "--save-csv", help="Also write per-nucleus measurements (OUT_DIR/measurements/<stem>.csv) and OUT_DIR/summary.csv."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Pixel size in µm: adds calibrated µm / µm² columns to the measurements."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Segment nuclei in every image and write 16-bit label TIFFs (0 = background, one id per nucleus)."""
     from nucleaizer_tf.pipelines.predict import collect_inputs, predict_files
 
+    from nucleaizer_tf.pipelines.measure import ExportOptions
+
+    exports = ExportOptions(rois=save_rois, geojson=save_geojson, csv=save_csv, pixel_size=pixel_size)
     files = collect_inputs(images, out_dir)
     for path, what in ((model, "weight file"), (preseg_model, "weight file"), (unet, "U-Net ensemble folder"),
                        (postprocess_params, "parameter file")):
@@ -71,7 +78,8 @@ def predict(
     else:
         segment, settings = _fast_mode(model, confidence, nms, max_instances, image_size, nucleus_size, common)
     with progress_bar("segmenting", quiet, total=len(files)) as advance:
-        report = predict_files(files, out_dir, segment, overlay=overlay, settings=settings, progress=advance)
+        report = predict_files(files, out_dir, segment, overlay=overlay, settings=settings, progress=advance,
+                               exports=exports)
     if cleanup is not None:
         cleanup(report)
     _finish_predict(report, out_dir, quiet)

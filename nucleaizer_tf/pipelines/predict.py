@@ -17,6 +17,7 @@ import numpy as np
 
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.io import IMAGE_EXTENSIONS, list_images, read_image, to_rgb8, write_json, write_labels, write_rgb
+from nucleaizer_tf.pipelines.measure import ExportOptions, export_image, write_summary
 from nucleaizer_tf.system import package_versions
 from nucleaizer_tf.visualize import outline_overlay
 
@@ -67,15 +68,19 @@ def predict_files(
     overlay: bool = False,
     settings: dict | None = None,
     progress: Callable[[str], None] | None = None,
+    exports: ExportOptions | None = None,
 ) -> PredictReport:
     """Segment each file into `out_dir/<stem>.tiff` (and `out_dir/overlays/<stem>.png`).
 
     A file that cannot be read or segmented is recorded in `failures` and skipped; the run goes on.
     `out_dir/nucleaizer-tf.json` records the settings, package versions and per-image facts.
+    `exports` adds ROI sets, GeoJSON and measurement CSVs per image (and `summary.csv`), see
+    `nucleaizer_tf.pipelines.measure.export_image`.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = PredictReport()
+    summary_rows = []
     for path in files:
         started = time.perf_counter()
         try:
@@ -85,6 +90,10 @@ def predict_files(
             if overlay:
                 shown = to_rgb8(image, "nucleaizer" if image.dtype == np.uint8 else "percentile")
                 write_rgb(out_dir / "overlays" / f"{path.stem}.png", outline_overlay(shown, labels))
+            if exports is not None and exports.any:
+                summary_rows.append(export_image(out_dir, path.stem, image, labels, exports, {
+                    "image": str(path), "labels": str(target), "model": (settings or {}).get("model", ""),
+                    "seconds": round(time.perf_counter() - started, 3)}))
         except Exception as exc:  # one bad image must not end a night's run; it is reported instead
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if not isinstance(exc, (NucleaizerError, ValueError, OSError)):
@@ -103,6 +112,8 @@ def predict_files(
             )
         if progress is not None:
             progress(path.name)
+    if exports is not None:
+        write_summary(out_dir, summary_rows, exports)
     report.record = write_json(
         out_dir / RECORD_NAME,
         {
