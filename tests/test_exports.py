@@ -135,6 +135,23 @@ def test_csv_areas_and_intensities_equal_numpy_on_known_values(tmp_path, dtype):
         assert max(int(r["intensity_max"]) for r in rows) > 255  # 16-bit values, not rescaled to 8 bits
 
 
+def test_shape_columns_agree_with_scikit_image_regionprops():
+    from skimage.measure import regionprops
+
+    labels = synthetic_nuclei((128, 128), 15, 18, seed=5).labels
+    table = measure_nuclei(labels)
+    assert list(table)[:13] == ["label", "centroid_x", "centroid_y", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1",
+                                "area_px", "perimeter_px", "equivalent_diameter_px", "eccentricity", "solidity",
+                                "orientation_rad"]
+    for i, region in enumerate(regionprops(labels)):
+        assert table["label"][i] == region.label and table["area_px"][i] == region.area
+        assert (table["bbox_y0"][i], table["bbox_x0"][i], table["bbox_y1"][i], table["bbox_x1"][i]) == region.bbox
+        assert table["centroid_y"][i] == pytest.approx(region.centroid[0])
+        assert table["eccentricity"][i] == pytest.approx(region.eccentricity, abs=1e-9)
+        assert table["orientation_rad"][i] == pytest.approx(region.orientation, abs=1e-9)
+        assert table["solidity"][i] == pytest.approx(region.solidity)
+
+
 def test_outlines_read_back_as_the_same_label_image_and_need_a_shape(tmp_path):
     labels, _ = _labels_with_hole_and_border()
     outlines = trace_outlines(labels)
