@@ -53,9 +53,8 @@ def predict(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Segment nuclei in every image and write 16-bit label TIFFs (0 = background, one id per nucleus)."""
-    from nucleaizer_tf.pipelines.predict import collect_inputs, predict_files
-
     from nucleaizer_tf.pipelines.measure import ExportOptions
+    from nucleaizer_tf.pipelines.predict import collect_inputs, predict_files
 
     exports = ExportOptions(rois=save_rois, geojson=save_geojson, csv=save_csv, pixel_size=pixel_size)
     files = collect_inputs(images, out_dir)
