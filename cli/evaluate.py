@@ -36,8 +36,8 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print the report as
 
 @fail_cleanly
 def evaluate(
-    gt_dir: Path = typer.Argument(..., help="Folder of ground-truth label images (TIFF/PNG, 0 = background)."),
-    pred_dir: Path = typer.Argument(..., help="Folder of predicted label images, same file stems."),
+    gt_dir: Path = typer.Argument(..., help="Folder of ground-truth label images (TIFF/PNG, 0 = background), ImageJ ROI sets (.zip) or GeoJSON."),
+    pred_dir: Path = typer.Argument(..., help="Folder of predicted label images (or ROI sets / GeoJSON), same file stems."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image scores to this CSV file."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the summary and per-image scores as JSON."),
     missing_as_empty: bool = typer.Option(

@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow impo
 
 from nucleaizer_tf.cli.common import new_app  # noqa: E402
 from nucleaizer_tf.cli.evaluate import evaluate, info  # noqa: E402
+from nucleaizer_tf.cli.measure import measure  # noqa: E402
 from nucleaizer_tf.cli.postprocess import estimate_size, param_search  # noqa: E402
 from nucleaizer_tf.cli.predict import predict  # noqa: E402
 from nucleaizer_tf.cli.style import style_transfer  # noqa: E402
@@ -37,6 +38,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_print_versi
 
 app.command()(predict)
 app.command()(evaluate)
+app.command("measure")(measure)
 app.command("estimate-size")(estimate_size)
 app.command("param-search")(param_search)
 app.command("style-transfer")(style_transfer)

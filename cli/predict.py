@@ -45,11 +45,16 @@ def predict(
     conversion: Optional[Conversion] = typer.Option(None, "--conversion", help="Mask R-CNN modes: how non-8-bit images become 8-bit RGB, nucleaizer (per-channel min-max, the original) or percentile (1-99.8 %) [nucleaizer]. The default model always stretches by percentiles."),
     tta: bool = typer.Option(False, "--tta", help="Default model: average each image's map over its 8 flips and rotations (about 8× slower, slightly tighter outlines)."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write outline overlays to OUT_DIR/overlays/<stem>.png."),
+    save_rois: bool = typer.Option(False, "--save-rois", help="Also write an ImageJ/Fiji ROI set per image: OUT_DIR/rois/<stem>.zip."),
+    save_geojson: bool = typer.Option(False, "--save-geojson", help="Also write QuPath detections per image: OUT_DIR/geojson/<stem>.geojson."),
+    save_csv: bool = typer.Option(False, "--save-csv", help="Also write per-nucleus measurements (OUT_DIR/measurements/<stem>.csv) and OUT_DIR/summary.csv."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Pixel size in µm: adds calibrated µm / µm² columns to the measurements."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Segment nuclei in every image and write 16-bit label TIFFs (0 = background, one id per nucleus).
 
     Options that do not apply to the chosen model are refused with one line."""
+    from nucleaizer_tf.pipelines.measure import ExportOptions
     from nucleaizer_tf.pipelines.predict import run_predict
 
     given = {"confidence": confidence, "nms": nms, "max_instances": max_instances, "image_size": image_size,
@@ -61,7 +66,9 @@ def predict(
     import_tensorflow()
     report = run_predict(images, out_dir, model=model, mode=mode.value if mode is Mode.full else None,
                          preseg_model=preseg_model, unet=unet, work_dir=work_dir, keep_intermediate=keep_intermediate,
-                         options=options, overlay=overlay, reporter=CliReporter(quiet))
+                         options=options, overlay=overlay, reporter=CliReporter(quiet),
+                         exports=ExportOptions(rois=save_rois, geojson=save_geojson, csv=save_csv,
+                                               pixel_size=pixel_size))
     _finish_predict(report, out_dir, quiet)
 
 

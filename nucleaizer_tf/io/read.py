@@ -19,6 +19,8 @@ from nucleaizer_tf.labels import as_label_array
 
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg")
 LABEL_EXTENSIONS = (".tif", ".tiff", ".png")
+VECTOR_LABEL_EXTENSIONS = (".zip", ".geojson")  # ImageJ ROI sets and GeoJSON outlines (need a shape)
+LABEL_SOURCE_EXTENSIONS = LABEL_EXTENSIONS + VECTOR_LABEL_EXTENSIONS
 _TIFF = (".tif", ".tiff")
 _MAGIC = {
     ".png": (b"\x89PNG\r\n\x1a\n",),
@@ -125,13 +127,25 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return data
 
 
-def read_labels(path: str | os.PathLike) -> np.ndarray:
+def read_labels(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Read a label image (0 = background, k > 0 = object k) as a 2-D integer array.
 
     Float files holding whole numbers are accepted (some tools save labels as float32); anything
     with colour channels or fractional values is refused, since silently casting would merge objects.
+    An ImageJ ROI set (`.zip`) or a GeoJSON (`.geojson`, e.g. from QuPath) is also a label source:
+    its outlines are filled at the pixel centres into an image of `shape` (required for those, since
+    outlines carry no image size; ignored for label images).
+
+    Examples
+    --------
+    >>> gt = read_labels("gt/a.tiff")                        # doctest: +SKIP
+    >>> drawn = read_labels("fiji/a.zip", shape=gt.shape)   # doctest: +SKIP
     """
     path = Path(path)
+    if path.suffix.lower() in VECTOR_LABEL_EXTENSIONS:
+        from nucleaizer_tf.io.export import read_vector_labels
+
+        return read_vector_labels(path, shape)
     data = _read_array(path, LABEL_EXTENSIONS)
     if data.ndim != 2:
         raise ImageReadError(f"{path}: a label image must be 2-D (one integer id per pixel), got shape {data.shape}")

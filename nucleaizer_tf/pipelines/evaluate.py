@@ -11,7 +11,7 @@ import numpy as np
 
 from nucleaizer_tf.data.pairs import match_stems
 from nucleaizer_tf.errors import NucleaizerError
-from nucleaizer_tf.io import LABEL_EXTENSIONS, atomic_path, read_labels
+from nucleaizer_tf.io import LABEL_SOURCE_EXTENSIONS, VECTOR_LABEL_EXTENSIONS, atomic_path, read_labels
 from nucleaizer_tf.metrics import THRESHOLDS, DatasetScore, ImageScore, score_dataset, score_image
 
 
@@ -22,14 +22,37 @@ def pair_predictions(
 
     With `missing_as_empty` a ground truth without a prediction is scored against an empty prediction
     (score 0), as the original's evaluation did, and predictions without a ground truth are ignored.
+    Either side may hold ImageJ ROI sets (.zip) or GeoJSON outlines; see `read_pair`.
     """
     return match_stems(
         gt_dir,
         pred_dir,
-        left=("ground-truth", LABEL_EXTENSIONS),
-        right=("prediction", LABEL_EXTENSIONS),
+        left=("ground-truth", LABEL_SOURCE_EXTENSIONS),
+        right=("prediction", LABEL_SOURCE_EXTENSIONS),
         allow_missing_right=missing_as_empty,
     )
+
+
+def _is_outlines(path: Path | None) -> bool:
+    return path is not None and path.suffix.lower() in VECTOR_LABEL_EXTENSIONS
+
+
+def read_pair(gt_path: Path, pred_path: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """(ground truth, prediction) label images; outlines (.zip, .geojson) take the other side's shape.
+
+    Examples
+    --------
+    >>> gt, pred = read_pair(Path("gt/a.tiff"), Path("fiji/a.zip"))  # doctest: +SKIP
+    """
+    if _is_outlines(gt_path) and (pred_path is None or _is_outlines(pred_path)):
+        raise NucleaizerError(f"{gt_path}: outlines carry no image size, so the other side of the pair must be a "
+                              "label image (TIFF/PNG)")
+    if _is_outlines(gt_path):
+        pred = read_labels(pred_path)
+        return read_labels(gt_path, shape=pred.shape), pred
+    gt = read_labels(gt_path)
+    pred = read_labels(pred_path, shape=gt.shape) if pred_path is not None else np.zeros_like(gt)
+    return gt, pred
 
 
 def score_pairs(
@@ -38,8 +61,7 @@ def score_pairs(
     """Read and score each pair (an absent prediction counts as empty), then pool the scores."""
     scores: list[ImageScore] = []
     for stem, gt_path, pred_path in pairs:
-        gt = read_labels(gt_path)
-        pred = read_labels(pred_path) if pred_path is not None else np.zeros_like(gt)
+        gt, pred = read_pair(gt_path, pred_path)
         if pred.shape != gt.shape:
             raise NucleaizerError(f"{pred_path}: prediction of shape {pred.shape} but ground truth {gt_path} is {gt.shape}")
         scores.append(score_image(gt, pred, name=stem))

@@ -20,6 +20,7 @@ import numpy as np
 
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.io import IMAGE_EXTENSIONS, list_images, read_image, to_rgb8, write_json, write_labels, write_rgb
+from nucleaizer_tf.pipelines.measure import ExportOptions, export_image, write_summary
 from nucleaizer_tf.progress import SILENT, Reporter
 from nucleaizer_tf.system import package_versions
 from nucleaizer_tf.visualize import outline_overlay
@@ -71,15 +72,19 @@ def predict_files(
     overlay: bool = False,
     settings: dict | None = None,
     progress: Callable[[str], None] | None = None,
+    exports: ExportOptions | None = None,
 ) -> PredictReport:
     """Segment each file into `out_dir/<stem>.tiff` (and `out_dir/overlays/<stem>.png`).
 
     A file that cannot be read or segmented is recorded in `failures` and skipped; the run goes on.
     `out_dir/nucleaizer-tf.json` records the settings, package versions and per-image facts.
+    `exports` adds ROI sets, GeoJSON and measurement CSVs per image (and `summary.csv`), see
+    `nucleaizer_tf.pipelines.measure.export_image`.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = PredictReport()
+    summary_rows = []
     for path in files:
         started = time.perf_counter()
         try:
@@ -89,6 +94,10 @@ def predict_files(
             if overlay:
                 shown = to_rgb8(image, "nucleaizer" if image.dtype == np.uint8 else "percentile")
                 write_rgb(out_dir / "overlays" / f"{path.stem}.png", outline_overlay(shown, labels))
+            if exports is not None and exports.any:
+                summary_rows.append(export_image(out_dir, path.stem, image, labels, exports, {
+                    "image": str(path), "labels": str(target), "model": (settings or {}).get("model", ""),
+                    "seconds": round(time.perf_counter() - started, 3)}))
         except Exception as exc:  # one bad image must not end a night's run; it is reported instead
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if not isinstance(exc, (NucleaizerError, ValueError, OSError)):
@@ -107,6 +116,8 @@ def predict_files(
             )
         if progress is not None:
             progress(path.name)
+    if exports is not None:
+        write_summary(out_dir, summary_rows, exports)
     report.record = write_json(
         out_dir / RECORD_NAME,
         {
@@ -135,6 +146,7 @@ def run_predict(
     keep_intermediate: bool = False,
     options: dict | None = None,
     overlay: bool = False,
+    exports: ExportOptions | None = None,
     reporter: Reporter = SILENT,
 ) -> PredictReport:
     """Segment an image or a folder of images into `out_dir` with any model.
@@ -152,6 +164,8 @@ def run_predict(
     options
         The model's options (`segment(image, **options)`); an option the model does not take, or a
         nonsensical value, raises `NucleaizerError` before any model is loaded.
+    exports
+        ROI sets, GeoJSON and measurement CSVs per image (`pipelines.measure.ExportOptions`).
     reporter
         Progress (`nucleaizer_tf.progress.Reporter`): one stage, "segmenting", a step per image.
 
@@ -189,7 +203,8 @@ def run_predict(
         return segmenter.segment_with_facts(image, name=stem, **options)
 
     with reporter.stage("segmenting", len(files)) as advance:
-        report = predict_files(files, out_dir, segment, overlay=overlay, settings=settings, progress=advance)
+        report = predict_files(files, out_dir, segment, overlay=overlay, settings=settings, progress=advance,
+                               exports=exports)
     if full:
         segmenter.write_scale_tables()
         if default_work and not keep_intermediate and not report.failures:

@@ -1,0 +1,442 @@
+"""nucleAIzer's parameter-free adaptation loop in one call: a model learns a new image style without
+annotation.
+
+    IMAGES ──presegment──> nuclei of the starting model ──style──> clusters, synthetic masks with each
+    style's nucleus sizes and density, one pix2pix per style, synthetic annotated images ──finetune──>
+    OUT/model ──segment──> OUT/labels ──report──> OUT/report.md, OUT/report.json, OUT/before_after.png
+
+Stages (each resumable: a finished stage is recorded in `OUT/work/stages/`, with a fingerprint of the
+settings it depends on; a rerun after Ctrl-C continues where it stopped, and a changed setting redoes
+the stages it affects):
+
+1. presegment  the starting model (`--model`: the shipped default model, a fine-tuned model folder or
+               legacy Mask R-CNN weights) segments every image -> OUT/work/presegment/<stem>.tiff;
+               an image that cannot be read is reported and skipped.
+2. style       the style-transfer workflow (`pipelines.style_transfer`) on those nuclei, up to its
+               collected synthetic pairs -> OUT/work/style/styled/{images,masks}; clusters and
+               real-vs-synthetic sheets under OUT/work/style/. Synthetic masks follow each cluster's
+               own nucleus sizes and nuclei per area (`match_cluster`), database nuclei are resized to
+               the target area (quirk Q8's intended form), images are read with the percentile stretch
+               the default model uses.
+3. finetune    the default model (the starting one when it is a default model, else the shipped one)
+               trained further on the synthetic pairs (+ `--masks` annotations, + the recipe's own
+               generated images with `include_recipe`) -> OUT/model/ (a model folder `predict --model`
+               and `load_model` read).
+4. segment     IMAGES segmented again with the adapted model -> OUT/labels/<stem>.tiff (+ run record).
+5. report      OUT/report.json and OUT/report.md (stages, times, clusters, nucleus counts before and
+               after, DSB before/after on `evaluate_masks` if given) and OUT/before_after.png.
+
+Presets set the pix2pix width and iterations and the fine-tuning length (`PRESETS`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io import list_images, read_image, read_labels, write_json, write_labels, write_rgb
+from nucleaizer_tf.pipelines.stages import StageLog
+from nucleaizer_tf.progress import SILENT, Reporter
+
+STAGES = ("presegment", "style", "finetune", "segment", "report")
+#: fewer presegmented nuclei than this (of at least `MIN_NUCLEUS_AREA` px²) cannot describe a style
+MIN_NUCLEI = 10
+MIN_NUCLEUS_AREA = 35
+SHIPPED_MASK_DB = "mask_db.npz"
+
+
+@dataclass(frozen=True)
+class AdaptPreset:
+    """pix2pix width (`ngf`), constant-rate iterations and decay epochs, synthetic images per style,
+    and the fine-tuning length (epochs × batches of 16 crops)."""
+
+    ngf: int
+    iterations: int
+    decay_epochs: int
+    images_per_cluster: int | None
+    epochs: int
+    steps_per_epoch: int
+
+
+PRESETS = {
+    # about 5 minutes for 10 images of 512² on 2 CPU cores (README, "adapt")
+    "quick": AdaptPreset(ngf=16, iterations=600, decay_epochs=0, images_per_cluster=20, epochs=8, steps_per_epoch=20),
+    "standard": AdaptPreset(ngf=32, iterations=2000, decay_epochs=20, images_per_cluster=40, epochs=15,
+                            steps_per_epoch=30),
+    # nucleAIzer's pix2pix (ngf 64, 5000 // tiles epochs + 100 decay epochs, 20 images per style, 1000
+    # with a single experiment) and the default model's full training length
+    "original": AdaptPreset(ngf=64, iterations=5000, decay_epochs=100, images_per_cluster=None, epochs=30,
+                            steps_per_epoch=40),
+}
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    """What `adapt` does (the CLI's `nucleaizer-tf adapt` options, same names)."""
+
+    model: str = "default"
+    preset: str = "quick"
+    single_experiment: bool = False
+    mask_db: str | None = None  # None: the database shipped with the package
+    masks: str | None = None  # annotations of some of the images, used for fine-tuning too
+    include_recipe: bool = False  # add the default recipe's generated training images to the fine-tuning
+    evaluate_masks: str | None = None  # annotations to score before/after (never used for training)
+    nucleus_size: float | None = None  # for the presegmentation (None: estimated per image)
+    seed: int = 0
+    # overrides of the preset (None: the preset's value)
+    ngf: int | None = None
+    iterations: int | None = None
+    epochs: int | None = None
+
+    def resolved_preset(self) -> AdaptPreset:
+        if self.preset not in PRESETS:
+            raise NucleaizerError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        base = PRESETS[self.preset]
+        changes = {k: v for k, v in (("ngf", self.ngf), ("iterations", self.iterations), ("epochs", self.epochs))
+                   if v is not None}
+        for name, value in changes.items():
+            if not isinstance(value, int) or value < 1:
+                raise NucleaizerError(f"--{name} must be a whole number of at least 1, got {value!r}")
+        return replace(base, **changes)
+
+
+@dataclass
+class AdaptReport:
+    out_dir: Path
+    stages_run: list[str] = field(default_factory=list)
+    stages_skipped: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+
+def shipped_mask_db() -> Path:
+    """The small nucleus-shape database shipped with the package (`weights/mask_db.npz`)."""
+    from importlib.resources import files
+
+    return Path(str(files("nucleaizer_tf.weights"))) / SHIPPED_MASK_DB
+
+
+class AdaptRun:
+    """One adaptation run over a folder (see the module docstring); `run()` does or resumes it."""
+
+    def __init__(self, images_dir, out_dir, settings: AdaptSettings = AdaptSettings(), reporter: Reporter = SILENT):
+        self.images_dir, self.out = Path(images_dir), Path(out_dir)
+        self.s, self.r = settings, reporter
+        self.preset = settings.resolved_preset()
+        self.images = list_images(self.images_dir)
+        if not self.images:
+            raise NucleaizerError(f"{self.images_dir}: no images")
+        if self.out.exists() and self.out.resolve() == self.images_dir.resolve():
+            raise NucleaizerError(f"{self.out}: the output folder must differ from the image folder")
+        for value, what in ((settings.mask_db, "mask database"), (settings.masks, "mask folder"),
+                            (settings.evaluate_masks, "mask folder")):
+            if value is not None and not Path(value).exists():
+                raise NucleaizerError(f"{value}: no such {what}")
+        self.mask_db = Path(settings.mask_db) if settings.mask_db is not None else shipped_mask_db()
+        if not self.mask_db.exists():
+            raise NucleaizerError(f"{self.mask_db}: the shipped mask database is missing (reinstall, or give --mask-db)")
+        from nucleaizer_tf.models.load import segmenter_class
+
+        self.start_kind = segmenter_class(settings.model)
+        self.start_kind.resolve_options(self._preseg_options())  # refuse a wrong option before any work
+        self.work = self.out / "work"
+        self.log = StageLog(self.work / "stages", STAGES, self._stage_key)
+        self.report = AdaptReport(self.out)
+
+    # ----------------------------------------------------------------- bookkeeping
+
+    def _preseg_options(self) -> dict:
+        return {} if self.s.nucleus_size is None else {"nucleus_size": self.s.nucleus_size}
+
+    def _stage_key(self, stage: str) -> dict:
+        s, p = self.s, self.preset
+        return {
+            "presegment": {"images": [f.name for f in self.images], "model": s.model, "options": self._preseg_options()},
+            "style": {"single_experiment": s.single_experiment, "mask_db": str(self.mask_db), "ngf": p.ngf,
+                      "iterations": p.iterations, "decay_epochs": p.decay_epochs,
+                      "images_per_cluster": p.images_per_cluster, "seed": s.seed},
+            "finetune": {"masks": s.masks, "include_recipe": s.include_recipe, "epochs": p.epochs,
+                         "steps": p.steps_per_epoch, "seed": s.seed},
+            "segment": {},
+            "report": {"evaluate_masks": s.evaluate_masks},
+        }[stage]
+
+    def run(self) -> AdaptReport:
+        self.out.mkdir(parents=True, exist_ok=True)
+        steps = {"presegment": self.stage_presegment, "style": self.stage_style, "finetune": self.stage_finetune,
+                 "segment": self.stage_segment, "report": self.stage_report}
+        pending = self.log.pending()
+        for stage in STAGES:
+            if stage not in pending:
+                self.report.stages_skipped.append(stage)
+                self.r.note(f"[{stage}] already done, skipped")
+                continue
+            if stage == pending[0]:
+                self.log.invalidate_from(stage)
+            started = time.perf_counter()
+            extra = steps[stage]()
+            self.log.finish(stage, time.perf_counter() - started, extra)
+            self.report.stages_run.append(stage)
+        self.report.failures = [tuple(f) for f in self.log.record("presegment").get("failures", [])]
+        self.report.summary = json.loads((self.out / "report.json").read_text())
+        return self.report
+
+    # ----------------------------------------------------------------- 1. presegment
+
+    def _presegment_dir(self) -> Path:
+        return self.work / "presegment"
+
+    def stage_presegment(self) -> dict:
+        from nucleaizer_tf.models.load import load_model
+
+        model = load_model(self.s.model)
+        options = model.prepare(**self._preseg_options())
+        folder = self._presegment_dir()
+        shutil.rmtree(folder, ignore_errors=True)
+        failures, counts = [], {}
+        with self.r.stage("presegmenting", len(self.images)) as advance:
+            for path in self.images:
+                try:
+                    labels = model.segment(read_image(path), **options)
+                except NucleaizerError as exc:
+                    failures.append((str(path), str(exc).splitlines()[0]))
+                    self.r.note(f"skipped: {exc}")
+                else:
+                    write_labels(folder / f"{path.stem}.tiff", labels)
+                    sizes = np.bincount(labels.ravel())[1:]
+                    counts[path.stem] = int(np.count_nonzero(sizes >= MIN_NUCLEUS_AREA))
+                advance(path.name)
+        usable = sum(counts.values())
+        if usable < MIN_NUCLEI:
+            raise NucleaizerError(
+                f"{self.images_dir}: the starting model found {usable} nuclei of at least {MIN_NUCLEUS_AREA} px² in "
+                f"{len(counts)} readable image(s); adapt needs at least {MIN_NUCLEI} to learn their style "
+                "(add images, or start from another --model)")
+        return {"model": model.describe(), "nuclei": counts, "failures": failures}
+
+    # ----------------------------------------------------------------- 2. style
+
+    def _style_settings(self):
+        from nucleaizer_tf.pipelines.style_transfer import StyleTransferSettings
+
+        p = self.preset
+        return StyleTransferSettings(masks_dir=str(self._presegment_dir()), mask_db=str(self.mask_db),
+                                     single_experiment=self.s.single_experiment,
+                                     images_per_cluster=p.images_per_cluster, ngf=p.ngf, iterations=p.iterations,
+                                     decay_epochs=p.decay_epochs, sqrt_mask_resize=True, match_cluster=True,
+                                     conversion="percentile", last_stage="collect", seed=self.s.seed)
+
+    def stage_style(self) -> dict:
+        from nucleaizer_tf.pipelines.style_transfer import run_style_transfer
+
+        run = run_style_transfer(self.images_dir, self.work / "style", self._style_settings(), self.r)
+        if run.n_train == 0:
+            raise NucleaizerError(f"{self.images_dir}: no synthetic training image could be made (no style "
+                                  "cluster had nuclei large enough to learn from)")
+        return {"clusters": run.clusters, "pix2pix": run.pix2pix, "synthetic_pairs": run.n_train,
+                "comparisons": run.comparisons}
+
+    # ----------------------------------------------------------------- 3. finetune
+
+    def _pairs(self, images_dir: Path, masks_dir: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(image, labels) of the images that have a mask of the same stem."""
+        from nucleaizer_tf.data.pairs import match_stems
+
+        matched = match_stems(images_dir, masks_dir, allow_missing_right=True)
+        return [(read_image(i), read_labels(m)) for _, i, m in matched if m is not None]
+
+    def stage_finetune(self) -> dict:
+        from nucleaizer_tf.default_model import DefaultModel
+        from nucleaizer_tf.default_model.recipe import fine_tune, synthetic_items
+        from nucleaizer_tf.models.default import DefaultSegmenter
+
+        styled = self.work / "style" / "styled"
+        pairs = self._pairs(styled / "images", styled / "masks")
+        n_synthetic = len(pairs)
+        if self.s.masks is not None:
+            pairs += self._pairs(self.images_dir, Path(self.s.masks))
+        if self.s.include_recipe:
+            pairs += synthetic_items(40, seed=self.s.seed + 1)
+        if self.start_kind is DefaultSegmenter:
+            from nucleaizer_tf.models.load import load_model
+
+            model = load_model(self.s.model).model
+        else:
+            self.r.note("the starting model is not a default model: its nuclei taught the styles, and the shipped "
+                        "default model is the one fine-tuned (to fine-tune Mask R-CNN use train maskrcnn "
+                        f"--extra-data {styled})")
+            model = DefaultModel.load()
+        p = self.preset
+        with self.r.stage("fine-tuning", p.epochs) as advance:
+            _, history, config = fine_tune(model, pairs, epochs=p.epochs, steps_per_epoch=p.steps_per_epoch,
+                                           seed=self.s.seed,
+                                           progress=lambda epoch, logs: advance(f"loss {logs['loss']:.3f}"))
+        notes = {"adapted": {"images": str(self.images_dir), "preset": self.s.preset, "synthetic_pairs": n_synthetic,
+                             "annotated_pairs": len(pairs) - n_synthetic, "epochs": len(history.loss),
+                             "from": self.s.model}}
+        model.save(self.out / "model", overwrite=True, **notes)  # adapt made this folder: a rerun replaces it
+        return {"pairs": len(pairs), "synthetic_pairs": n_synthetic, "loss": history.loss,
+                "train_seconds": round(float(sum(history.seconds)), 1), "config": config.as_dict()}
+
+    # ----------------------------------------------------------------- 4. segment
+
+    def stage_segment(self) -> dict:
+        from nucleaizer_tf.pipelines.predict import run_predict
+
+        report = run_predict(self.images_dir, self.out / "labels", model=self.out / "model", reporter=self.r)
+        return {"outputs": len(report.outputs), "failures": [(str(p), m) for p, m in report.failures]}
+
+    # ----------------------------------------------------------------- 5. report
+
+    def stage_report(self) -> dict:
+        before_dir, after_dir = self._presegment_dir(), self.out / "labels"
+        rows = []
+        for path in self.images:
+            before, after = before_dir / f"{path.stem}.tiff", after_dir / f"{path.stem}.tiff"
+            if before.is_file() and after.is_file():
+                rows.append((path, read_labels(before), read_labels(after)))
+        figure = self.out / "before_after.png"
+        write_rgb(figure, before_after_figure([(read_image(p), b, a, p.stem) for p, b, a in rows[:4]]))
+        scores = self._scores(rows) if self.s.evaluate_masks is not None else None
+        stages = {stage: self.log.record(stage) for stage in STAGES[:-1]}
+        summary = {
+            "images": str(self.images_dir), "out": str(self.out), "preset": self.s.preset,
+            "preset_values": asdict(self.preset), "settings": asdict(self.s),
+            "starting_model": stages["presegment"].get("model"), "adapted_model": str(self.out / "model"),
+            "stages": {k: v.get("seconds") for k, v in stages.items()},
+            "failures": stages["presegment"].get("failures", []),
+            "clusters": stages["style"].get("clusters", {}), "pix2pix": stages["style"].get("pix2pix", {}),
+            "synthetic_pairs": stages["style"].get("synthetic_pairs"),
+            "fine_tune": {k: stages["finetune"].get(k) for k in ("pairs", "loss", "train_seconds")},
+            "nuclei": {p.stem: {"before": int(len(np.unique(b)) - (b == 0).any()),
+                                "after": int(len(np.unique(a)) - (a == 0).any())} for p, b, a in rows},
+            "scores": scores,
+            "figures": {"before_after": figure.name,
+                        "clusters": sorted(str(p.relative_to(self.out)) for p in
+                                           (self.work / "style" / "clusters").glob("group_*.png")),
+                        "real_vs_synthetic": sorted(str(p.relative_to(self.out)) for p in
+                                                    (self.work / "style" / "style").glob("*/comparison.png"))},
+        }
+        write_json(self.out / "report.json", summary)
+        atomic_text(self.out / "report.md", report_markdown(summary))
+        return {}
+
+    def _scores(self, rows) -> dict:
+        from nucleaizer_tf.metrics import score_dataset, score_image
+
+        masks = Path(self.s.evaluate_masks)
+        before, after, names = [], [], []
+        for path, b, a in rows:
+            gt_path = next((masks / f"{path.stem}{ext}" for ext in (".tiff", ".tif", ".png")
+                            if (masks / f"{path.stem}{ext}").is_file()), None)
+            if gt_path is None:
+                continue
+            gt = read_labels(gt_path)
+            before.append(score_image(gt, b, name=path.stem))
+            after.append(score_image(gt, a, name=path.stem))
+            names.append(path.stem)
+        if not names:
+            raise NucleaizerError(f"{masks}: no annotation matches an image of {self.images_dir} by stem")
+        b, a = score_dataset(before), score_dataset(after)
+        return {"n_images": len(names), "dsb_before": b.dsb, "dsb_after": a.dsb, "f1_before": b.f1, "f1_after": a.f1,
+                "per_image": {n: {"before": x.dsb, "after": y.dsb} for n, x, y in zip(names, before, after)}}
+
+
+def atomic_text(path: Path, text: str) -> Path:
+    from nucleaizer_tf.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+def before_after_figure(items) -> np.ndarray:
+    """uint8 RGB sheet: per (image, before labels, after labels, name) one row of two outline overlays
+    (starting model left, adapted model right), captioned with the nucleus counts."""
+    from nucleaizer_tf.io import to_rgb8
+    from nucleaizer_tf.style.clustering import contact_sheet
+    from nucleaizer_tf.visualize import outline_overlay
+
+    tiles, captions = [], []
+    for image, before, after, name in items:
+        rgb = to_rgb8(image, "percentile")
+        for labels, when in ((before, "before"), (after, "after")):
+            tiles.append(outline_overlay(rgb, labels))
+            captions.append(f"{name[:16]} {when}: {int(len(np.unique(labels)) - (labels == 0).any())} nuclei")
+    return contact_sheet(tiles, captions=captions, thumb=384, columns=2)
+
+
+def report_markdown(summary: dict) -> str:
+    """The human-readable `report.md` of an adaptation run."""
+    def fmt(x):
+        return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else (f"{x:.3f}" if isinstance(x, float) else str(x))
+
+    lines = [f"# Adaptation report: {summary['images']}", "",
+             f"Starting model: `{(summary.get('starting_model') or {}).get('model', '?')}`; preset "
+             f"`{summary['preset']}` ({', '.join(f'{k} {v}' for k, v in summary['preset_values'].items())}); "
+             f"adapted model: `{summary['adapted_model']}` (use it with `nucleaizer-tf predict IMAGES OUT --model "
+             f"{summary['adapted_model']}`).", "",
+             "![before and after](before_after.png)", "",
+             "*Left: the starting model. Right: the adapted model. Same images.*", "", "## Stages", "",
+             "| stage | seconds |", "| --- | ---: |"]
+    lines += [f"| {k} | {fmt(v)} |" for k, v in summary["stages"].items()]
+    lines += ["", f"## Styles ({len(summary['clusters'])} cluster(s), {summary['synthetic_pairs']} synthetic pairs)", ""]
+    for cluster, members in summary["clusters"].items():
+        p2p = summary["pix2pix"].get(cluster, {})
+        lines.append(f"- **{cluster}**: {len(members)} image(s) ({', '.join(members[:6])}"
+                     f"{' …' if len(members) > 6 else ''}); pix2pix {p2p.get('steps', '–')} iterations")
+    lines += [""] + [f"![{Path(f).parent.name}]({f})" for f in summary["figures"]["real_vs_synthetic"]]
+    lines += ["", "## Nuclei per image", "", "| image | before | after |", "| --- | ---: | ---: |"]
+    lines += [f"| {n} | {v['before']} | {v['after']} |" for n, v in summary["nuclei"].items()]
+    if summary.get("scores"):
+        s = summary["scores"]
+        lines += ["", f"## Against annotations ({s['n_images']} images)", "", "| | before | after |",
+                  "| --- | ---: | ---: |", f"| DSB | {fmt(s['dsb_before'])} | {fmt(s['dsb_after'])} |",
+                  f"| F1@0.5 | {fmt(s['f1_before'])} | {fmt(s['f1_after'])} |"]
+    if summary["failures"]:
+        lines += ["", "## Skipped images", ""] + [f"- `{p}`: {m}" for p, m in summary["failures"]]
+    return "\n".join(lines) + "\n"
+
+
+def adapt(images_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: AdaptSettings | None = None,
+          reporter: Reporter = SILENT, **options) -> AdaptReport:
+    """Adapt a model to the style of `images_dir` without annotation (or resume), writing `out_dir`.
+
+    Parameters
+    ----------
+    images_dir, out_dir
+        The new experiment's images (any size, bit depth, grey or colour) and the output folder:
+        `model/` (the adapted model), `labels/` (the images segmented with it), `report.md`,
+        `report.json`, `before_after.png` and `work/` (the stages' results, for resuming).
+    settings, **options
+        An `AdaptSettings`, or its fields as keywords (`model`, `preset`, `single_experiment`, `mask_db`,
+        `masks`, `include_recipe`, `evaluate_masks`, `nucleus_size`, `seed`, `ngf`, `iterations`,
+        `epochs`).
+    reporter
+        Progress (`nucleaizer_tf.progress.Reporter`).
+
+    Returns
+    -------
+    AdaptReport
+        The stages run and skipped, skipped images and the report's content.
+
+    Examples
+    --------
+    >>> from nucleaizer_tf.pipelines.adapt import adapt
+    >>> report = adapt("new_stain/", "adapted/", preset="quick")          # doctest: +SKIP
+    >>> from nucleaizer_tf import load_model
+    >>> labels = load_model("adapted/model").segment(image)               # doctest: +SKIP
+    """
+    if settings is None:
+        settings = AdaptSettings(**options)
+    elif options:
+        settings = replace(settings, **options)
+    return AdaptRun(images_dir, out_dir, settings, reporter).run()

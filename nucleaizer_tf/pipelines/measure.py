@@ -1,0 +1,155 @@
+"""Per-image exports for Fiji, QuPath and spreadsheets, for `predict` and for `measure`.
+
+`export_image` writes `OUT/rois/<stem>.zip`, `OUT/geojson/<stem>.geojson` and
+`OUT/measurements/<stem>.csv` for one image and returns its `summary.csv` row; `predict_files`
+calls it after each label image, `measure_folders` for label images made by any tool.
+"""
+
+from __future__ import annotations
+
+import math
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from nucleaizer_tf.data.pairs import match_stems
+from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io import IMAGE_EXTENSIONS, LABEL_SOURCE_EXTENSIONS, read_image, read_labels
+from nucleaizer_tf.io.export import write_geojson, write_roi_zip, write_rows_csv, write_table_csv
+from nucleaizer_tf.measure import basic_measurements, measure_nuclei, summarise, trace_outlines
+
+SUMMARY_NAME = "summary.csv"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Which per-image files to write besides the label image, and the pixel size for µm columns.
+
+    Examples
+    --------
+    >>> ExportOptions(rois=True, csv=True, pixel_size=0.325).any
+    True
+    """
+
+    rois: bool = False
+    geojson: bool = False
+    csv: bool = False
+    pixel_size: float | None = None
+
+    def __post_init__(self):
+        if self.pixel_size is not None and not (math.isfinite(self.pixel_size) and self.pixel_size > 0):
+            raise NucleaizerError(f"--pixel-size must be a finite positive number (µm per pixel), got {self.pixel_size}")
+
+    @property
+    def any(self) -> bool:
+        return self.rois or self.geojson or self.csv
+
+
+def export_image(out_dir: str | os.PathLike, stem: str, image: np.ndarray | None, labels: np.ndarray,
+                 options: ExportOptions, facts: dict | None = None) -> dict:
+    """Write the chosen exports of one image and return its summary row (`facts` first, then counts).
+
+    Measurements use `image`'s own values (a 16-bit image gives 16-bit intensities).
+
+    Examples
+    --------
+    >>> row = export_image("out", "a", image, labels, ExportOptions(csv=True), {"image": "a.tif"})  # doctest: +SKIP
+    >>> row["nuclei"]                                                                                 # doctest: +SKIP
+    42
+    """
+    out_dir = Path(out_dir)
+    if image is not None and np.shape(image)[:2] != np.shape(labels):
+        raise NucleaizerError(f"{stem}: image of shape {np.shape(image)} but labels of shape {np.shape(labels)}")
+    if options.csv:
+        table = measure_nuclei(labels, image, pixel_size=options.pixel_size)
+        write_table_csv(out_dir / "measurements" / f"{stem}.csv", table)
+    else:
+        table = basic_measurements(labels, pixel_size=options.pixel_size)
+    if options.rois or options.geojson:
+        outlines = trace_outlines(labels)
+        if options.rois:
+            write_roi_zip(out_dir / "rois" / f"{stem}.zip", outlines)
+        if options.geojson:
+            write_geojson(out_dir / "geojson" / f"{stem}.geojson", outlines, table)
+    row = dict(facts or {})
+    if "equivalent_diameter_px" in table:
+        row.update(summarise(table))
+    else:
+        row["nuclei"] = int(len(table["label"]))
+    return row
+
+
+SUMMARY_COLUMNS = ["image", "labels", "nuclei", "median_area_px", "median_diameter_px", "median_area_um2",
+                   "median_diameter_um", "model", "seconds"]
+
+
+def write_summary(out_dir: str | os.PathLike, rows: list[dict], options: ExportOptions) -> Path | None:
+    """`OUT/summary.csv`, one row per image, when CSV output is on (header only when no image succeeded).
+
+    Examples
+    --------
+    >>> write_summary("out", rows, ExportOptions(csv=True))  # doctest: +SKIP
+    """
+    if not options.csv:
+        return None
+    columns = SUMMARY_COLUMNS if options.pixel_size is not None else [c for c in SUMMARY_COLUMNS if "_um" not in c]
+    return write_rows_csv(Path(out_dir) / SUMMARY_NAME, rows, columns)
+
+
+@dataclass
+class MeasureReport:
+    rows: list[dict] = field(default_factory=list)
+    summary: Path | None = None
+
+
+def pair_images_with_labels(images_dir: str | os.PathLike, labels_dir: str | os.PathLike,
+                            out_dir: str | os.PathLike) -> list[tuple[str, Path, Path]]:
+    """(stem, image, label source) triples, matched by stem like `evaluate`; OUT must be a third folder.
+
+    Label sources are label images, ImageJ ROI sets (.zip) or GeoJSON (.geojson).
+
+    Examples
+    --------
+    >>> pair_images_with_labels("images", "labels", "out")  # doctest: +SKIP
+    [('a', PosixPath('images/a.png'), PosixPath('labels/a.tiff'))]
+    """
+    out = Path(out_dir)
+    for folder in (images_dir, labels_dir):
+        if out.exists() and Path(folder).exists() and out.resolve() == Path(folder).resolve():
+            raise NucleaizerError(f"{out}: the output folder must differ from the input folders")
+    return match_stems(images_dir, labels_dir, left=("image", IMAGE_EXTENSIONS),
+                       right=("label", LABEL_SOURCE_EXTENSIONS))
+
+
+def measure_folders(pairs: list[tuple[str, Path, Path]], out_dir: str | os.PathLike, options: ExportOptions, *,
+                    progress: Callable[[str], None] | None = None) -> MeasureReport:
+    """Measurements (and the chosen ROI / GeoJSON exports) for each image / label pair, then `summary.csv`.
+
+    A pair whose image and labels differ in shape stops the run with an error naming both files.
+
+    Examples
+    --------
+    >>> pairs = pair_images_with_labels("images", "labels", "out")        # doctest: +SKIP
+    >>> measure_folders(pairs, "out", ExportOptions(csv=True, rois=True))  # doctest: +SKIP
+    """
+    options = ExportOptions(rois=options.rois, geojson=options.geojson, csv=True, pixel_size=options.pixel_size)
+    report = MeasureReport()
+    for stem, image_path, label_path in pairs:
+        started = time.perf_counter()
+        image = read_image(image_path)
+        labels = read_labels(label_path, shape=image.shape[:2])
+        if labels.shape != image.shape[:2]:
+            raise NucleaizerError(f"{image_path} and {label_path}: image of shape {image.shape[:2]} but labels "
+                                  f"of shape {labels.shape}; they must be the same size")
+        row = export_image(out_dir, stem, image, labels, options, {"image": str(image_path), "labels": str(label_path)})
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        report.rows.append(row)
+        if progress is not None:
+            progress(stem)
+    report.summary = write_summary(out_dir, report.rows, options)
+    return report
