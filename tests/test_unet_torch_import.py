@@ -65,6 +65,9 @@ REBUILD_PARAMETER = fake_global("torch._utils", "_rebuild_parameter")
 THNN_BACKEND = fake_global("torch.nn.backends.thnn", "_get_thnn_function_backend")
 STORAGE_TYPES = {np.dtype("float32"): fake_global("torch", "FloatStorage"),
                  np.dtype("int64"): fake_global("torch", "LongStorage")}
+# A model trained on a GPU (the original's were) and saved by PyTorch ≤ 1.5 names the CUDA storage types.
+CUDA_STORAGE_TYPES = {np.dtype("float32"): fake_global("torch.cuda", "FloatStorage"),
+                      np.dtype("int64"): fake_global("torch.cuda", "LongStorage")}
 _CLASSES = {name: fake_global(module, name) for module, names in {
     "torch.nn.modules.conv": ("Conv2d", "ConvTranspose2d"), "torch.nn.modules.batchnorm": ("BatchNorm2d",),
     "torch.nn.modules.activation": ("ReLU", "Sigmoid"), "torch.nn.modules.pooling": ("MaxPool2d",),
@@ -138,7 +141,8 @@ def write_torch_file(path: Path, obj, legacy: bool) -> None:
         if isinstance(obj, Storage):
             key = str(len(storages)) if obj not in storages.values() else next(k for k, v in storages.items() if v is obj)
             storages[key] = obj
-            pid = ("storage", STORAGE_TYPES[obj.data.dtype], key, "cuda:0", obj.data.size)
+            pid = ("storage", (CUDA_STORAGE_TYPES if legacy else STORAGE_TYPES)[obj.data.dtype], key, "cuda:0",
+                   obj.data.size)
             return pid + (None,) if legacy else pid
         return None
 
@@ -349,6 +353,32 @@ def test_reading_does_not_import_torch(original, tmp_path):
             "assert len(s) > 100; assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+PARAMETER_03 = fake_global("torch.nn.parameter", "Parameter")
+REBUILD_TENSOR_03 = fake_global("torch._utils", "_rebuild_tensor")
+
+
+class Parameter03:
+    """A parameter as PyTorch 0.3 pickled it: `Parameter(data)` (data via `_rebuild_tensor`), then a BUILD
+    with (requires_grad, volatile, backward hooks)."""
+
+    def __init__(self, array):
+        self.tensor = Tensor(array)
+
+    def __reduce_ex__(self, protocol):
+        t = self.tensor
+        stride = tuple(int(np.prod(t.shape[i + 1:])) for i in range(len(t.shape)))
+        data = _Reduced((REBUILD_TENSOR_03, (t.storage, 0, tuple(t.shape), stride)))
+        return (PARAMETER_03, (data,), (True, False, collections.OrderedDict()))
+
+
+def test_pytorch_03_parameters_and_cuda_storages_read_back(tmp_path):
+    weight = np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2)
+    path = tmp_path / "old"
+    write_torch_file(path, collections.OrderedDict(weight=Parameter03(weight)), legacy=True)
+    got = read_torch_module(path)
+    assert list(got) == ["weight"] and np.array_equal(got["weight"], weight)
 
 
 class _Hostile:

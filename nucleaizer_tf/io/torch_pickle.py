@@ -100,6 +100,9 @@ class _StorageType:
     def dtype(self) -> np.dtype:
         return np.dtype(STORAGE_DTYPES[self.name])
 
+    def __setstate__(self, state):  # a BUILD on the shared allow-list object must not alter it
+        raise pickle.UnpicklingError(f"state given to the storage type {self.name}")
+
 
 class _Storage:
     """A storage whose bytes arrive later (legacy format) or now (zip); `view` = (root, element offset)."""
@@ -130,6 +133,10 @@ class _LazyTensor:
         self.size, self.stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
         if len(self.size) != len(self.stride) or min(self.size + self.stride + (self.offset,), default=0) < 0:
             raise pickle.UnpicklingError(f"invalid tensor geometry size={self.size} stride={self.stride}")
+
+    def __setstate__(self, state):
+        """PyTorch 0.3 rebuilt a Parameter as `Parameter(data)` followed by a BUILD with (requires_grad,
+        volatile, hooks): autograd settings, which inference ignores."""
 
     def materialise(self) -> np.ndarray:
         flat = self.storage.array()
@@ -172,7 +179,9 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
         ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
         ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-        ("torch.nn.parameter", "Parameter"): _rebuild_parameter,
+        ("torch.nn.parameter", "Parameter"): _rebuild_parameter,  # PyTorch 0.3/0.4: Parameter(data, ...)
+        ("torch.autograd.variable", "Variable"): _rebuild_parameter,
+        ("torch", "Size"): tuple,
         ("torch.nn.backends.thnn", "_get_thnn_function_backend"): _inert_backend,
     }
     for name in STORAGE_DTYPES:
