@@ -12,6 +12,7 @@ import typer
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import: keep C++ chatter out
 
 from nucleaizer_tf.cli.common import new_app  # noqa: E402
+from nucleaizer_tf.cli.convert import convert_unet  # noqa: E402
 from nucleaizer_tf.cli.evaluate import evaluate, info  # noqa: E402
 from nucleaizer_tf.cli.measure import measure  # noqa: E402
 from nucleaizer_tf.cli.postprocess import estimate_size, param_search  # noqa: E402
@@ -42,6 +43,7 @@ app.command("measure")(measure)
 app.command("estimate-size")(estimate_size)
 app.command("param-search")(param_search)
 app.command("style-transfer")(style_transfer)
+app.command("convert-unet")(convert_unet)
 app.add_typer(train_app, name="train")
 app.command()(info)
 

@@ -26,6 +26,7 @@ from nucleaizer_tf.io import read_image, read_labels, to_rgb8
 from nucleaizer_tf.maskrcnn.inference import SegmentOptions
 from nucleaizer_tf.models.maskrcnn import build_maskrcnn, file_key
 from nucleaizer_tf.pipelines.stages import ItemCache
+from nucleaizer_tf.pipelines.unet_import import ensemble_folder_for
 from nucleaizer_tf.postprocess.params import DEFAULT_PARAMS, PostprocessParams
 from nucleaizer_tf.postprocess.size import network_sizes, measure, write_scale_csvs
 
@@ -79,7 +80,9 @@ class FullPipeline:
                 raise NucleaizerError(f"{path}: no such {what}")
         self.work_dir = None if work_dir is None else Path(work_dir)
         self.settings = settings
-        self.preseg_model, self.final_model, self.unet_dir = Path(preseg_model), Path(final_model), Path(unet_dir)
+        # An original PyTorch U-Net folder is converted once into the work folder (nucleaizer_tf.pipelines.unet_import).
+        self.preseg_model, self.final_model = Path(preseg_model), Path(final_model)
+        self.unet_dir = ensemble_folder_for(unet_dir, self.work_dir)
         s = settings
         preseg_key = {"model": file_key(self.preseg_model), "size": s.preseg_size, "confidence": s.preseg_confidence,
                       "nms": s.nms, "max_instances": s.max_instances, "padding": s.padding, "dilation": s.dilation,
