@@ -1,5 +1,6 @@
-"""The Jupyter notebooks in notebooks/: committed without outputs, in sync with their generator, and
-executed top to bottom (headless, with this interpreter) so that a broken API call fails the tests."""
+"""The Jupyter notebooks in notebooks/: built from their jupytext percent-format sources
+(notebooks/NN_*.py, by scripts/make_notebooks.py), committed without outputs, in sync with those sources,
+and executed top to bottom (headless, with this interpreter) so that a broken API call fails the tests."""
 
 import json
 import os
@@ -14,6 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+SOURCES = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))  # the percent-format sources of the notebooks
 EXPECTED = ["01_quickstart.ipynb", "02_legacy_maskrcnn.ipynb", "03_train_and_adapt.ipynb"]
 
 #: wall-clock limit for one whole notebook (seconds); CI has 2 CPU cores
@@ -30,6 +32,14 @@ def test_every_notebook_is_present():
     assert [p.name for p in NOTEBOOKS] == EXPECTED
 
 
+def test_every_source_has_its_notebook_and_vice_versa():
+    sources = {p.stem for p in SOURCES}
+    notebooks = {p.stem for p in NOTEBOOKS}
+    assert sources, "no notebook sources notebooks/NN_*.py"
+    assert sorted(notebooks - sources) == [], "notebooks without a notebooks/NN_*.py source"
+    assert sorted(sources - notebooks) == [], "sources without a built notebook: run python scripts/make_notebooks.py"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
 def test_committed_notebook_has_no_outputs(path):
     nb = json.loads(path.read_text())
@@ -43,6 +53,7 @@ def test_committed_notebook_has_no_outputs(path):
 
 def test_notebooks_match_their_generator():
     pytest.importorskip("nbformat", reason="needs the [notebooks] extra")
+    pytest.importorskip("jupytext", reason="needs the [notebooks] extra")
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "make_notebooks.py"), "--check"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr + done.stdout
