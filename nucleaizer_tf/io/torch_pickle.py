@@ -368,7 +368,7 @@ def read_torch_module(path: str | os.PathLike):
     except _Refused as exc:
         raise NucleaizerError(f"{path}: refused to load global {exc} (not on the allow-list of PyTorch "
                               "pickles this import reads)") from None
-    except (EOFError, struct.error) as exc:
+    except (EOFError, struct.error):
         raise NucleaizerError(f"{path}: truncated PyTorch file (it ends before its data does)") from None
     except (pickle.UnpicklingError, zipfile.BadZipFile, ValueError, TypeError, KeyError, IndexError,
             AttributeError, MemoryError, OverflowError, UnicodeDecodeError) as exc:
