@@ -64,6 +64,75 @@ def collect_inputs(images: str | os.PathLike, out_dir: str | os.PathLike) -> lis
     return files
 
 
+@dataclass
+class ImageOutcome:
+    """What segmenting one input gave: its run-record entry and summary row, or the one-line error."""
+
+    path: Path
+    record: dict | None = None
+    summary_row: dict | None = None
+    error: str | None = None
+
+
+def process_image(path: Path, out_dir: Path, segment: SegmentFn, *, overlay: bool = False,
+                  exports: ExportOptions | None = None, model_name: str = "") -> ImageOutcome:
+    """Read, segment and write one image (labels, overlay, exports); never raises for a bad image.
+
+    The one per-image step of every engine (the local loop, the Dask workers), so all write the same
+    bytes. An image that cannot be read or segmented gives an outcome with `error` set.
+    """
+    path, out_dir = Path(path), Path(out_dir)
+    started = time.perf_counter()
+    try:
+        image = read_image(path)
+        labels, facts = segment(image, path.stem)
+        target = write_labels(out_dir / f"{path.stem}.tiff", labels)
+        if overlay:
+            shown = to_rgb8(image, "nucleaizer" if image.dtype == np.uint8 else "percentile")
+            write_rgb(out_dir / "overlays" / f"{path.stem}.png", outline_overlay(shown, labels))
+        row = None
+        if exports is not None and exports.any:
+            row = export_image(out_dir, path.stem, image, labels, exports, {
+                "image": str(path), "labels": str(target), "model": model_name,
+                "seconds": round(time.perf_counter() - started, 3)})
+    except Exception as exc:  # one bad image must not end a night's run; it is reported instead
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, (NucleaizerError, ValueError, OSError)):
+            message = f"{type(exc).__name__}: {message}"
+        return ImageOutcome(path, error=message)
+    record = {"image": str(path), "labels": str(target),
+              "objects": int(np.count_nonzero(np.bincount(labels.ravel())[1:])),
+              "seconds": round(time.perf_counter() - started, 3), **facts}
+    return ImageOutcome(path, record=record, summary_row=row)
+
+
+def finish_run(out_dir: str | os.PathLike, outcomes: list[ImageOutcome], *, settings: dict | None = None,
+               exports: ExportOptions | None = None) -> PredictReport:
+    """The report of a run from its outcomes (in input order), with `summary.csv` (exports) and the
+    run record `nucleaizer-tf.json` written."""
+    out_dir = Path(out_dir)
+    report = PredictReport()
+    for outcome in outcomes:
+        if outcome.error is not None:
+            report.failures.append((outcome.path, outcome.error))
+        else:
+            report.outputs.append(Path(outcome.record["labels"]))
+            report.images.append(outcome.record)
+    if exports is not None:
+        write_summary(out_dir, [o.summary_row for o in outcomes if o.summary_row is not None], exports)
+    report.record = write_json(
+        out_dir / RECORD_NAME,
+        {
+            "command": "predict",
+            "settings": settings or {},
+            "versions": package_versions(),
+            "images": report.images,
+            "failures": [{"image": str(p), "error": msg} for p, msg in report.failures],
+        },
+    )
+    return report
+
+
 def predict_files(
     files: list[Path],
     out_dir: str | os.PathLike,
@@ -83,52 +152,13 @@ def predict_files(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = PredictReport()
-    summary_rows = []
+    outcomes = []
     for path in files:
-        started = time.perf_counter()
-        try:
-            image = read_image(path)
-            labels, facts = segment(image, path.stem)
-            target = write_labels(out_dir / f"{path.stem}.tiff", labels)
-            if overlay:
-                shown = to_rgb8(image, "nucleaizer" if image.dtype == np.uint8 else "percentile")
-                write_rgb(out_dir / "overlays" / f"{path.stem}.png", outline_overlay(shown, labels))
-            if exports is not None and exports.any:
-                summary_rows.append(export_image(out_dir, path.stem, image, labels, exports, {
-                    "image": str(path), "labels": str(target), "model": (settings or {}).get("model", ""),
-                    "seconds": round(time.perf_counter() - started, 3)}))
-        except Exception as exc:  # one bad image must not end a night's run; it is reported instead
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if not isinstance(exc, (NucleaizerError, ValueError, OSError)):
-                message = f"{type(exc).__name__}: {message}"
-            report.failures.append((path, message))
-        else:
-            report.outputs.append(target)
-            report.images.append(
-                {
-                    "image": str(path),
-                    "labels": str(target),
-                    "objects": int(np.count_nonzero(np.bincount(labels.ravel())[1:])),
-                    "seconds": round(time.perf_counter() - started, 3),
-                    **facts,
-                }
-            )
+        outcomes.append(process_image(path, out_dir, segment, overlay=overlay, exports=exports,
+                                      model_name=(settings or {}).get("model", "")))
         if progress is not None:
             progress(path.name)
-    if exports is not None:
-        write_summary(out_dir, summary_rows, exports)
-    report.record = write_json(
-        out_dir / RECORD_NAME,
-        {
-            "command": "predict",
-            "settings": settings or {},
-            "versions": package_versions(),
-            "images": report.images,
-            "failures": [{"image": str(p), "error": msg} for p, msg in report.failures],
-        },
-    )
-    return report
+    return finish_run(out_dir, outcomes, settings=settings, exports=exports)
 
 
 WORK_DIR_NAME = ".nucleaizer-work"
