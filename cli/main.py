@@ -11,6 +11,7 @@ import typer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import: keep C++ chatter out
 
+from nucleaizer_tf.cli.adapt import adapt  # noqa: E402
 from nucleaizer_tf.cli.common import new_app  # noqa: E402
 from nucleaizer_tf.cli.convert import convert_unet  # noqa: E402
 from nucleaizer_tf.cli.evaluate import evaluate, info  # noqa: E402
@@ -43,6 +44,7 @@ app.command("measure")(measure)
 app.command("estimate-size")(estimate_size)
 app.command("param-search")(param_search)
 app.command("style-transfer")(style_transfer)
+app.command()(adapt)
 app.command("convert-unet")(convert_unet)
 app.add_typer(train_app, name="train")
 app.command()(info)

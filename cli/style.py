@@ -25,6 +25,7 @@ def style_transfer(
     final_generator: bool = typer.Option(False, "--final-generator", help="Synthesise with the final generator (the original used the one saved at the last multiple of 5000 steps)."),
     eval_mode_synthesis: bool = typer.Option(False, "--eval-mode-synthesis", help="Synthesise with BatchNorm running statistics and no dropout (the original ran the generator in training mode)."),
     sqrt_mask_resize: bool = typer.Option(False, "--sqrt-mask-resize", help="Resize database nuclei to the target AREA (the original used the area ratio as a linear factor)."),
+    match_cluster: bool = typer.Option(False, "--match-cluster", help="Synthetic masks with each cluster's own nucleus sizes and nuclei per area (what adapt uses); the original drew Normal(mean area) sizes and as many nuclei as cover the canvas."),
     stretched_simcep: bool = typer.Option(False, "--stretched-simcep", help="Use random shapes stretched and rotated as accepted (the original used them unstretched)."),
     fresh_augmentations: bool = typer.Option(False, "--fresh-augmentations", help="Augment a fresh copy for each output (the original compounded augmentations of images up to 512 px)."),
     augment_copies: int = typer.Option(5, "--augment-copies", min=1, help="Augmented outputs per synthetic image."),
@@ -42,7 +43,7 @@ def style_transfer(
         mask_db=None if mask_db is None else str(mask_db), single_experiment=single_experiment,
         images_per_cluster=images_per_cluster, ngf=ngf, iterations=iterations, decay_epochs=decay_epochs,
         final_generator=final_generator, eval_mode_synthesis=eval_mode_synthesis, sqrt_mask_resize=sqrt_mask_resize,
-        stretched_simcep=stretched_simcep, fresh_augmentations=fresh_augmentations, augment_copies=augment_copies,
+        stretched_simcep=stretched_simcep, match_cluster=match_cluster, fresh_augmentations=fresh_augmentations, augment_copies=augment_copies,
         style_step=style_step, include_real=include_real, validation=None if validation is None else str(validation),
         seed=seed,
     )

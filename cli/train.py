@@ -10,7 +10,7 @@ import typer
 
 from nucleaizer_tf.cli.common import fail_cleanly, import_tensorflow, new_app, progress_bar
 
-train_app = new_app("train", "Train the legacy Mask R-CNN, a U-Net member or the 7-member U-Net ensemble from image/mask folders.")
+train_app = new_app("train", "Train the default model, the legacy Mask R-CNN, a U-Net member or the 7-member U-Net ensemble from image/mask folders.")
 
 _VAL_HELP = ("Validation: a stem-list file (one stem per line, like the original's validation.txt), a folder with "
              "images/ and masks/, a fraction such as 0.2, or 'none'.")
@@ -169,4 +169,30 @@ def ensemble(
     options = _unet_options(images, masks, out, val, extra_data, epochs, batch, crop, lr, lr_schedule,
                             early_stopping, steps, seed, base_filters, val_dsb, resume)
     summary = _run_unets(train_ensemble_folders, quiet, epochs * len(values), sigmas=values, **options)
+    _finish(summary, quiet)
+
+
+@train_app.command("default")
+@fail_cleanly
+def default(
+    images: Path = _IMAGES,
+    masks: Path = _MASKS,
+    out: Path = typer.Option(..., "--out", help="Model folder to write (manifest.json + weights): predict --model and load_model read it."),
+    init: str = typer.Option("shipped", "--init", help="'shipped' (fine-tune the shipped model), a model folder (fine-tune it, e.g. adapt's OUT/model), or 'scratch' (the shipped model's full recipe from random weights)."),
+    val: Optional[str] = typer.Option(None, "--val", help=_VAL_HELP),
+    extra_data: Optional[list[Path]] = _EXTRA,
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs [fine-tuning 10; scratch 30]."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Batches of 16 crops per epoch [fine-tuning 20; scratch 40]."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate [fine-tuning 3e-4]."),
+    seed: int = _SEED,
+    quiet: bool = _QUIET,
+) -> None:
+    """The shipped default model, fine-tuned (or retrained) on annotated images: the supervised counterpart of adapt."""
+    import_tensorflow()
+    from nucleaizer_tf.pipelines.train import train_default_folders
+
+    total = epochs or (30 if init.lower() == "scratch" else 10)
+    summary = _run_unets(train_default_folders, quiet, total, images_dir=images, masks_dir=masks, out_dir=out,
+                         init=init, validation=_validation(val), extra_data=extra_data or (), epochs=epochs,
+                         steps_per_epoch=steps, learning_rate=lr, seed=seed)
     _finish(summary, quiet)

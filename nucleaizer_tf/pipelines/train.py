@@ -444,3 +444,90 @@ def train_unet_folders(images_dir, masks_dir, out_dir, *, sigma: float = 0.0, na
 
     name = name or member_names([sigma])[0]
     return train_ensemble_folders(images_dir, masks_dir, out_dir, sigmas=[sigma], names=[name], kind="unet", **kwargs)
+
+
+# ----------------------------------------------------------------------------------------- default model
+
+
+def train_default_folders(
+    images_dir, masks_dir, out_dir, *,
+    init: str | os.PathLike = "shipped",
+    validation=None,
+    extra_data: Sequence[str | os.PathLike] = (),
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
+    learning_rate: float | None = None,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> RunSummary:
+    """Fine-tune (or retrain) the default model on annotated folders; write a model folder to `out_dir`.
+
+    Parameters
+    ----------
+    images_dir, masks_dir
+        Training images and their label masks (same stems).
+    out_dir
+        The model folder to write (`manifest.json` + weights + `summary.json`), what `adapt` writes and
+        `predict --model` reads. A folder that already holds a model is refused.
+    init
+        ``"shipped"``: fine-tune the shipped model; a model folder: fine-tune that one; ``"scratch"``:
+        train the shipped model's full recipe (real pairs + its generated images) from random weights.
+    validation, extra_data
+        As for the U-Net commands (`resolve_validation`; folders with images/ and masks/).
+    epochs, steps_per_epoch, learning_rate
+        Defaults: fine-tuning 10 epochs × 20 batches at 3e-4; from scratch the recipe's 30 × 40 at 1e-3.
+
+    Examples
+    --------
+    >>> summary = train_default_folders("train/images", "train/masks", "my_model")  # doctest: +SKIP
+    >>> from nucleaizer_tf import load_model
+    >>> labels = load_model("my_model").segment(image)                            # doctest: +SKIP
+    """
+    from nucleaizer_tf.data import load_pair
+    from nucleaizer_tf.default_model import DefaultModel
+    from nucleaizer_tf.default_model.recipe import fine_tune, train_default_model
+    from nucleaizer_tf.models.folder import prepare_folder
+
+    start = time.perf_counter()
+    for name, value, minimum in (("--epochs", epochs, 1), ("--steps", steps_per_epoch, 1)):
+        if value is not None and value < minimum:
+            raise NucleaizerError(f"{name} must be at least {minimum}, got {value}")
+    if learning_rate is not None and not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise NucleaizerError(f"--lr must be a finite number above 0, got {learning_rate}")
+    out_dir = Path(out_dir)
+    prepare_folder(out_dir)  # refuse an existing model before the work
+    pairs = _pairs(images_dir, masks_dir)
+    train_pairs, val_pairs = resolve_validation(pairs, validation, seed=seed)
+    train_pairs = with_extra_data(train_pairs, val_pairs, extra_data)
+    if not train_pairs:
+        raise NucleaizerError("no training pairs left after the validation split")
+    train = [load_pair(p, mode="percentile") for p in train_pairs]
+    val = [load_pair(p, mode="percentile") for p in val_pairs]
+
+    def on_epoch(epoch, logs):
+        if progress:
+            record = {"member": "default", "epoch": epoch + 1, "losses": {"loss": logs["loss"]},
+                      "val_loss": logs.get("val_loss") if val else None, "seconds": logs["seconds"]}
+            progress("epoch", {"record": record})
+
+    if str(init).lower() == "scratch":
+        model, history, config = train_default_model(train, epochs=epochs or 30, steps_per_epoch=steps_per_epoch or 40,
+                                                     seed=seed, progress=on_epoch)
+        model.manifest.update({"name": "nucleaizer-tf default model (retrained)", "weights_file": "default.weights.h5"})
+    else:
+        model = DefaultModel.load(None if str(init).lower() == "shipped" else init)
+        model, history, config = fine_tune(model, train, epochs=epochs or 10, steps_per_epoch=steps_per_epoch or 20,
+                                           learning_rate=learning_rate or 3e-4, val_pairs=val, seed=seed,
+                                           progress=on_epoch)
+    model.save(out_dir, overwrite=True, trained={"init": str(init), "images": str(images_dir),
+                                                   "n_train": len(train), "n_val": len(val),
+                                                   "epochs": len(history.loss), "best_epoch": history.best_epoch + 1})
+    summary = RunSummary(kind="default", out_dir=str(out_dir), n_train=len(train), n_val=len(val),
+                         epochs=[{"epoch": i + 1, "losses": {"loss": loss}, "seconds": s}
+                                 for i, (loss, s) in enumerate(zip(history.loss, history.seconds))],
+                         best_epoch=history.best_epoch + 1, seconds=time.perf_counter() - start,
+                         outputs=[str(out_dir / "manifest.json")],
+                         settings={"init": str(init), "config": config.as_dict(),
+                                   "validation": [p.stem for p in val_pairs]})
+    summary.outputs.append(str(_write_summary(summary)))
+    return summary
