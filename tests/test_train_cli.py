@@ -106,3 +106,31 @@ def test_unet_overfits_its_soft_target(tmp_path):
     pred = predict_probability(model, image) >= 0.5
     truth = labels > 0
     assert (pred & truth).sum() / (pred | truth).sum() > 0.85  # the thresholded map is the object
+
+
+def test_train_default_fine_tunes_into_a_model_folder_predict_reads(tmp_path):
+    """`train default` on annotated images: a model folder that loads, changed weights, no overwrite."""
+    from nucleaizer_tf import load_model
+    from nucleaizer_tf.io import write_labels, write_rgb
+    from nucleaizer_tf.synthetic import synthetic_nuclei
+
+    for i in range(3):
+        sample = synthetic_nuclei((96, 96), 8, 18.0, seed=i)
+        write_rgb(tmp_path / "images" / f"a{i}.png", np.ascontiguousarray(sample.image[..., :3]))
+        write_labels(tmp_path / "masks" / f"a{i}.tiff", sample.labels)
+    out = tmp_path / "model"
+    invoke("default", tmp_path / "images", tmp_path / "masks", "--out", out, "--epochs", 2, "--steps", 2,
+           "--val", "none", "-q")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["kind"] == "default" and summary["n_train"] == 3 and len(summary["epochs"]) == 2
+    model, shipped = load_model(out), load_model("default")
+    assert model.kind == "default-model" and json.loads((out / "manifest.json").read_text())["trained"]["init"] == "shipped"
+    changed = [not np.array_equal(a.numpy(), b.numpy())
+               for a, b in zip(model.model.network.weights, shipped.model.network.weights)]
+    assert any(changed)
+    assert model.segment(sample.image).shape == (96, 96)
+    again = runner.invoke(train_app, ["default", str(tmp_path / "images"), str(tmp_path / "masks"), "--out", str(out)])
+    assert again.exit_code == 2 and "already holds a model" in again.output
+    bad = runner.invoke(train_app, ["default", str(tmp_path / "images"), str(tmp_path / "masks"), "--out",
+                                    str(tmp_path / "m2"), "--lr", "-1"])
+    assert bad.exit_code == 2 and "--lr" in bad.output
