@@ -143,8 +143,10 @@ class AdaptRun:
         self.mask_db = Path(settings.mask_db) if settings.mask_db is not None else shipped_mask_db()
         if not self.mask_db.exists():
             raise NucleaizerError(f"{self.mask_db}: the shipped mask database is missing (reinstall, or give --mask-db)")
-        from nucleaizer_tf.models.load import segmenter_class
+        from nucleaizer_tf.models.load import SHIPPED, segmenter_class
 
+        if str(settings.model) not in SHIPPED and not Path(settings.model).exists():
+            raise NucleaizerError(f"{settings.model}: no such model (expected 'default', a model folder or a .h5 file)")
         self.start_kind = segmenter_class(settings.model)
         self.start_kind.resolve_options(self._preseg_options())  # refuse a wrong option before any work
         self.work = self.out / "work"
@@ -206,7 +208,7 @@ class AdaptRun:
             for path in self.images:
                 try:
                     labels = model.segment(read_image(path), **options)
-                except NucleaizerError as exc:
+                except (NucleaizerError, ValueError, OSError) as exc:  # one bad image only skips itself
                     failures.append((str(path), str(exc).splitlines()[0]))
                     self.r.note(f"skipped: {exc}")
                 else:
