@@ -55,7 +55,7 @@ def is_temporary_name(name: str) -> bool:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, *, before: float | None = None,
-                             recursive: bool = False) -> list[Path]:
+                             recursive: bool = False, name: str | None = None) -> list[Path]:
     """Remove the temporaries `atomic_path` left in `folder` when a run was killed mid-write.
 
     Only files whose name matches `atomic_path`'s pattern exactly and whose modification time is older
@@ -70,6 +70,8 @@ def remove_stale_temporaries(folder: str | os.PathLike, *, before: float | None 
         A `time.time()` value; newer temporaries (another process's live write) are left alone.
     recursive
         Also clean the folders below `folder` (a work folder of intermediate results).
+    name
+        Only the temporaries of this one output file (for a file in a folder the run does not own).
 
     Returns
     -------
@@ -90,11 +92,31 @@ def remove_stale_temporaries(folder: str | os.PathLike, *, before: float | None 
     for path in candidates:
         if not is_temporary_name(path.name):
             continue
+        if name is not None and _TEMPORARY.match(path.name)["name"] != name:
+            continue
         with contextlib.suppress(OSError):  # vanished meanwhile, or not ours to remove
             if path.is_file() and not path.is_symlink() and path.stat().st_mtime < before:
                 path.unlink()
                 removed.append(path)
     return removed
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why files cannot be created in `folder` (created first if absent), or None; creates nothing."""
+    existing = folder
+    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        return "it is an existing file, not a folder" if existing == folder else f"{existing} is a file, not a folder"
+    if not existing.exists():
+        return f"{existing} is a broken symbolic link"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".nucleaizer-probe.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return exc.strerror or os.strerror(exc.errno or errno.EIO)
+    return None
 
 
 def check_writable_folder(folder: str | os.PathLike, what: str = "output folder") -> Path:
@@ -112,22 +134,9 @@ def check_writable_folder(folder: str | os.PathLike, what: str = "output folder"
     from nucleaizer_tf.errors import NucleaizerError
 
     folder = Path(folder)
-    existing = folder
-    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        if existing == folder:
-            raise NucleaizerError(f"{folder}: the {what} is an existing file, not a folder")
-        raise NucleaizerError(f"{folder}: cannot create the {what}: {existing} is a file, not a folder")
-    if not existing.exists():  # a dangling symbolic link on the way
-        raise NucleaizerError(f"{folder}: cannot create the {what}: {existing} is a broken symbolic link")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".nucleaizer-probe.", dir=existing)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        reason = exc.strerror or os.strerror(exc.errno or errno.EIO)
-        raise NucleaizerError(f"{folder}: cannot write the {what}: {reason}") from None
+    reason = _unwritable(folder)
+    if reason:
+        raise NucleaizerError(f"{folder}: cannot write the {what}: {reason}")
     return folder
 
 
@@ -142,9 +151,9 @@ def check_output_file(path: str | os.PathLike, what: str = "output file") -> Pat
     from nucleaizer_tf.errors import NucleaizerError
 
     path = Path(path)
-    if path.is_dir():
-        raise NucleaizerError(f"{path}: the {what} is an existing folder")
-    check_writable_folder(path.parent, f"folder of the {what}")
+    reason = "it is an existing folder" if path.is_dir() else _unwritable(path.parent)
+    if reason:
+        raise NucleaizerError(f"{path}: cannot write the {what}: {reason}")
     return path
 
 
