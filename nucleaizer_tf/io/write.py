@@ -101,13 +101,13 @@ def remove_stale_temporaries(folder: str | os.PathLike, *, before: float | None 
     return removed
 
 
-def _unwritable(folder: Path) -> str | None:
+def _unwritable(folder: Path, given: bool = True) -> str | None:
     """Why files cannot be created in `folder` (created first if absent), or None; creates nothing."""
     existing = folder
     while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
         existing = existing.parent
     if existing.exists() and not existing.is_dir():
-        return "it is an existing file, not a folder" if existing == folder else f"{existing} is a file, not a folder"
+        return "it is an existing file, not a folder" if existing == folder and given else f"{existing} is a file, not a folder"
     if not existing.exists():
         return f"{existing} is a broken symbolic link"
     try:
@@ -151,7 +151,7 @@ def check_output_file(path: str | os.PathLike, what: str = "output file") -> Pat
     from nucleaizer_tf.errors import NucleaizerError
 
     path = Path(path)
-    reason = "it is an existing folder" if path.is_dir() else _unwritable(path.parent)
+    reason = "it is an existing folder" if path.is_dir() else _unwritable(path.parent, given=False)
     if reason:
         raise NucleaizerError(f"{path}: cannot write the {what}: {reason}")
     return path
