@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -372,40 +373,58 @@ def _outputs(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in _labels(out)}
 
 
-def _run_until_first_output(args, out: Path, sig) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    child = subprocess.Popen([sys.executable, "-m", "nucleaizer_tf", *map(str, args)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 90
-    while not _labels(out) and child.poll() is None and time.monotonic() < deadline:
+def _stop_after_first_output(children: dict, timeout: float = 120) -> dict:
+    """Send each child its signal as soon as its first label image appears; their completed processes."""
+    pending, done = dict(children), {}
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for key, (child, out, sig) in list(pending.items()):
+            if _labels(out) or child.poll() is not None:
+                child.send_signal(sig)
+                stdout, stderr = child.communicate(timeout=60)
+                done[key] = (child.returncode, stderr, len(_labels(out)))
+                del pending[key]
         time.sleep(0.005)
-    child.send_signal(sig)
-    stdout, stderr = child.communicate(timeout=60)
-    return subprocess.CompletedProcess(args, child.returncode, stdout, stderr)
+    for child, _, _ in pending.values():
+        child.kill()
+    return done
+
+
+SIGNALS = {"SIGINT": signal.SIGINT, "SIGKILL": signal.SIGKILL}
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """Six images and their uninterrupted run."""
+def interrupted(tmp_path_factory):
+    """Six images, an uninterrupted run and two runs stopped after their first image (started together,
+    while the reference run is made in this process, to keep the suite fast)."""
     root = tmp_path_factory.mktemp("resume")
     images = _folder_of(root)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    children = {}
+    for name, sig in SIGNALS.items():
+        out = root / name
+        children[name] = (subprocess.Popen([sys.executable, "-m", "nucleaizer_tf", "predict", str(images), str(out), "-q"],
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env), out, sig)
+    stopped = {}
+    poller = threading.Thread(target=lambda: stopped.update(_stop_after_first_output(children)))
+    poller.start()  # signals land while the reference run is made here
     code, _, stderr = cli("predict", images, root / "reference", "-q")
+    poller.join()
     assert code == 0, stderr
-    return images, root / "reference"
+    return images, root / "reference", root, stopped
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
-def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(sig, uninterrupted, tmp_path):
-    images, reference = uninterrupted
-    out = tmp_path / "out"
-    stopped = _run_until_first_output(["predict", images, out, "-q"], out, sig)
-    done_before = len(_labels(out))
-    assert 1 <= done_before < 6, ("the kill must land mid-run", stopped.returncode, stopped.stderr[-2000:])
-    if sig == signal.SIGINT:
-        assert stopped.returncode == 130 and "Traceback" not in stopped.stderr
-        assert stopped.stderr.strip().splitlines()[-1] == "interrupted"
+@pytest.mark.parametrize("name", sorted(SIGNALS))
+def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(name, interrupted):
+    images, reference, root, stopped = interrupted
+    out = root / name
+    returncode, stderr, done_before = stopped[name]
+    assert 1 <= done_before < 6, ("the signal must land mid-run", returncode, stderr[-2000:])
+    if name == "SIGINT":
+        assert returncode == 130 and "Traceback" not in stderr
+        assert stderr.strip().splitlines()[-1] == "interrupted"
     else:
-        assert stopped.returncode == -signal.SIGKILL
+        assert returncode == -signal.SIGKILL
     code, stdout, stderr = cli("predict", images, out, "--skip-existing")
     assert code == 0, stderr
     kept = re.search(r"(\d+) kept from an earlier run", stdout)
@@ -416,7 +435,7 @@ def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(sig, uninterru
     theirs = json.loads((reference / "nucleaizer-tf.json").read_text())
     theirs["images"] = [{**item, "labels": item["labels"].replace(str(reference), str(out))} for item in theirs["images"]]
     assert _without_timings(mine) == _without_timings(theirs)
-    assert leftovers(tmp_path) == [] and leftovers(reference) == []
+    assert leftovers(out) == [] and leftovers(reference) == []
 
 
 def test_skip_existing_recomputes_on_a_changed_setting_or_input(tmp_path):
