@@ -310,20 +310,6 @@ def test_nonsensical_training_and_size_values(one_image, tmp_path):
 # ----------------------------------------------------------------------------- caches and temporaries
 
 
-def test_stale_temporaries_are_removed_and_nothing_else(one_image, tmp_path):
-    out = tmp_path / "out"
-    (out / "overlays").mkdir(parents=True)
-    stale = [out / ".a.tiff.k3j_9x0q.tmp.tiff", out / "overlays" / ".a.png.abcdefgh.tmp.png"]
-    kept = [out / ".notes.tmp.txt", out / ".a.tiff.tmp", out / "mine.tiff.abcdefgh.tmp.tiff"]
-    for path in stale + kept:
-        path.write_bytes(b"x")
-        os.utime(path, (time.time() - 60, time.time() - 60))
-    code, _, stderr = cli("predict", one_image, out, "--overlay", "-q")
-    assert code == 0, stderr
-    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
-    assert (out / "a.tiff").is_file() and (out / "overlays" / "a.png").is_file()
-
-
 def test_a_damaged_cached_intermediate_is_recomputed(tmp_path):
     folder = tmp_path / ".nucleaizer-work" / "maskrcnn" / "2x"
     calls = []
@@ -438,25 +424,29 @@ def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(name, interrup
     assert leftovers(out) == [] and leftovers(reference) == []
 
 
-def test_skip_existing_recomputes_on_a_changed_setting_or_input(tmp_path):
-    images = _folder_of(tmp_path, n=2, shape=(64, 64))
+def test_skip_existing_reuses_only_what_still_matches(tmp_path):
+    images = _folder_of(tmp_path, n=3, shape=(64, 64))
     out = tmp_path / "out"
-    assert cli("predict", images, out, "-q")[0] == 0
-    code, stdout, _ = cli("predict", images, out, "--skip-existing")
-    assert code == 0 and "2 kept from an earlier run" in stdout
-    code, stdout, _ = cli("predict", images, out, "--skip-existing", "--nucleus-size", "12")
-    assert code == 0 and "kept" not in stdout
-    assert json.loads((out / "nucleaizer-tf.json").read_text())["settings"]["nucleus_size"] == 12
-    tifffile.imwrite(images / "img0.tiff", nuclei(seed=9))  # a changed input is recomputed too
+    assert cli("predict", images, out, "-q", "--save-csv")[0] == 0
+    record, summary = (out / "nucleaizer-tf.json").read_bytes(), (out / "summary.csv").read_bytes()
+    code, stdout, _ = cli("predict", images, out, "--skip-existing", "--save-csv")
+    assert code == 0 and "3 kept from an earlier run" in stdout
+    assert (out / "nucleaizer-tf.json").read_bytes() == record and (out / "summary.csv").read_bytes() == summary
+    tifffile.imwrite(images / "img0.tiff", nuclei(seed=9))  # a changed input is recomputed
     (out / "img1.tiff").write_bytes(b"damaged")  # so is a damaged output
-    code, stdout, _ = cli("predict", images, out, "--skip-existing", "--nucleus-size", "12")
-    assert code == 0 and "kept" not in stdout
+    code, stdout, _ = cli("predict", images, out, "--skip-existing", "--save-csv")
+    assert code == 0 and "1 kept from an earlier run" in stdout
     assert tifffile.imread(out / "img1.tiff").shape == (64, 64)
+    assert len((out / "summary.csv").read_text().splitlines()) == 4
+    code, stdout, _ = cli("predict", images, out, "--skip-existing", "--save-csv", "--nucleus-size", "12")
+    assert code == 0 and "kept" not in stdout  # a changed setting recomputes everything
+    assert json.loads((out / "nucleaizer-tf.json").read_text())["settings"]["nucleus_size"] == 12
+    assert leftovers(tmp_path) == []
 
 
 def test_sigkill_during_a_large_write_leaves_nothing_after_a_rerun(one_image, tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
+    (out / "overlays").mkdir(parents=True)
     script = textwrap.dedent(f"""
         import numpy as np
         from nucleaizer_tf.io import write_labels
@@ -471,6 +461,13 @@ def test_sigkill_during_a_large_write_leaves_nothing_after_a_rerun(one_image, tm
     child.wait(timeout=30)
     assert [p.name.startswith(".a.tiff.") for p in leftovers(out)] == [True], "killed mid-write"
     assert not (out / "a.tiff").exists()
-    code, _, stderr = cli("predict", one_image, out, "-q")
+    stale = out / "overlays" / ".a.png.abcdefgh.tmp.png"
+    kept = [out / ".notes.tmp.txt", out / ".a.tiff.tmp", out / "mine.tiff.abcdefgh.tmp.tiff",
+            out / ".b.tiff.abcdefgh.tmp.png"]  # not atomic_path's names: not ours to remove
+    for path in [stale, *kept]:
+        path.write_bytes(b"x")
+        os.utime(path, (time.time() - 60, time.time() - 60))
+    code, _, stderr = cli("predict", one_image, out, "--overlay", "-q")
     assert code == 0, stderr
-    assert leftovers(out) == [] and tifffile.imread(out / "a.tiff").shape == (64, 64)
+    assert leftovers(out) == [] and all(p.read_bytes() == b"x" for p in kept)
+    assert tifffile.imread(out / "a.tiff").shape == (64, 64) and (out / "overlays" / "a.png").is_file()

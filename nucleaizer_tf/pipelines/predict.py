@@ -319,7 +319,7 @@ def run_predict(
     rows = _summary_rows(out_dir) if exports is not None and exports.csv else {}
     if reused:
         report = _merge_reused(out_dir, files, reused, report, journal, rows, settings, exports)
-    journal.compact([Path(entry["labels"]).stem for entry in report.images], rows)
+    journal.compact(report.images, rows)
     if full:
         segmenter.write_scale_tables()
         if default_work and not keep_intermediate and not report.failures:

@@ -126,15 +126,17 @@ class RunJournal:
                     fh.flush()
                     os.fsync(fh.fileno())
 
-    def compact(self, stems: list[str], summary_rows: dict[str, dict] | None = None) -> None:
-        """Rewrite the journal (atomically) with the lines of `stems` only, summary rows attached."""
+    def compact(self, entries: list[dict], summary_rows: dict[str, dict] | None = None) -> None:
+        """Rewrite the journal (atomically) with the lines of the run record's `entries` only, each with
+        its entry as recorded (timings of the whole step) and its summary row attached."""
         from nucleaizer_tf.io.write import atomic_path
 
         with self._lock:
             kept = []
-            for stem in stems:
+            for entry in entries:
+                stem = Path(entry["labels"]).stem
                 if stem in self.lines:
-                    line = dict(self.lines[stem])
+                    line = {**self.lines[stem], "entry": entry}
                     if summary_rows and stem in summary_rows:
                         line["summary_row"] = summary_rows[stem]
                     kept.append(line)
