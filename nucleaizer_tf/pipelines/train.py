@@ -405,9 +405,10 @@ def train_ensemble_folders(
     _check_numbers(epochs=(epochs, 1, "--epochs"), batch=(batch_size, 1, "--batch"), crop=(crop_size, step, "--crop"),
                    steps=(steps_per_epoch, 1, "--steps"), early=(early_stopping, 1, "--early-stopping"),
                    filters=(arch.get("base_filters"), 1, "--base-filters"))
-    if int(crop_size) % step:
+    if isinstance(crop_size, (int, np.integer)) and crop_size % step:
         raise NucleaizerError(f"--crop {crop_size}: must be a multiple of {step} (the U-Net pools {arch['depth']} times)")
-    if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
+    if not (isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool)
+            and math.isfinite(learning_rate) and learning_rate > 0):
         raise NucleaizerError(f"--lr {learning_rate}: must be a finite number above 0")
     check_writable_folder(out_dir)
     sigmas = list(ORIGINAL_SIGMAS if sigmas is None else sigmas)

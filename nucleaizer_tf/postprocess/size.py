@@ -56,8 +56,8 @@ def label_id_problem(labels) -> str | None:
     top = int(labels.max()) if labels.size else 0
     if top <= labels.size + MAX_ID_GAP:
         return None
-    return (f"label ids up to {top} in an image of {labels.size} pixels: the missing ids would count as "
-            f"{top - 1} objects; relabel the objects 1..N (or use --exclude-gaps)")
+    return (f"label ids up to {top} in an image of {labels.size} pixels: every missing id of 1..{top} would "
+            "count as a 0-diameter object; relabel the objects 1..N (or use --exclude-gaps)")
 
 
 MAX_ID_GAP = 65536  # ids this far above the pixel count are refused when gaps are counted
