@@ -124,6 +124,8 @@ def process_image(path: Path, out_dir: Path, segment: SegmentFn, *, overlay: boo
                 "seconds": round(time.perf_counter() - started, 3)})
     except Exception as exc:  # one bad image must not end a night's run; it is reported instead
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, OSError) and exc.strerror:  # a full or read-only disk: where, and why
+            message = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
         if not isinstance(exc, (NucleaizerError, ValueError, OSError)):
             message = f"{type(exc).__name__}: {message}"
         return ImageOutcome(path, error=message)
