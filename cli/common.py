@@ -26,21 +26,32 @@ console = Console(stderr=True)
 
 
 def fail_cleanly(command):
-    """Turn the errors a user can cause (bad files, folders, arguments) into `error: ...` and exit code 2."""
+    """Turn the errors a user can cause (bad files, folders, arguments, an unwritable or full disk) into
+    one line, `error: ...`, and exit code 2."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (NucleaizerError, FileNotFoundError, NotADirectoryError, PermissionError, ValueError) as exc:
-            message = str(exc).strip() or type(exc).__name__
-            typer.echo(f"error: {message}", err=True)
+        except (NucleaizerError, OSError, ValueError, MemoryError) as exc:
+            typer.echo(f"error: {one_line(exc)}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def one_line(exc: BaseException) -> str:
+    """The one-line message of a user-facing error: an OS error as `path: reason` (no errno, no quotes)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else ""
+        return f"{where}: {exc.strerror}" if where != "" else exc.strerror
+    if isinstance(exc, MemoryError):
+        return f"out of memory{': ' + str(exc) if str(exc) else ''}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @contextlib.contextmanager

@@ -46,8 +46,14 @@ def evaluate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary line."),
 ) -> None:
     """Kaggle DSB 2018 score (mean precision over IoU 0.50-0.95), F1 at IoU 0.5 and matched IoU, per image and overall."""
+    from nucleaizer_tf.io import check_output_file
+    from nucleaizer_tf.io.write import remove_stale_temporaries
     from nucleaizer_tf.pipelines.evaluate import pair_predictions, score_pairs, write_scores_csv
 
+    for path, what in ((csv_path, "--csv file"), (json_path, "--json file")):
+        if path is not None:  # before any scoring: a folder, a file in the way or a read-only disk fail now
+            check_output_file(path, what)
+            remove_stale_temporaries(path.parent, name=path.name)
     pairs = pair_predictions(gt_dir, pred_dir, missing_as_empty=missing_as_empty)
     with progress_bar("scoring", quiet, total=len(pairs)) as advance:
         result = score_pairs(pairs, progress=advance)

@@ -19,13 +19,23 @@ def estimate_size(
     exclude_gaps: bool = typer.Option(False, "--exclude-gaps", help="Median over existing objects only (the original counts missing label ids as diameter 0)."),
 ) -> None:
     """Median nucleus diameter per image and the Mask R-CNN sizes nucleAIzer derives from it (1x/2x/4x)."""
-    from nucleaizer_tf.io import LABEL_EXTENSIONS, list_images, read_labels, write_json
-    from nucleaizer_tf.postprocess.size import network_sizes, write_scale_csvs
+    from nucleaizer_tf.io import (LABEL_EXTENSIONS, check_writable_folder, list_images, read_labels,
+                                  remove_stale_temporaries, write_json)
+    from nucleaizer_tf.postprocess.size import measure, network_sizes, write_scale_csvs
 
+    if out is not None:
+        check_writable_folder(out)
+        remove_stale_temporaries(out)
     files = list_images(masks_dir, LABEL_EXTENSIONS)
     if not files:
         raise NucleaizerError(f"{masks_dir}: no label images (tif, tiff, png) in this folder")
-    table = network_sizes({p.stem: read_labels(p) for p in files}, include_gaps=not exclude_gaps)
+    records = []
+    for path in files:
+        try:
+            records.append(measure(path.stem, read_labels(path), include_gaps=not exclude_gaps))
+        except ValueError as exc:
+            raise NucleaizerError(f"{path}: {str(exc).removeprefix(path.stem + ': ')}") from None
+    table = network_sizes(records, include_gaps=not exclude_gaps)
     typer.echo(f"{'image':<40} {'median diam.':>12} {'objects':>7} {'1x':>6} {'2x':>6} {'4x':>6}")
     for row in table.report():
         sizes = [row["scales"][f"{f}x"]["rounded"] for f in (1, 2, 4)]

@@ -49,6 +49,7 @@ def predict(
     save_geojson: bool = typer.Option(False, "--save-geojson", help="Also write QuPath detections per image: OUT_DIR/geojson/<stem>.geojson."),
     save_csv: bool = typer.Option(False, "--save-csv", help="Also write per-nucleus measurements (OUT_DIR/measurements/<stem>.csv) and OUT_DIR/summary.csv."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Pixel size in µm: adds calibrated µm / µm² columns to the measurements."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Resume an interrupted run: keep the images an earlier run into OUT_DIR finished with the same settings, model and input (checked by checksum); a changed setting recomputes everything."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Segment nuclei in every image and write 16-bit label TIFFs (0 = background, one id per nucleus).
@@ -68,17 +69,23 @@ def predict(
                          preseg_model=preseg_model, unet=unet, work_dir=work_dir, keep_intermediate=keep_intermediate,
                          options=options, overlay=overlay, reporter=CliReporter(quiet),
                          exports=ExportOptions(rois=save_rois, geojson=save_geojson, csv=save_csv,
-                                               pixel_size=pixel_size))
+                                               pixel_size=pixel_size),
+                         skip_existing=skip_existing)
     _finish_predict(report, out_dir, quiet)
 
 
 def _finish_predict(report, out_dir: Path, quiet: bool) -> None:
-    """Summary line; failures listed one per line on stderr, exit code 1 if any image failed."""
+    """Summary line; failures listed one per line on stderr (always, even when the run record could not
+    be written), exit code 1 if any image failed, 2 if the run record could not be written."""
     if not quiet:
         objects = sum(item["objects"] for item in report.images)
-        typer.echo(f"wrote {len(report.outputs)} label images ({objects} nuclei) to {out_dir}")
+        kept = f", {report.skipped} kept from an earlier run" if report.skipped else ""
+        typer.echo(f"wrote {len(report.outputs)} label images ({objects} nuclei{kept}) to {out_dir}")
+    for path, message in report.failures:
+        typer.echo(f"failed: {path}: {message}", err=True)
+    if report.write_error:
+        typer.echo(f"error: {report.write_error}", err=True)
+        raise typer.Exit(2)
     if report.failures:
-        for path, message in report.failures:
-            typer.echo(f"failed: {path}: {message}", err=True)
         typer.echo(f"error: {len(report.failures)} of {len(report.failures) + len(report.outputs)} images failed", err=True)
         raise typer.Exit(1)

@@ -19,7 +19,15 @@ from nucleaizer_tf.io.read import (
     read_image,
     read_labels,
 )
-from nucleaizer_tf.io.write import atomic_path, write_json, write_labels, write_rgb
+from nucleaizer_tf.io.write import (
+    atomic_path,
+    check_output_file,
+    check_writable_folder,
+    remove_stale_temporaries,
+    write_json,
+    write_labels,
+    write_rgb,
+)
 
 __all__ = [
     "CONVERSION_MODES",
@@ -28,12 +36,15 @@ __all__ = [
     "LABEL_SOURCE_EXTENSIONS",
     "VECTOR_LABEL_EXTENSIONS",
     "atomic_path",
+    "check_output_file",
+    "check_writable_folder",
     "geojson_collection",
     "read_geojson",
     "read_roi_zip",
     "list_images",
     "read_image",
     "read_labels",
+    "remove_stale_temporaries",
     "to_rgb8",
     "write_geojson",
     "write_json",

@@ -7,6 +7,7 @@ original data). Arrays come back in their native dtype, channels last, RGB(A) or
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -36,19 +37,48 @@ cv2.setLogLevel(0) if hasattr(cv2, "setLogLevel") else None  # libpng chatter is
 
 
 def list_images(folder: str | os.PathLike, extensions=IMAGE_EXTENSIONS) -> list[Path]:
-    """Image files of `folder` (not recursive, hidden files skipped), sorted by name as the original did."""
+    """Image files of `folder` (not recursive, hidden files skipped), sorted by name as the original did.
+
+    Broken symbolic links (missing target, loops) with an image extension are listed too, so that
+    reading them reports them like any other unreadable input instead of dropping them silently.
+    """
     folder = Path(folder)
+    if is_broken_link(folder):
+        raise ImageReadError(f"{folder}: {broken_link_reason(folder)}")
     if not folder.exists():
         raise ImageReadError(f"{folder}: no such folder")
     if not folder.is_dir():
         raise ImageReadError(f"{folder}: not a folder")
     return sorted(
-        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in extensions
+        p for p in folder.iterdir()
+        if (p.is_file() or is_broken_link(p)) and not p.name.startswith(".") and p.suffix.lower() in extensions
     )
+
+
+def is_broken_link(path: str | os.PathLike) -> bool:
+    """True for a symbolic link whose target is missing or that loops back on itself."""
+    path = Path(path)
+    return path.is_symlink() and not path.exists()
+
+
+def broken_link_reason(path: Path) -> str:
+    """`broken symbolic link to TARGET (...)`: why a link cannot be opened."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    try:
+        os.stat(path)
+        why = "unreadable"
+    except OSError as exc:
+        why = "a symbolic link loop" if exc.errno == errno.ELOOP else "its target does not exist"
+    return f"broken symbolic link to {target} ({why})"
 
 
 def _check_file(path: Path, extensions) -> str:
     """Validate existence, size, extension and magic bytes before a decoder gets to fail obscurely."""
+    if is_broken_link(path):
+        raise ImageReadError(f"{path}: {broken_link_reason(path)}")
     if not path.exists():
         raise ImageReadError(f"{path}: no such file")
     if path.is_dir():
@@ -71,6 +101,11 @@ def _read_tiff(path: Path) -> np.ndarray:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             axes, shape = series.axes, series.shape
+            if len(tif.series) > 1:  # pages of different shapes, or separate writes: never keep only the first
+                raise ImageReadError(
+                    f"{path}: multi-page TIFF ({len(tif.series)} images in {len(tif.pages)} pages); "
+                    "nucleaizer-tf segments one 2-D image per file: save each page as its own file"
+                )
             if len(tif.pages) > 1 and len(tif.series) == 1 and "S" not in axes and len(shape) > 2:
                 raise ImageReadError(
                     f"{path}: multi-page TIFF ({len(tif.pages)} pages, axes {axes} {shape}); "

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -32,6 +35,129 @@ def atomic_path(path: str | os.PathLike):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+# Before any write of this process: temporaries older than this are not this process's own.
+PROCESS_STARTED = time.time()
+
+# What `atomic_path` names its temporaries: "." + name + "." + mkstemp's 8 random characters + ".tmp" +
+# the name's suffixes. Only files matching exactly this (suffixes included) are ever cleaned up.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(?P<suffixes>.*)$")
+
+
+def is_temporary_name(name: str) -> bool:
+    """True for a file name `atomic_path` gives its temporaries (``.<name>.XXXXXXXX.tmp<suffixes>``).
+
+    Examples
+    --------
+    >>> is_temporary_name(".a.tiff.k3j_9x0q.tmp.tiff"), is_temporary_name(".a.tiff")
+    (True, False)
+    """
+    match = _TEMPORARY.match(name)
+    return bool(match) and match["suffixes"] == "".join(Path(match["name"]).suffixes)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, *, before: float | None = None,
+                             recursive: bool = False, name: str | None = None) -> list[Path]:
+    """Remove the temporaries `atomic_path` left in `folder` when a run was killed mid-write.
+
+    Only files whose name matches `atomic_path`'s pattern exactly and whose modification time is older
+    than `before` (default: now; call it before this run writes anything, so none of its own live
+    temporaries can match) are removed. A missing folder is not an error.
+
+    Parameters
+    ----------
+    folder
+        The folder an output is written to.
+    before
+        A `time.time()` value; newer temporaries (another process's live write) are left alone.
+    recursive
+        Also clean the folders below `folder` (a work folder of intermediate results).
+    name
+        Only the temporaries of this one output file (for a file in a folder the run does not own).
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+
+    Examples
+    --------
+    >>> remove_stale_temporaries("out")  # doctest: +SKIP
+    [PosixPath('out/.a.tiff.k3j_9x0q.tmp.tiff')]
+    """
+    folder = Path(folder)
+    before = time.time() if before is None else before
+    if not folder.is_dir():
+        return []
+    candidates = folder.rglob(".*.tmp*") if recursive else folder.glob(".*.tmp*")
+    removed = []
+    for path in candidates:
+        if not is_temporary_name(path.name):
+            continue
+        if name is not None and _TEMPORARY.match(path.name)["name"] != name:
+            continue
+        with contextlib.suppress(OSError):  # vanished meanwhile, or not ours to remove
+            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < before:
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _unwritable(folder: Path, given: bool = True) -> str | None:
+    """Why files cannot be created in `folder` (created first if absent), or None; creates nothing."""
+    existing = folder
+    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        return "it is an existing file, not a folder" if existing == folder and given else f"{existing} is a file, not a folder"
+    if not existing.exists():
+        return f"{existing} is a broken symbolic link"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".nucleaizer-probe.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return exc.strerror or os.strerror(exc.errno or errno.EIO)
+    return None
+
+
+def check_writable_folder(folder: str | os.PathLike, what: str = "output folder") -> Path:
+    """Check up front that `folder` can be created (if absent) and written; create nothing.
+
+    A probe file is created and removed in `folder`, or in its nearest existing parent when `folder`
+    does not exist yet. Raises `NucleaizerError` naming the path and the reason (a file in the way,
+    no permission, read-only file system, disk full).
+
+    Examples
+    --------
+    >>> check_writable_folder("out")  # doctest: +SKIP
+    PosixPath('out')
+    """
+    from nucleaizer_tf.errors import NucleaizerError
+
+    folder = Path(folder)
+    reason = _unwritable(folder)
+    if reason:
+        raise NucleaizerError(f"{folder}: cannot write the {what}: {reason}")
+    return folder
+
+
+def check_output_file(path: str | os.PathLike, what: str = "output file") -> Path:
+    """Check up front that the file `path` can be written: not a folder, its folder writable.
+
+    Examples
+    --------
+    >>> check_output_file("scores.csv")  # doctest: +SKIP
+    PosixPath('scores.csv')
+    """
+    from nucleaizer_tf.errors import NucleaizerError
+
+    path = Path(path)
+    reason = "it is an existing folder" if path.is_dir() else _unwritable(path.parent, given=False)
+    if reason:
+        raise NucleaizerError(f"{path}: cannot write the {what}: {reason}")
+    return path
 
 
 def _umask() -> int:

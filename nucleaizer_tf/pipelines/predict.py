@@ -19,8 +19,20 @@ from typing import Callable
 import numpy as np
 
 from nucleaizer_tf.errors import NucleaizerError
-from nucleaizer_tf.io import IMAGE_EXTENSIONS, list_images, read_image, to_rgb8, write_json, write_labels, write_rgb
-from nucleaizer_tf.pipelines.measure import ExportOptions, export_image, write_summary
+from nucleaizer_tf.io import (
+    IMAGE_EXTENSIONS,
+    check_writable_folder,
+    list_images,
+    read_image,
+    remove_stale_temporaries,
+    to_rgb8,
+    write_json,
+    write_labels,
+    write_rgb,
+)
+from nucleaizer_tf.io.read import is_broken_link
+from nucleaizer_tf.pipelines.measure import SUMMARY_NAME, ExportOptions, export_image, write_summary
+from nucleaizer_tf.pipelines.resume import RunJournal, fingerprint, output_files
 from nucleaizer_tf.progress import SILENT, Reporter
 from nucleaizer_tf.system import package_versions
 from nucleaizer_tf.visualize import outline_overlay
@@ -37,16 +49,20 @@ class PredictReport:
     failures: list[tuple[Path, str]] = field(default_factory=list)
     images: list[dict] = field(default_factory=list)
     record: Path | None = None
+    skipped: int = 0  # images not recomputed (`skip_existing`)
+    write_error: str | None = None  # the run record or summary.csv could not be written (disk full...)
 
 
 def collect_inputs(images: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
     """The image files to segment: one file, or the images of a folder (sorted, non-recursive).
 
-    Refuses an empty folder, two inputs with the same stem (both would write `<stem>.tiff`) and an
-    output folder equal to the input folder (outputs could overwrite inputs).
+    Refuses an empty folder, two inputs with the same stem (both would write `<stem>.tiff`), an
+    output folder equal to the input folder, and any output path (label image, overlay, exports, run
+    record) that is an input: no run writes over a file it did not create. A broken symbolic link is
+    an input like any other (it is reported as unreadable).
     """
     images, out_dir = Path(images), Path(out_dir)
-    if images.is_file():
+    if images.is_file() or (is_broken_link(images) and images.suffix.lower() in IMAGE_EXTENSIONS):
         if images.suffix.lower() not in IMAGE_EXTENSIONS:
             raise NucleaizerError(f"{images}: unsupported file type {images.suffix!r}; expected one of {', '.join(IMAGE_EXTENSIONS)}")
         files = [images]
@@ -61,7 +77,18 @@ def collect_inputs(images: str | os.PathLike, out_dir: str | os.PathLike) -> lis
         if path.stem in stems:
             raise NucleaizerError(f"{path} and {stems[path.stem]} have the same stem; both would be written to {path.stem}.tiff")
         stems[path.stem] = path
+    inputs = {_real(path): path for path in files}
+    for stem in stems:
+        for output in output_files(out_dir, stem, overlay=True, exports=ExportOptions(True, True, True)) + [
+                out_dir / RECORD_NAME, out_dir / SUMMARY_NAME]:
+            if _real(output) in inputs:
+                raise NucleaizerError(f"{inputs[_real(output)]}: this input would be overwritten by the output "
+                                      f"{output}; choose another output folder")
     return files
+
+
+def _real(path: Path) -> str:
+    return os.path.realpath(path)
 
 
 @dataclass
@@ -97,6 +124,8 @@ def process_image(path: Path, out_dir: Path, segment: SegmentFn, *, overlay: boo
                 "seconds": round(time.perf_counter() - started, 3)})
     except Exception as exc:  # one bad image must not end a night's run; it is reported instead
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, OSError) and exc.strerror:  # a full or read-only disk: where, and why
+            message = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
         if not isinstance(exc, (NucleaizerError, ValueError, OSError)):
             message = f"{type(exc).__name__}: {message}"
         return ImageOutcome(path, error=message)
@@ -118,18 +147,22 @@ def finish_run(out_dir: str | os.PathLike, outcomes: list[ImageOutcome], *, sett
         else:
             report.outputs.append(Path(outcome.record["labels"]))
             report.images.append(outcome.record)
-    if exports is not None:
-        write_summary(out_dir, [o.summary_row for o in outcomes if o.summary_row is not None], exports)
-    report.record = write_json(
-        out_dir / RECORD_NAME,
-        {
-            "command": "predict",
-            "settings": settings or {},
-            "versions": package_versions(),
-            "images": report.images,
-            "failures": [{"image": str(p), "error": msg} for p, msg in report.failures],
-        },
-    )
+    try:  # the failures must reach the user even when the disk filled up during the run
+        if exports is not None:
+            write_summary(out_dir, [o.summary_row for o in outcomes if o.summary_row is not None], exports)
+        report.record = write_json(
+            out_dir / RECORD_NAME,
+            {
+                "command": "predict",
+                "settings": settings or {},
+                "versions": package_versions(),
+                "images": report.images,
+                "failures": [{"image": str(p), "error": msg} for p, msg in report.failures],
+            },
+        )
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else out_dir / RECORD_NAME
+        report.write_error = f"{where}: cannot write the run record ({exc.strerror or exc})"
     return report
 
 
@@ -178,6 +211,7 @@ def run_predict(
     overlay: bool = False,
     exports: ExportOptions | None = None,
     reporter: Reporter = SILENT,
+    skip_existing: bool = False,
 ) -> PredictReport:
     """Segment an image or a folder of images into `out_dir` with any model.
 
@@ -198,6 +232,9 @@ def run_predict(
         ROI sets, GeoJSON and measurement CSVs per image (`pipelines.measure.ExportOptions`).
     reporter
         Progress (`nucleaizer_tf.progress.Reporter`): one stage, "segmenting", a step per image.
+    skip_existing
+        Resume: an image whose outputs an earlier run into `out_dir` finished with the same settings,
+        model and input is not recomputed; its old record entry is kept (`pipelines.resume`).
 
     Returns
     -------
@@ -214,6 +251,7 @@ def run_predict(
     from nucleaizer_tf.models.load import load_model, segmenter_class
 
     options = dict(options or {})
+    started = time.time()
     files = collect_inputs(images, out_dir)
     for path, what in ((preseg_model, "weight file"), (unet, "U-Net ensemble folder")):
         if path is not None and not Path(path).exists():
@@ -223,20 +261,102 @@ def run_predict(
     full = kind is FullSegmenter
     if (keep_intermediate or work_dir is not None) and not full:
         raise NucleaizerError("--work-dir and --keep-intermediate apply to the full pipeline only (--mode full)")
+    out_dir = Path(out_dir)
+    check_writable_folder(out_dir)  # before any slow load: a read-only or full disk fails now, in one line
     default_work = full and work_dir is None
-    work = Path(out_dir) / WORK_DIR_NAME if default_work else work_dir
+    work = out_dir / WORK_DIR_NAME if default_work else work_dir
+    if full:
+        check_writable_folder(work, "work folder")
     segmenter = load_model(model, mode=mode, preseg_model=preseg_model, unet=unet, work_dir=work if full else None)
     resolved = segmenter.prepare(**options)
     settings = {"mode": "full" if full else "fast", **segmenter.describe(), **segmenter.record_settings(resolved)}
 
+    # Temporaries a killed run left behind (named by atomic_path, older than this run) go first.
+    for folder in (out_dir, *(out_dir / sub for sub in ("overlays", "rois", "geojson", "measurements"))):
+        remove_stale_temporaries(folder, before=started)
+    if full:
+        remove_stale_temporaries(work, before=started, recursive=True)
+
+    journal = RunJournal(out_dir, fingerprint({"settings": settings, "overlay": overlay,
+                                               "exports": None if exports is None else vars(exports)}))
+    reused = {}
+    if skip_existing:
+        for path in files:
+            entry = journal.finished(path, overlay=overlay, exports=exports)
+            if entry is not None:
+                reused[path] = entry
+    todo = [path for path in files if path not in reused]
+    by_stem = {path.stem: path for path in todo}
+    by_name = {path.name: path for path in todo}
+    made: dict[str, dict] = {}  # stem -> record entry of what segment returned in this run
+
     def segment(image, stem):
-        return segmenter.segment_with_facts(image, name=stem, **options)
+        began = time.perf_counter()
+        labels, facts = segmenter.segment_with_facts(image, name=stem, **options)
+        path = by_stem.get(stem)
+        if path is not None:
+            objects = int(np.count_nonzero(np.bincount(np.asarray(labels).ravel())[1:])) if np.size(labels) else 0
+            made[stem] = {"image": str(path), "labels": str(out_dir / f"{stem}.tiff"), "objects": objects,
+                          "seconds": round(time.perf_counter() - began, 3), **facts, "_at": time.time_ns()}
+        return labels, facts
+
+    def finished(name):
+        advance(name)
+        path = by_name.get(name)
+        entry = made.get(path.stem) if path is not None else None
+        if entry is None:
+            return
+        try:  # journal only a label file written after this run segmented the image (not a stale one)
+            fresh = (out_dir / f"{path.stem}.tiff").stat().st_mtime_ns >= entry["_at"] - 10**9
+        except OSError:
+            fresh = False
+        if fresh:
+            journal.add(path, {k: v for k, v in entry.items() if k != "_at"})
 
     with reporter.stage("segmenting", len(files)) as advance:
-        report = predict_files(files, out_dir, segment, overlay=overlay, settings=settings, progress=advance,
+        for _ in reused:
+            advance(None)
+        report = predict_files(todo, out_dir, segment, overlay=overlay, settings=settings, progress=finished,
                                exports=exports)
+    rows = _summary_rows(out_dir) if exports is not None and exports.csv else {}
+    if reused:
+        report = _merge_reused(out_dir, files, reused, report, journal, rows, settings, exports)
+    journal.compact(report.images, rows)
     if full:
         segmenter.write_scale_tables()
         if default_work and not keep_intermediate and not report.failures:
             shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _summary_rows(out_dir: Path) -> dict[str, dict]:
+    """The rows of `out_dir/summary.csv` by label stem (as written: strings)."""
+    import csv
+
+    try:
+        with open(out_dir / SUMMARY_NAME, newline="", encoding="utf-8") as fh:
+            return {Path(row["labels"]).stem: row for row in csv.DictReader(fh) if row.get("labels")}
+    except (OSError, KeyError, csv.Error):
+        return {}
+
+
+def _merge_reused(out_dir, files, reused, report, journal, rows, settings, exports) -> PredictReport:
+    """One report and run record for a resumed run: the reused entries and the new ones, in input order."""
+    new = {Path(entry["image"]): entry for entry in report.images}
+    failed = dict(report.failures)
+    outcomes = []
+    for path in files:
+        if path in reused:
+            row = journal.summary_row(path.stem)
+            if row is not None:
+                row = {**row, "image": str(path), "labels": reused[path]["labels"]}
+                rows[path.stem] = row
+            outcomes.append(ImageOutcome(path, record=reused[path], summary_row=row))
+        elif path in failed:
+            outcomes.append(ImageOutcome(path, error=failed[path]))
+        elif path in new:
+            outcomes.append(ImageOutcome(path, record=new[path], summary_row=rows.get(path.stem)))
+    merged = finish_run(out_dir, outcomes, settings=settings, exports=exports)
+    merged.skipped = len(reused)
+    merged.write_error = merged.write_error or report.write_error
+    return merged

@@ -7,8 +7,9 @@ Two pieces, both keyed by what the results depend on:
   depends on. A rerun skips finished stages whose fingerprint still matches and redoes the first one
   that does not, and every stage after it.
 * `ItemCache` — per-item results of one stage (a label image per input image, say) in a folder whose
-  `stage.json` records the settings they were made with; other settings clear the folder. A cached
-  file that can no longer be read (truncated by a crash, damaged) is recomputed, not trusted.
+  `stage.json` records the settings they were made with; other settings clear the folder. Each stored
+  file's size and sha256 go to `items.json` beside it; a cached file that does not match them (truncated
+  by a crash, damaged, replaced) or that can no longer be read is recomputed, never trusted.
 
 Examples
 --------
@@ -23,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -93,8 +95,12 @@ class StageLog:
 class ItemCache:
     """Per-item results of one stage made with one set of settings (`folder` None: no cache)."""
 
+    INDEX = "items.json"
+
     def __init__(self, folder: str | Path | None, key: dict):
         self.folder = None if folder is None else Path(folder)
+        self._lock = threading.Lock()
+        self._index: dict[str, dict] = {}
         if self.folder is None:
             return
         record = self.folder / "stage.json"
@@ -110,6 +116,34 @@ class ItemCache:
             from nucleaizer_tf.io import write_json
 
             write_json(record, key)
+        from nucleaizer_tf.io.write import PROCESS_STARTED, remove_stale_temporaries
+
+        remove_stale_temporaries(self.folder, before=PROCESS_STARTED)  # left by a kill mid-write
+        try:
+            index = json.loads((self.folder / self.INDEX).read_text())
+            self._index = index if isinstance(index, dict) else {}
+        except (OSError, ValueError):
+            self._index = {}
+
+    def intact(self, name: str) -> bool:
+        """True when the cached file `name` has the size and sha256 recorded when it was stored."""
+        from nucleaizer_tf.pipelines.resume import file_digest
+
+        expected = self._index.get(name)
+        if self.folder is None or not isinstance(expected, dict):
+            return False
+        try:
+            return file_digest(self.folder / name) == expected
+        except OSError:
+            return False
+
+    def _remember(self, name: str) -> None:
+        from nucleaizer_tf.io import write_json
+        from nucleaizer_tf.pipelines.resume import file_digest
+
+        with self._lock:
+            self._index[name] = file_digest(self.folder / name)
+            write_json(self.folder / self.INDEX, self._index)
 
     def cached(self, name: str | None, compute: Callable[[], np.ndarray], *, labels: bool) -> np.ndarray:
         """The cached array `name` (a label TIFF when `labels`, else an image), computed and stored if
@@ -119,11 +153,14 @@ class ItemCache:
         if self.folder is None or name is None:
             return compute()
         path = self.folder / name
-        if path.exists():
-            try:
-                return read_labels(path) if labels else read_image(path)
-            except NucleaizerError:
-                path.unlink()  # a damaged intermediate (a crash mid-write of another tool, a bad disk)
+        if path.exists() or path.is_symlink():
+            if self.intact(name):
+                try:
+                    return read_labels(path) if labels else read_image(path)
+                except NucleaizerError:
+                    pass
+            path.unlink()  # a damaged intermediate (truncated, a bad disk) or one without a checksum
         value = compute()
         (write_labels if labels else write_rgb)(path, value)
+        self._remember(name)
         return value

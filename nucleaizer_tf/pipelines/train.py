@@ -28,6 +28,7 @@ import numpy as np
 
 from nucleaizer_tf.data import Pair, pair_folders, split_pairs
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io.write import check_writable_folder
 
 __all__ = [
     "FINAL_MODEL",
@@ -224,6 +225,11 @@ def train_maskrcnn_folders(
     from nucleaizer_tf.maskrcnn.training import MaskRCNNTrainer, TrainJSON, find_checkpoints, read_train_json
 
     start = time.perf_counter()
+    _check_numbers(image_size=(image_size, 64, "--image-size"), steps=(steps_per_epoch, 1, "--steps"),
+                   early=(early_stopping, 1, "--early-stopping"))
+    if image_size is not None and int(image_size) % 64:
+        raise NucleaizerError(f"--image-size {image_size}: must be a multiple of 64")
+    check_writable_folder(out_dir)
     plan = read_train_json(config_json) if config_json is not None else TrainJSON.original()
     if image_size is not None:
         plan = TrainJSON(**{**plan.__dict__, "image_size": int(image_size)})
@@ -344,6 +350,15 @@ def _train_member(name: str, sigma: float, train_pairs, val_pairs, out_dir: Path
     return spec, model, history, records
 
 
+def _check_numbers(**values) -> None:
+    """Refuse, in one line, a whole-number setting below its minimum (None: not given)."""
+    for value, minimum, flag in values.values():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise NucleaizerError(f"{flag} {value}: must be a whole number of at least {minimum}")
+
+
 def _default_arch(arch: dict | None) -> dict:
     import inspect
 
@@ -385,6 +400,17 @@ def train_ensemble_folders(
     from nucleaizer_tf.unet.ensemble import MANIFEST, ORIGINAL_SIGMAS, member_names, write_ensemble_manifest
 
     start = time.perf_counter()
+    arch = _default_arch(arch)
+    step = 2 ** int(arch["depth"])
+    _check_numbers(epochs=(epochs, 1, "--epochs"), batch=(batch_size, 1, "--batch"), crop=(crop_size, step, "--crop"),
+                   steps=(steps_per_epoch, 1, "--steps"), early=(early_stopping, 1, "--early-stopping"),
+                   filters=(arch.get("base_filters"), 1, "--base-filters"))
+    if isinstance(crop_size, (int, np.integer)) and crop_size % step:
+        raise NucleaizerError(f"--crop {crop_size}: must be a multiple of {step} (the U-Net pools {arch['depth']} times)")
+    if not (isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool)
+            and math.isfinite(learning_rate) and learning_rate > 0):
+        raise NucleaizerError(f"--lr {learning_rate}: must be a finite number above 0")
+    check_writable_folder(out_dir)
     sigmas = list(ORIGINAL_SIGMAS if sigmas is None else sigmas)
     names = list(names) if names is not None else member_names(sigmas)
     if len(names) != len(sigmas):
@@ -394,7 +420,6 @@ def train_ensemble_folders(
     train_pairs = with_extra_data(train_pairs, val_pairs, extra_data)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    arch = _default_arch(arch)
     done: dict[str, dict] = {}
     manifest_path = out_dir / MANIFEST
     if manifest_path.is_file():

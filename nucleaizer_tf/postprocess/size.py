@@ -37,7 +37,30 @@ def object_areas(labels) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
         raise ValueError("a label image must hold non-negative integers")
+    problem = label_id_problem(labels)
+    if problem:
+        raise ValueError(problem)
     return np.bincount(labels.ravel().astype(np.intp, copy=False))[1:]  # uint32/uint64 ids need the cast
+
+
+def label_id_problem(labels) -> str | None:
+    """Why the ids of `labels` cannot be counted 1..max(label) (ids far above the pixel count: the
+    gaps would outnumber any object and a table of them would not fit in memory), or None.
+
+    Examples
+    --------
+    >>> label_id_problem(np.array([[0, 10**12]]))[:32]
+    'label ids up to 1000000000000 in'
+    """
+    labels = np.asarray(labels)
+    top = int(labels.max()) if labels.size else 0
+    if top <= labels.size + MAX_ID_GAP:
+        return None
+    return (f"label ids up to {top} in an image of {labels.size} pixels: every missing id of 1..{top} would "
+            "count as a 0-diameter object; relabel the objects 1..N (or use --exclude-gaps)")
+
+
+MAX_ID_GAP = 65536  # ids this far above the pixel count are refused when gaps are counted
 
 
 def median_equivalent_diameter(labels, include_gaps: bool = True) -> float:
@@ -47,9 +70,11 @@ def median_equivalent_diameter(labels, include_gaps: bool = True) -> float:
     median down when stage 1 or small-object removal left gaps; `False` takes the median over objects that
     exist. NaN when there is no object.
     """
-    areas = object_areas(labels)
-    if not include_gaps:
-        areas = areas[areas > 0]
+    if not include_gaps:  # by id, so huge (sparse) ids need no table of 1..max
+        labels = np.asarray(labels)
+        areas = np.unique(labels[labels > 0], return_counts=True)[1] if labels.size else np.zeros(0, np.int64)
+    else:
+        areas = object_areas(labels)
     if areas.size == 0:  # no label at all (the last id 1..max always exists, so gaps alone cannot empty it)
         return math.nan
     return float(np.median(np.sqrt(4.0 * areas / np.pi)))
@@ -71,7 +96,15 @@ def measure(name: str, labels, include_gaps: bool = True) -> SizeRecord:
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"{name}: a label image must be 2-D, got shape {labels.shape}")
-    areas = object_areas(labels)
+    if not include_gaps and label_id_problem(labels):
+        present = np.unique(labels[labels > 0])
+        return SizeRecord(name, (int(labels.shape[0]), int(labels.shape[1])),
+                          median_equivalent_diameter(labels, include_gaps),
+                          n_objects=int(present.size), n_labels=int(labels.max()))
+    try:
+        areas = object_areas(labels)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
     return SizeRecord(name, (int(labels.shape[0]), int(labels.shape[1])),
                       median_equivalent_diameter(labels, include_gaps),
                       n_objects=int(np.count_nonzero(areas)), n_labels=int(areas.size))

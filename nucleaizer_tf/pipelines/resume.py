@@ -1,0 +1,145 @@
+"""Resuming an interrupted `predict` run (`--skip-existing`).
+
+Every finished image appends one line to `OUT/.nucleaizer-tf.journal.jsonl`: the fingerprint of the
+run's settings (model description with its weights' checksum, resolved options, overlay and exports),
+the input's size and sha256, the label file's size and sha256 and the image's run-record entry.
+A line is appended as soon as the image is written, so a run stopped by Ctrl-C, a kill or a power
+cut leaves a journal of what it finished; a half-written last line is ignored.
+
+With `--skip-existing`, an image is not recomputed when its journal line has the current fingerprint,
+its input is unchanged and its label file (and overlay, ROI set, GeoJSON, measurements, when asked
+for) is still there with the recorded checksum; its old run-record entry (and `summary.csv` row) is
+reused, so the record of a resumed run equals an uninterrupted one apart from timings. A changed
+setting or model changes the fingerprint, so every image is recomputed.
+
+Examples
+--------
+>>> journal = RunJournal("out", fingerprint({"model": "default"}))  # doctest: +SKIP
+>>> journal.finished(Path("images/a.png"), exports=None, overlay=False)  # doctest: +SKIP
+{'image': 'images/a.png', 'labels': 'out/a.tiff', 'objects': 12, 'seconds': 0.41}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+from nucleaizer_tf.io.write import _jsonable
+from nucleaizer_tf.pipelines.stages import fingerprint
+
+JOURNAL_NAME = ".nucleaizer-tf.journal.jsonl"
+
+__all__ = ["JOURNAL_NAME", "RunJournal", "file_digest", "fingerprint"]
+
+
+def file_digest(path: str | os.PathLike) -> dict:
+    """Size and sha256 of a file, as the journal and the stage caches record them.
+
+    Examples
+    --------
+    >>> file_digest("out/a.tiff")  # doctest: +SKIP
+    {'size': 8328, 'sha256': '5f0c...'}
+    """
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return {"size": size, "sha256": digest.hexdigest()}
+
+
+def output_files(out_dir: Path, stem: str, *, overlay: bool, exports) -> list[Path]:
+    """Every file `process_image` writes for `stem` with these options (the label image first)."""
+    files = [out_dir / f"{stem}.tiff"]
+    if overlay:
+        files.append(out_dir / "overlays" / f"{stem}.png")
+    if exports is not None:
+        if exports.rois:
+            files.append(out_dir / "rois" / f"{stem}.zip")
+        if exports.geojson:
+            files.append(out_dir / "geojson" / f"{stem}.geojson")
+        if exports.csv:
+            files.append(out_dir / "measurements" / f"{stem}.csv")
+    return files
+
+
+class RunJournal:
+    """The finished images of the runs into `out_dir` made with the settings `key` (a fingerprint)."""
+
+    def __init__(self, out_dir: str | os.PathLike, key: str):
+        self.out_dir = Path(out_dir)
+        self.path = self.out_dir / JOURNAL_NAME
+        self.key = key
+        self._lock = threading.Lock()
+        self.lines: dict[str, dict] = {}  # stem -> the latest line with this key
+        with contextlib.suppress(OSError):
+            for text in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    line = json.loads(text)
+                except ValueError:
+                    continue  # the half-written last line of a killed run
+                if isinstance(line, dict) and line.get("key") == key and isinstance(line.get("stem"), str):
+                    self.lines[line["stem"]] = line
+
+    def finished(self, image: Path, *, overlay: bool, exports) -> dict | None:
+        """The old run-record entry of `image` if it need not be recomputed, else None."""
+        stem = image.stem
+        line = self.lines.get(stem)
+        if line is None or line.get("input_name") != image.name:
+            return None
+        if exports is not None and exports.csv and line.get("summary_row") is None:
+            return None
+        try:
+            if file_digest(image) != line.get("input"):
+                return None
+            files = output_files(self.out_dir, stem, overlay=overlay, exports=exports)
+            if file_digest(files[0]) != line.get("labels"):
+                return None
+            if not all(path.is_file() for path in files[1:]):
+                return None
+        except OSError:
+            return None
+        return {**line["entry"], "image": str(image), "labels": str(self.out_dir / f"{stem}.tiff")}
+
+    def summary_row(self, stem: str) -> dict | None:
+        line = self.lines.get(stem)
+        return None if line is None else line.get("summary_row")
+
+    def add(self, image: Path, entry: dict) -> None:
+        """Append the line of `image`, just written; a file that cannot be read is not journaled."""
+        stem = image.stem
+        try:
+            line = {"key": self.key, "stem": stem, "input_name": image.name, "input": file_digest(image),
+                    "labels": file_digest(self.out_dir / f"{stem}.tiff"), "entry": entry}
+        except OSError:
+            return
+        with self._lock:
+            self.lines[stem] = line
+            with contextlib.suppress(OSError):  # the journal only saves time; never fail a run for it
+                with open(self.path, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(line, default=_jsonable) + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+
+    def compact(self, entries: list[dict], summary_rows: dict[str, dict] | None = None) -> None:
+        """Rewrite the journal (atomically) with the lines of the run record's `entries` only, each with
+        its entry as recorded (timings of the whole step) and its summary row attached."""
+        from nucleaizer_tf.io.write import atomic_path
+
+        with self._lock:
+            kept = []
+            for entry in entries:
+                stem = Path(entry["labels"]).stem
+                if stem in self.lines:
+                    line = {**self.lines[stem], "entry": entry}
+                    if summary_rows and stem in summary_rows:
+                        line["summary_row"] = summary_rows[stem]
+                    kept.append(line)
+            with contextlib.suppress(OSError):
+                with atomic_path(self.path) as tmp:
+                    tmp.write_text("".join(json.dumps(line, default=_jsonable) + "\n" for line in kept), encoding="utf-8")
