@@ -44,6 +44,8 @@ class ExportOptions:
     def __post_init__(self):
         if self.pixel_size is not None and not (math.isfinite(self.pixel_size) and self.pixel_size > 0):
             raise NucleaizerError(f"--pixel-size must be a finite positive number (µm per pixel), got {self.pixel_size}")
+        if self.pixel_size is not None and not (self.csv or self.geojson):
+            raise NucleaizerError("--pixel-size applies to the measurements: give --save-csv or --save-geojson with it")
 
     @property
     def any(self) -> bool:
