@@ -261,9 +261,10 @@ def train_maskrcnn_folders(
     if history.epochs:
         last = Path(history.epochs[-1].checkpoint)
         final = out_dir / FINAL_MODEL
-        tmp = out_dir / f".{FINAL_MODEL}.tmp"
-        shutil.copyfile(last, tmp)
-        os.replace(tmp, final)
+        from nucleaizer_tf.io import atomic_path
+
+        with atomic_path(final) as tmp:
+            shutil.copyfile(last, tmp)
         outputs.append(str(final))
     per_step = [e.seconds_per_step for e in history.epochs]
     summary = RunSummary(
