@@ -38,8 +38,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from nucleaizer_tf.default_model.model import DefaultModel, build_network, median_diameter
-from nucleaizer_tf.default_model.preprocess import resize_image, resize_labels, scaled_shape, stretch_rgb8
+from nucleaizer_tf.default_model.preprocess import resize_image, scaled_shape, stretch_rgb8
 from nucleaizer_tf.default_model.targets import make_target_fn, weighted_crossentropy
+from nucleaizer_tf.labels import resize_labels
 
 TRAINED_DIAMETER = 20.0
 ARCHITECTURE = dict(in_channels=3, out_channels=3, base_filters=16, depth=3, output_activation="softmax", name="default_unet")

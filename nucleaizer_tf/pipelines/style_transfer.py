@@ -50,9 +50,9 @@ from nucleaizer_tf.io import (LABEL_EXTENSIONS, atomic_path, list_images, read_i
                               write_labels, write_rgb)
 from nucleaizer_tf.style.synth_masks import SEED as MASK_SEED
 from nucleaizer_tf.style.synth_masks import SynthesisOptions
+from nucleaizer_tf.style.tiles import TILE, cut_tiles
 
 STAGES = ("masks", "clusters", "tiles", "mask_db", "synth_masks", "pix2pix", "generate", "collect", "augment")
-TILE = 256
 SINGLE_EXPERIMENT_IMAGES = 1000
 IMAGES_PER_CLUSTER = 20
 
@@ -144,30 +144,6 @@ def _labels_in(folder: Path) -> dict[str, Path]:
         return {}
     return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in LABEL_EXTENSIONS
             and not p.name.startswith(".")}
-
-
-def _resize_pair_to(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    from nucleaizer_tf.postprocess.resize import matlab_resize_bicubic
-
-    rows = np.minimum(np.floor((np.arange(size) + 0.5) * labels.shape[0] / size).astype(int), labels.shape[0] - 1)
-    cols = np.minimum(np.floor((np.arange(size) + 0.5) * labels.shape[1] / size).astype(int), labels.shape[1] - 1)
-    return matlab_resize_bicubic(image, (size, size)), labels[rows[:, None], cols[None, :]]
-
-
-def cut_tiles(name: str, image: np.ndarray, labels: np.ndarray, tile: int = TILE):
-    """Spec 6.4: a centred grid of non-overlapping tile×tile tiles named `<name>_<xi>_<yi>` (1-based);
-    an image smaller than a tile in either side is resized to tile×tile instead (`<name>_1_1`)."""
-    h, w = labels.shape
-    if h < tile or w < tile:
-        img, lab = _resize_pair_to(image, labels, tile)
-        yield f"{name}_1_1", img, lab
-        return
-    nx, ny = w // tile, h // tile
-    xs, ys = int(np.floor((w - tile * nx) / 2 + 0.5)), int(np.floor((h - tile * ny) / 2 + 0.5))
-    for xi in range(nx):
-        for yi in range(ny):
-            y0, x0 = ys + yi * tile, xs + xi * tile
-            yield f"{name}_{xi + 1}_{yi + 1}", image[y0:y0 + tile, x0:x0 + tile], labels[y0:y0 + tile, x0:x0 + tile]
 
 
 def carve_out_validation(train_dir: Path, val_dir: Path, stems, *, only_64_characters: bool = False) -> tuple[int, int]:

@@ -4,6 +4,7 @@
   styles with correlation k-means, as `fromKaggleToClusters` did (spec 6.3).
 * `maskdb` / `synth_masks`: the database of nucleus shapes and the synthetic label images built
   from it ("tetris" placement, spec 6.2 and 6.5).
+* `tiles`: the 256×256 tiles of each image and mask pair (spec 6.4).
 * `augment`: nucleus-size normalisation to 40 px, 512 crops and the original's random
   photometric augmentations (spec 6.8).
 
