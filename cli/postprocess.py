@@ -74,6 +74,6 @@ def param_search(
 
     result = search_parameters(samples, time_limit_s=time_limit, seed=seed, faithful_q5=faithful_q5, progress=report)
     write_search_result(out, result)
-    summary = result.as_dict()
+    summary = result.to_dict()
     typer.echo(f"best {' '.join(str(v) for v in summary['best_vector'])}: DSB {summary['best_score']:.4f} "
                f"(defaults {summary['default_score']:.4f}); written to {out}")

@@ -185,7 +185,7 @@ class ImageScore:
     precisions: tuple[float, ...]
     matched_ious: tuple[float, ...]
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         """JSON-ready dict (plain ints/floats/lists; NaN -> None so ``json.dumps`` stays strict-valid)."""
         return {
             "name": self.name,
@@ -222,7 +222,7 @@ class DatasetScore:
     fn: int
     images: tuple[ImageScore, ...]
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         """JSON-ready dict; ``images`` is the list of per-image dicts."""
         return {
             "dsb": _none_if_nan(float(self.dsb)),
@@ -233,7 +233,7 @@ class DatasetScore:
             "tp": int(self.tp),
             "fp": int(self.fp),
             "fn": int(self.fn),
-            "images": [s.as_dict() for s in self.images],
+            "images": [s.to_dict() for s in self.images],
         }
 
 

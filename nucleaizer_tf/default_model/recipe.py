@@ -146,7 +146,7 @@ def manifest_for(*, weights_file: str, sha256: str, config, history, data: dict)
         "training": {
             "recipe": "nucleaizer_tf.default_model.recipe",
             "scale_jitter": list(SCALE_JITTER),
-            "config": config.as_dict(),
+            "config": config.to_dict(),
             "best_epoch": history.best_epoch,
             "best_val_loss": history.best_val_loss,
             "epochs_run": len(history.loss),

@@ -314,7 +314,7 @@ class TrainHistory:
     stopped_early: bool = False
     resumed_from: int | None = None
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
@@ -595,7 +595,7 @@ class MaskRCNNTrainer:
             record.checkpoint = str(path)
             history.epochs.append(record)
             _write_json_atomic(state_path, {"config": self.config.to_dict(), "dropped_images": dropped,
-                                            "history": history.as_dict()})
+                                            "history": history.to_dict()})
             if progress:
                 progress("epoch", {"record": record})
             if early_stopping_patience is not None and since_best >= early_stopping_patience:

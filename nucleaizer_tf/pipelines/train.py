@@ -121,7 +121,7 @@ def original_split(pairs: Sequence[Pair], ratio: float, seed: str | None) -> tup
 
 @dataclass
 class RunSummary:
-    """What a training run did; `summary.json` holds `as_dict()`."""
+    """What a training run did; `summary.json` holds `to_dict()`."""
 
     kind: str
     out_dir: str
@@ -139,7 +139,7 @@ class RunSummary:
     settings: dict = field(default_factory=dict)
     members: list[dict] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
     def lines(self) -> list[str]:
@@ -165,7 +165,7 @@ def _write_summary(summary: RunSummary) -> Path:
     from nucleaizer_tf.io import write_json
 
     path = Path(summary.out_dir) / SUMMARY
-    write_json(path, summary.as_dict())
+    write_json(path, summary.to_dict())
     return path
 
 
@@ -528,7 +528,7 @@ def train_default_folders(
                                  for i, (loss, s) in enumerate(zip(history.loss, history.seconds))],
                          best_epoch=history.best_epoch + 1, seconds=time.perf_counter() - start,
                          outputs=[str(out_dir / "manifest.json")],
-                         settings={"init": str(init), "config": config.as_dict(),
+                         settings={"init": str(init), "config": config.to_dict(),
                                    "validation": [p.stem for p in val_pairs]})
     summary.outputs.append(str(_write_summary(summary)))
     return summary

@@ -169,11 +169,11 @@ class SearchResult:
     def best_params(self) -> PostprocessParams:
         return PostprocessParams.from_vector(self.best_vector)
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return {
             "format": RESULT_FORMAT,
             "best_vector": list(self.best_vector),
-            "best_params": self.best_params.as_dict(),
+            "best_params": self.best_params.to_dict(),
             "best_score": self.best_score,
             "default_vector": list(DEFAULT),
             "default_score": self.default_score,
@@ -359,4 +359,4 @@ def write_search_result(path, result: SearchResult):
     """Write the result as JSON, atomically; ``read_params(path)`` reads back its best vector."""
     from ..io import write_json
 
-    return write_json(path, result.as_dict())
+    return write_json(path, result.to_dict())

@@ -104,7 +104,7 @@ class TrainConfig:
         if self.checkpoint_path is not None and not str(self.checkpoint_path).endswith(WEIGHTS_SUFFIX):
             raise ValueError(f"checkpoint_path must end with {WEIGHTS_SUFFIX!r} (Keras 3), got {self.checkpoint_path}")
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         """JSON-ready description (for a model manifest or a run log)."""
         out = asdict(self)
         for key in ("augment", "val_augment"):
@@ -112,6 +112,9 @@ class TrainConfig:
         if out["checkpoint_path"] is not None:
             out["checkpoint_path"] = str(out["checkpoint_path"])
         return out
+
+    # The former name, still called by pipelines/adapt.py; remove once that calls to_dict.
+    as_dict = to_dict
 
 
 @dataclass
@@ -128,7 +131,7 @@ class TrainHistory:
     best_val_loss: float = math.inf
     stopped_early: bool = False
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
 
