@@ -1,4 +1,4 @@
-"""Kaggle Data Science Bowl 2018 score, as nucleAIzer computes it (pipeline spec 7.2).
+"""Kaggle Data Science Bowl 2018 score, as nucleAIzer computes it (docs/method.md §7.2).
 
 Per image and threshold t in 0.50, 0.55, ..., 0.95 a ground-truth (GT) object is a true positive when some
 predicted object has IoU > t (strict), and ``prec_t = TP / (TP + FP + FN)``; the image score is the mean of
@@ -238,7 +238,7 @@ class DatasetScore:
 
 
 def score_image(gt, pred, name: str = "") -> ImageScore:
-    """DSB 2018 score of one predicted label image against its GT label image (spec 7.2).
+    """DSB 2018 score of one predicted label image against its GT label image (docs/method.md §7.2).
 
     Raises ShapeMismatchError (a ValueError) when the shapes differ and ValueError for non-label input.
     """

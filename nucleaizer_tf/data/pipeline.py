@@ -70,17 +70,17 @@ class Augment:
 
     @classmethod
     def unet(cls) -> Augment:
-        """The original U-Net training: horizontal flip + ColorJitter(0.2, 0.2, 0.2, 0.2) (spec 6.10)."""
+        """The original U-Net training: horizontal flip + ColorJitter(0.2, 0.2, 0.2, 0.2) (docs/method.md §6.10)."""
         return cls(flip_h=True, flip_v=False, rot90=False, color_jitter=0.2)
 
     @classmethod
     def pix2pix(cls) -> Augment:
-        """The original pix2pix training: horizontal flip only (spec 6.6), the same as `maskrcnn()`."""
+        """The original pix2pix training: horizontal flip only (docs/method.md §6.6), the same as `maskrcnn()`."""
         return cls.maskrcnn()
 
     @classmethod
     def maskrcnn(cls) -> Augment:
-        """Matterport's default training augmentation: horizontal flip only (spec 6.11)."""
+        """Matterport's default training augmentation: horizontal flip only (docs/method.md §6.11)."""
         return cls(flip_h=True, flip_v=False, rot90=False, color_jitter=0.0)
 
 

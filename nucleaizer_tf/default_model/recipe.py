@@ -19,7 +19,7 @@ cross-validation in `scripts/crossval_default_model.py`, so both train exactly t
   90° rotations and colour jitter 0.2 (hue 0.1), Adam 1e-3 with ×0.3 steps at 60 % and 85 % of the
   epochs; the validation set is the real training images at the nominal scale (no jitter, no
   augmentation), and the best-validation weights are kept. Validation on training images is the
-  original's practice (spec 6.10) and keeps held-out images out of every choice in cross-validation.
+  original's practice (docs/method.md §6.10) and keeps held-out images out of every choice in cross-validation.
   (A 4× larger network, depth 4, trained twice as long, scored the same on the two cross-validation
   folds it finished: the 10 training images per fold, not capacity, limit it.)
 * Instance step (`INSTANCE`, stored in the manifest; the network's pixels, i.e. at the trained size):

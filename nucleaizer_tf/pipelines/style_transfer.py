@@ -1,4 +1,4 @@
-"""Style-transfer adaptation workflow over folders (spec 6.1 steps 3-10, 6.12): resumable, stage by stage.
+"""Style-transfer adaptation workflow over folders (docs/method.md §6.1 steps 3-10, §6.12): resumable, stage by stage.
 
     IMAGES_DIR (+ masks or a presegmentation model) ──> OUT_DIR/train/{images,masks}
 
@@ -8,22 +8,22 @@ stage and everything after it when it does not; inside the long stages finished 
 
 1. masks       presegmentation with a legacy Mask R-CNN (`--preseg-model`) -> presegment/<stem>.tiff,
                or the user's masks (`--masks`); images without a mask are left out (reported).
-2. clusters    style features, correlation k-means, best 3 per cluster (spec 6.3) -> clusters/:
+2. clusters    style features, correlation k-means, best 3 per cluster (docs/method.md §6.3) -> clusters/:
                report.csv (every image: cluster, distance, kept), styles.csv (the original's
                Name,Style), features.csv, group_NNN.png contact sheets. `--single-experiment` puts
-               every image into group_001 (spec 6.12).
+               every image into group_001 (docs/method.md §6.12).
 3. tiles       each cluster's images and masks (clusters with one image: its four quadrants) cut to
-               256×256 tiles -> style/<cluster>/tiles/{images,masks} (spec 6.4).
+               256×256 tiles -> style/<cluster>/tiles/{images,masks} (docs/method.md §6.4).
 4. mask_db     the nucleus-shape database -> mask_db.npz (from `--mask-db`: a folder of label images
                or a saved .npz; default: the run's own masks).
 5. synth_masks synthetic label images per cluster -> style/<cluster>/synthetic_masks/<cluster>_NNN.tiff.
 6. pix2pix     one generator per cluster -> style/<cluster>/model/{generator.keras, manifest.json}.
 7. generate    synthetic images -> style/<cluster>/synthetic_images/<cluster>_NNN.png and a
                real-vs-synthetic sheet style/<cluster>/comparison.png.
-8. collect     all synthetic pairs -> styled/{images,masks} (the .bat flow, quirk Q11 resolved).
+8. collect     all synthetic pairs -> styled/{images,masks} (the .bat flow, docs/method.md, quirk Q11 resolved).
 9. augment     size-normalised, augmented 512 crops -> train/{images,masks} (style data: every 6th
                pair × 5; with `include_real` also the input pairs, real-image settings), then the
-               validation carve-out by stem list (spec 6.9) -> validation/{images,masks}.
+               validation carve-out by stem list (docs/method.md §6.9) -> validation/{images,masks}.
 
 `train/` is an `images/` + `masks/` folder pair (RGB PNG + uint16 TIFF, same stems): the training
 commands take it as extra data.
@@ -147,10 +147,10 @@ def _labels_in(folder: Path) -> dict[str, Path]:
 
 
 def carve_out_validation(train_dir: Path, val_dir: Path, stems, *, only_64_characters: bool = False) -> tuple[int, int]:
-    """Spec 6.9 `moveToValidation`: for each listed stem, files of `train_dir/{images,masks}` whose stem
+    """docs/method.md §6.9 `moveToValidation`: for each listed stem, files of `train_dir/{images,masks}` whose stem
     equals it are MOVED to `val_dir/{images,masks}`; derivatives (stems that start with it: augmentations,
     tiles) are DELETED so nothing of a validation image stays in training. With `only_64_characters`
-    (quirk Q15) only 64-character stems (Kaggle ids) are moved, the others deleted. Returns (moved, deleted)."""
+    (docs/method.md, quirk Q15) only 64-character stems (Kaggle ids) are moved, the others deleted. Returns (moved, deleted)."""
     moved = deleted = 0
     stems = [s for s in stems if s]
     for kind in ("images", "masks"):

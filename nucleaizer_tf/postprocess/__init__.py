@@ -2,12 +2,12 @@
 
 Everything public in the modules below is importable from `nucleaizer_tf.postprocess` directly:
 
-* `size`: nucleus-size estimation and the scale tables (spec 3);
+* `size`: nucleus-size estimation and the scale tables (docs/method.md §3);
 * `resize`: MATLAB-compatible `imresize` (bicubic, nearest at 0.5) and rounding;
-* `params`: the nine post-processing parameters (`PostprocessParams`) and their JSON files (spec 5.3);
-* `cleanup`, `merge`, `refine`: steps A, B and C of the post-processing (spec 5.4-5.6);
-* `chain`: `postprocess`, the three steps for one image (spec 5.7);
-* `search`: the parameter search on a validation set (spec 5.8).
+* `params`: the nine post-processing parameters (`PostprocessParams`) and their JSON files (docs/method.md §5.3);
+* `cleanup`, `merge`, `refine`: steps A, B and C of the post-processing (docs/method.md §5.4-5.6);
+* `chain`: `postprocess`, the three steps for one image (docs/method.md §5.7);
+* `search`: the parameter search on a validation set (docs/method.md §5.8).
 """
 
 from nucleaizer_tf.postprocess.resize import (

@@ -1,4 +1,4 @@
-"""The nine post-processing parameters of nucleAIzer (pipeline spec 5.3) and their JSON files.
+"""The nine post-processing parameters of nucleAIzer (docs/method.md §5.3) and their JSON files.
 
 The vector keeps the ORIGINAL integer units, in the original order; the properties give the values the
 algorithms use (``scale_threshold / 100``, ``prob_threshold * 65535 / 32``, ``min_overlap / 10000``).

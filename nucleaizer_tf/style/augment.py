@@ -1,9 +1,9 @@
-"""Training-set augmentation (spec 6.8, `augmentTrainingSet`): 40 px nuclei on 512 canvases, random looks.
+"""Training-set augmentation (docs/method.md §6.8, `augmentTrainingSet`): 40 px nuclei on 512 canvases, random looks.
 
 Per input pair (every `step`-th, alphabetically):
 
 1. rescale so the median nucleus diameter becomes 40 px (`s = 40 / median`, zero-inclusive median of
-   equivalent diameters, quirk Q3 as in the original): image MATLAB bicubic (antialiased), labels
+   equivalent diameters, docs/method.md, quirk Q3 as in the original): image MATLAB bicubic (antialiased), labels
    MATLAB nearest;
 2. fit to 512: an image that fits in 512×512 is put at the top-left of a 512×512 canvas filled with
    the image's per-channel median colour (labels 0) and augmented `num_augment` times; a larger one
@@ -13,7 +13,7 @@ Per input pair (every `step`-th, alphabetically):
    blur and grey-level noise with the probabilities and ranges of `SETTINGS` (the original's table);
 4. outputs whose labels are empty are dropped.
 
-Quirk Q10 (`compound=True`, faithful): in the "fits in 512" case the original overwrote its canvas with
+docs/method.md, quirk Q10 (`compound=True`, faithful): in the "fits in 512" case the original overwrote its canvas with
 each augmented version, so the `num_augment` outputs of one image are augmented cumulatively
 (rotations, blur and noise accumulate); `compound=False` augments a fresh copy each time.
 """
@@ -152,7 +152,7 @@ def _noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def augment_image(image: np.ndarray, labels: np.ndarray, settings: AugmentOptions,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One random augmentation of an RGB uint8 image and its labels (`augment_image`, spec 6.8.4)."""
+    """One random augmentation of an RGB uint8 image and its labels (`augment_image`, docs/method.md §6.8.4)."""
     image = np.asarray(image, np.uint8)
     if rng.uniform() < settings.hist_stretch:
         tol = rng.uniform() * settings.hist_stretch_level

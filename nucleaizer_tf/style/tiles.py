@@ -1,4 +1,4 @@
-"""Tiles of one image/label pair (spec 6.4): a centred grid of tile×tile crops, or one resized tile."""
+"""Tiles of one image/label pair (docs/method.md §6.4): a centred grid of tile×tile crops, or one resized tile."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def resize_pair_to(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np
 
 
 def cut_tiles(name: str, image: np.ndarray, labels: np.ndarray, tile: int = TILE):
-    """Spec 6.4: a centred grid of non-overlapping tile×tile tiles named `<name>_<xi>_<yi>` (1-based);
+    """docs/method.md §6.4: a centred grid of non-overlapping tile×tile tiles named `<name>_<xi>_<yi>` (1-based);
     an image smaller than a tile in either side is resized to tile×tile instead (`<name>_1_1`)."""
     h, w = labels.shape
     if h < tile or w < tile:

@@ -1,6 +1,6 @@
 """The one U-Net training loop: any `build_unet` variant, any per-pixel target and loss.
 
-The faithful nucleAIzer ensemble (spec 6.10: soft-Jaccard loss, Adam 1e-3, batch 12, 256 crops, a
+The faithful nucleAIzer ensemble (docs/method.md §6.10: soft-Jaccard loss, Adam 1e-3, batch 12, 256 crops, a
 best-validation checkpoint per member) and the slim shipped default model (`nucleaizer_tf.default_model`)
 both train here; they differ only in the `TrainConfig`, the `target_fn` that turns instance labels into
 the network's target and the `loss`. Examples come from the shared input layer
@@ -32,7 +32,7 @@ WEIGHTS_SUFFIX = ".weights.h5"  # Keras 3 refuses other names for `save_weights`
 
 
 def soft_jaccard_loss(y_true, y_pred):
-    """The original U-Net loss (spec 6.10): −(Σ x·y + 1e−40) / (Σ (x + y − x·y) + 1e−40) over the whole batch.
+    """The original U-Net loss (docs/method.md §6.10): −(Σ x·y + 1e−40) / (Σ (x + y − x·y) + 1e−40) over the whole batch.
 
     `y_pred` = x (the network output), `y_true` = y (the soft target). The sums are taken in float32 and
     the ratio in float64, because 1e−40 is below float32's normal range (a CPU that flushes denormals
@@ -50,7 +50,7 @@ def soft_jaccard_loss(y_true, y_pred):
 class TrainConfig:
     """Everything about a training run except the model, the data, the target and the loss.
 
-    Defaults are the original U-Net training (spec 6.10) except where noted.
+    Defaults are the original U-Net training (docs/method.md §6.10) except where noted.
 
     * epochs, batch_size, crop_size, learning_rate: 100, 12, 256, 1e-3 (Adam, betas 0.9/0.999, eps 1e-8).
     * lr_milestones / lr_gamma: multiply the rate by `lr_gamma` at each epoch index listed (0-based
