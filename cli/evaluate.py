@@ -74,4 +74,4 @@ def evaluate(
     if json_path is not None:
         from nucleaizer_tf.io import write_json
 
-        write_json(json_path, result.as_dict())
+        write_json(json_path, result.to_dict())

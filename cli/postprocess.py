@@ -63,7 +63,7 @@ def param_search(
     max_network_size: Optional[int] = typer.Option(None, "--max-network-size", min=64, help="Cap the 2x/4x Mask R-CNN sizes."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
-    """Search the 9 post-processing parameters that maximise the DSB score on validation images (spec 5.8)."""
+    """Search the 9 post-processing parameters that maximise the DSB score on validation images (docs/method.md §5.8)."""
     for path, what in ((model, "weight file"), (preseg_model, "weight file"), (unet, "U-Net ensemble folder")):
         if path is not None and not path.exists():
             raise NucleaizerError(f"{path}: no such {what}")
@@ -84,6 +84,6 @@ def param_search(
 
     result = search_parameters(samples, time_limit_s=time_limit, seed=seed, faithful_q5=faithful_q5, progress=report)
     write_search_result(out, result)
-    summary = result.as_dict()
+    summary = result.to_dict()
     typer.echo(f"best {' '.join(str(v) for v in summary['best_vector'])}: DSB {summary['best_score']:.4f} "
                f"(defaults {summary['default_score']:.4f}); written to {out}")

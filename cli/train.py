@@ -133,7 +133,7 @@ def unet(
     early_stopping: Optional[int] = _EARLY, steps: Optional[int] = _STEPS, seed: int = _SEED,
     base_filters: Optional[int] = _FILTERS, val_dsb: bool = _VALDSB, resume: bool = _RESUME, quiet: bool = _QUIET,
 ) -> None:
-    """One U-Net member (spec 6.10): soft 20/235 targets, soft-Jaccard loss, Adam, best-validation weights."""
+    """One U-Net member (docs/method.md §6.10): soft 20/235 targets, soft-Jaccard loss, Adam, best-validation weights."""
     import_tensorflow()
     from nucleaizer_tf.pipelines.train import train_unet_folders
 

@@ -1,4 +1,5 @@
-"""The one check of what counts as a label image in memory: 2-D, integer ids, 0 = background."""
+"""Label images in memory: the one check of what counts as one (2-D, integer ids, 0 = background) and
+the one nearest-neighbour resize to a given shape."""
 
 from __future__ import annotations
 
@@ -25,3 +26,24 @@ def as_label_array(a, what: str = "labels", *, allow_negative: bool = False) -> 
     if not allow_negative and arr.size and arr.dtype.kind == "i" and arr.min() < 0:
         raise ValueError(f"{what} must be non-negative")
     return arr
+
+
+def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a label image to `shape` (rows, columns); any integer dtype, exact.
+
+    Pixel-centre mapping by the size ratio: output row r reads input row floor((r + 0.5) · h / rows),
+    clipped to h - 1 (columns alike); an image already of `shape` is returned as it is. Used by the
+    default model's training data (`default_model.recipe`) and the style-transfer tiles
+    (`style.tiles.resize_pair_to`).
+
+    Not MATLAB's `imresize(labels, scale, 'nearest')`, which maps by the scale factor instead of the
+    size ratio (floor((u + 0.5) / scale)): the faithful ports of that rule are
+    `style.augment.resize_labels_nearest` and, for the fixed factor 0.5,
+    `postprocess.resize.matlab_nearest_half`.
+    """
+    h, w = labels.shape
+    if (h, w) == tuple(shape):
+        return labels
+    rows = np.minimum(((np.arange(shape[0]) + 0.5) * h / shape[0]).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(shape[1]) + 0.5) * w / shape[1]).astype(np.int64), w - 1)
+    return labels[rows[:, None], cols[None, :]]

@@ -1,4 +1,4 @@
-"""Kaggle Data Science Bowl 2018 score, as nucleAIzer computes it (pipeline spec 7.2).
+"""Kaggle Data Science Bowl 2018 score, as nucleAIzer computes it (docs/method.md §7.2).
 
 Per image and threshold t in 0.50, 0.55, ..., 0.95 a ground-truth (GT) object is a true positive when some
 predicted object has IoU > t (strict), and ``prec_t = TP / (TP + FP + FN)``; the image score is the mean of
@@ -185,7 +185,7 @@ class ImageScore:
     precisions: tuple[float, ...]
     matched_ious: tuple[float, ...]
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         """JSON-ready dict (plain ints/floats/lists; NaN -> None so ``json.dumps`` stays strict-valid)."""
         return {
             "name": self.name,
@@ -222,7 +222,7 @@ class DatasetScore:
     fn: int
     images: tuple[ImageScore, ...]
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         """JSON-ready dict; ``images`` is the list of per-image dicts."""
         return {
             "dsb": _none_if_nan(float(self.dsb)),
@@ -233,12 +233,12 @@ class DatasetScore:
             "tp": int(self.tp),
             "fp": int(self.fp),
             "fn": int(self.fn),
-            "images": [s.as_dict() for s in self.images],
+            "images": [s.to_dict() for s in self.images],
         }
 
 
 def score_image(gt, pred, name: str = "") -> ImageScore:
-    """DSB 2018 score of one predicted label image against its GT label image (spec 7.2).
+    """DSB 2018 score of one predicted label image against its GT label image (docs/method.md §7.2).
 
     Raises ShapeMismatchError (a ValueError) when the shapes differ and ValueError for non-label input.
     """

@@ -81,7 +81,9 @@ def main(argv=None) -> int:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory {peak_mb:.0f} MB; {os.cpu_count()} CPU cores visible")
     if args.json:
-        with open(args.json, "w") as fh:
+        from nucleaizer_tf.io import atomic_path
+
+        with atomic_path(args.json) as tmp, open(tmp, "w") as fh:
             json.dump({"results": results, "peak_memory_mb": peak_mb, "cpu_count": os.cpu_count()}, fh, indent=2)
     return 0
 

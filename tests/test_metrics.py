@@ -241,7 +241,7 @@ def test_as_dict_is_strict_json():
     gt = _two_objects()
     z = np.zeros_like(gt)
     ds = score_dataset(iter([score_image(gt, gt, "a"), score_image(z, z, "b")]))
-    d = ds.as_dict()
+    d = ds.to_dict()
     text = json.dumps(d, allow_nan=False)  # NaN would make this raise
     back = json.loads(text)
     keys = {"dsb", "f1", "mean_matched_iou", "n_images", "n_undefined", "tp", "fp", "fn", "images"}

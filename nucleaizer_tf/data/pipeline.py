@@ -70,17 +70,17 @@ class Augment:
 
     @classmethod
     def unet(cls) -> Augment:
-        """The original U-Net training: horizontal flip + ColorJitter(0.2, 0.2, 0.2, 0.2) (spec 6.10)."""
+        """The original U-Net training: horizontal flip + ColorJitter(0.2, 0.2, 0.2, 0.2) (docs/method.md §6.10)."""
         return cls(flip_h=True, flip_v=False, rot90=False, color_jitter=0.2)
 
     @classmethod
     def pix2pix(cls) -> Augment:
-        """The original pix2pix training: horizontal flip only (spec 6.6)."""
-        return cls(flip_h=True, flip_v=False, rot90=False, color_jitter=0.0)
+        """The original pix2pix training: horizontal flip only (docs/method.md §6.6), the same as `maskrcnn()`."""
+        return cls.maskrcnn()
 
     @classmethod
     def maskrcnn(cls) -> Augment:
-        """Matterport's default training augmentation: horizontal flip only (spec 6.11)."""
+        """Matterport's default training augmentation: horizontal flip only (docs/method.md §6.11)."""
         return cls(flip_h=True, flip_v=False, rot90=False, color_jitter=0.0)
 
 
@@ -158,7 +158,8 @@ def random_crop(image, labels, crop_hw: tuple[int, int], seed, *, pad_mode: str 
     labels with 0 (background) always; the image with `pad_value` ("constant") or by mirroring
     ("reflect", numpy's mode; note mirrored nuclei then carry no label).
     """
-    h, w = tf.shape(labels, out_type=tf.int64)[0], tf.shape(labels, out_type=tf.int64)[1]
+    shape = tf.shape(labels, out_type=tf.int64)
+    h, w = shape[0], shape[1]
     seed_y, seed_x = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     rows, rows_in = _window(h, crop_hw[0], seed_y)
     cols, cols_in = _window(w, crop_hw[1], seed_x)

@@ -12,6 +12,10 @@ import cv2
 import numpy as np
 
 from nucleaizer_tf.io.convert import to_rgb8
+from nucleaizer_tf.labels import resize_labels
+
+# resize_labels lives in nucleaizer_tf.labels (shared with the style-transfer tiles); kept importable here.
+__all__ = ["resize_image", "resize_labels", "scaled_shape", "stretch_rgb8"]
 
 
 def stretch_rgb8(image: np.ndarray) -> np.ndarray:
@@ -35,13 +39,3 @@ def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if image.ndim == 3 and out.ndim == 2:  # OpenCV drops a single channel
         out = out[:, :, None]
     return out
-
-
-def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a label image (pixel-centre mapping, any integer dtype, exact)."""
-    h, w = labels.shape
-    if (h, w) == tuple(shape):
-        return labels
-    rows = np.minimum(((np.arange(shape[0]) + 0.5) * h / shape[0]).astype(np.int64), h - 1)
-    cols = np.minimum(((np.arange(shape[1]) + 0.5) * w / shape[1]).astype(np.int64), w - 1)
-    return labels[rows[:, None], cols[None, :]]

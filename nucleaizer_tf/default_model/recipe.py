@@ -19,7 +19,7 @@ cross-validation in `scripts/crossval_default_model.py`, so both train exactly t
   90° rotations and colour jitter 0.2 (hue 0.1), Adam 1e-3 with ×0.3 steps at 60 % and 85 % of the
   epochs; the validation set is the real training images at the nominal scale (no jitter, no
   augmentation), and the best-validation weights are kept. Validation on training images is the
-  original's practice (spec 6.10) and keeps held-out images out of every choice in cross-validation.
+  original's practice (docs/method.md §6.10) and keeps held-out images out of every choice in cross-validation.
   (A 4× larger network, depth 4, trained twice as long, scored the same on the two cross-validation
   folds it finished: the 10 training images per fold, not capacity, limit it.)
 * Instance step (`INSTANCE`, stored in the manifest; the network's pixels, i.e. at the trained size):
@@ -38,8 +38,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from nucleaizer_tf.default_model.model import DefaultModel, build_network, median_diameter
-from nucleaizer_tf.default_model.preprocess import resize_image, resize_labels, scaled_shape, stretch_rgb8
+from nucleaizer_tf.default_model.preprocess import resize_image, scaled_shape, stretch_rgb8
 from nucleaizer_tf.default_model.targets import make_target_fn, weighted_crossentropy
+from nucleaizer_tf.labels import resize_labels
 
 TRAINED_DIAMETER = 20.0
 ARCHITECTURE = dict(in_channels=3, out_channels=3, base_filters=16, depth=3, output_activation="softmax", name="default_unet")
@@ -145,7 +146,7 @@ def manifest_for(*, weights_file: str, sha256: str, config, history, data: dict)
         "training": {
             "recipe": "nucleaizer_tf.default_model.recipe",
             "scale_jitter": list(SCALE_JITTER),
-            "config": config.as_dict(),
+            "config": config.to_dict(),
             "best_epoch": history.best_epoch,
             "best_val_loss": history.best_val_loss,
             "epochs_run": len(history.loss),

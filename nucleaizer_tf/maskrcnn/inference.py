@@ -1,8 +1,8 @@
-"""One image through the legacy Mask R-CNN exactly as nucleAIzer's `segmentation.py` did (spec 2.3).
+"""One image through the legacy Mask R-CNN exactly as nucleAIzer's `segmentation.py` did (docs/method.md §2.3).
 
 convert to 8-bit RGB → reflect-pad 5 % → long side resized to the network size D and zero-padded to
 D × D → mean-pixel subtraction → network → matterport v2.1 unmolding (per-mask min–max byte-scaling,
-quirk Q2) → crop of the padding → per-instance dilation with disk(1) → merge in score order, lower
+docs/method.md, quirk Q2) → crop of the padding → per-instance dilation with disk(1) → merge in score order, lower
 scores overwriting, label = detection rank.
 """
 
@@ -22,10 +22,10 @@ class SegmentOptions:
     """The per-image settings of nucleAIzer's segmentation JSON (presegment.json defaults).
 
     image_size: network size D (rounded up to a multiple of 64), ignored when `nucleus_size` is set;
-    nucleus_size: the manual-size variant (spec 2.7) — typical nucleus diameter in pixels, from which D
+    nucleus_size: the manual-size variant (docs/method.md §2.7) — typical nucleus diameter in pixels, from which D
         is chosen per image so nuclei reach 80 px in the network;
     padding: reflect padding ratio per side; dilation: disk radius of the per-instance dilation (0 = off);
-    fill_holes: real hole filling per instance (the original's was a no-op, quirk Q1);
+    fill_holes: real hole filling per instance (the original's was a no-op, docs/method.md, quirk Q1);
     absolute_mask_threshold: threshold masks at probability 0.5 instead of the v2.1 min–max mid-point (Q2);
     conversion: `to_rgb8` mode for non-8-bit inputs.
     """

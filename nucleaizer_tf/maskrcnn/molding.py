@@ -1,6 +1,6 @@
 """Image preparation for the legacy Mask R-CNN, as nucleAIzer + matterport v2.1 did it (NumPy / Pillow only).
 
-Order per image (pipeline-spec 2.3): convert to uint8 RGB (`nucleaizer_tf.io.to_rgb8`), `reflect_pad`,
+Order per image (docs/method.md §2.3): convert to uint8 RGB (`nucleaizer_tf.io.to_rgb8`), `reflect_pad`,
 `resize_for_model` (matterport `resize_image` with min_dim = max_dim = D), `mold` (mean subtraction),
 `image_meta`. The network size D comes from `round_size_up` (scale files / default size) or
 `manual_network_size` (user-given nucleus diameter).

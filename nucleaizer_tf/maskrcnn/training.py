@@ -314,7 +314,7 @@ class TrainHistory:
     stopped_early: bool = False
     resumed_from: int | None = None
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
@@ -595,7 +595,7 @@ class MaskRCNNTrainer:
             record.checkpoint = str(path)
             history.epochs.append(record)
             _write_json_atomic(state_path, {"config": self.config.to_dict(), "dropped_images": dropped,
-                                            "history": history.as_dict()})
+                                            "history": history.to_dict()})
             if progress:
                 progress("epoch", {"record": record})
             if early_stopping_patience is not None and since_best >= early_stopping_patience:
@@ -605,6 +605,7 @@ class MaskRCNNTrainer:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    from nucleaizer_tf.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=str))

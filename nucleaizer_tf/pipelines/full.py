@@ -1,4 +1,4 @@
-"""nucleAIzer's full prediction (spec 1.2), one image at a time, resumable.
+"""nucleAIzer's full prediction (docs/method.md §1.2), one image at a time, resumable.
 
 presegmentation (Mask R-CNN at 1024) → nucleus size (zero-inclusive median equivalent diameter) →
 2× MATLAB-bicubic upscaling → U-Net ensemble on the original image → final Mask R-CNN on the 2× image at
@@ -201,7 +201,7 @@ def _upscale(rgb: np.ndarray) -> np.ndarray:
 
 def validation_samples(pipeline: FullPipeline, gt_dir, images_dir, progress: Callable[[str], None] | None = None) -> list:
     """Run (or reuse) the full pipeline's network stages on validation images and pair them with their
-    ground truth, ready for `postprocess.search.search_parameters` (spec 5.8 reads the same outputs)."""
+    ground truth, ready for `postprocess.search.search_parameters` (docs/method.md §5.8 reads the same outputs)."""
     from nucleaizer_tf.data.pairs import pair_folders
     from nucleaizer_tf.postprocess.search import ValidationSample
 

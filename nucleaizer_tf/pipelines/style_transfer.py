@@ -1,4 +1,4 @@
-"""Style-transfer adaptation workflow over folders (spec 6.1 steps 3-10, 6.12): resumable, stage by stage.
+"""Style-transfer adaptation workflow over folders (docs/method.md §6.1 steps 3-10, §6.12): resumable, stage by stage.
 
     IMAGES_DIR (+ masks or a presegmentation model) ──> OUT_DIR/train/{images,masks}
 
@@ -8,22 +8,22 @@ stage and everything after it when it does not; inside the long stages finished 
 
 1. masks       presegmentation with a legacy Mask R-CNN (`--preseg-model`) -> presegment/<stem>.tiff,
                or the user's masks (`--masks`); images without a mask are left out (reported).
-2. clusters    style features, correlation k-means, best 3 per cluster (spec 6.3) -> clusters/:
+2. clusters    style features, correlation k-means, best 3 per cluster (docs/method.md §6.3) -> clusters/:
                report.csv (every image: cluster, distance, kept), styles.csv (the original's
                Name,Style), features.csv, group_NNN.png contact sheets. `--single-experiment` puts
-               every image into group_001 (spec 6.12).
+               every image into group_001 (docs/method.md §6.12).
 3. tiles       each cluster's images and masks (clusters with one image: its four quadrants) cut to
-               256×256 tiles -> style/<cluster>/tiles/{images,masks} (spec 6.4).
+               256×256 tiles -> style/<cluster>/tiles/{images,masks} (docs/method.md §6.4).
 4. mask_db     the nucleus-shape database -> mask_db.npz (from `--mask-db`: a folder of label images
                or a saved .npz; default: the run's own masks).
 5. synth_masks synthetic label images per cluster -> style/<cluster>/synthetic_masks/<cluster>_NNN.tiff.
 6. pix2pix     one generator per cluster -> style/<cluster>/model/{generator.keras, manifest.json}.
 7. generate    synthetic images -> style/<cluster>/synthetic_images/<cluster>_NNN.png and a
                real-vs-synthetic sheet style/<cluster>/comparison.png.
-8. collect     all synthetic pairs -> styled/{images,masks} (the .bat flow, quirk Q11 resolved).
+8. collect     all synthetic pairs -> styled/{images,masks} (the .bat flow, docs/method.md, quirk Q11 resolved).
 9. augment     size-normalised, augmented 512 crops -> train/{images,masks} (style data: every 6th
                pair × 5; with `include_real` also the input pairs, real-image settings), then the
-               validation carve-out by stem list (spec 6.9) -> validation/{images,masks}.
+               validation carve-out by stem list (docs/method.md §6.9) -> validation/{images,masks}.
 
 `train/` is an `images/` + `masks/` folder pair (RGB PNG + uint16 TIFF, same stems): the training
 commands take it as extra data.
@@ -50,9 +50,9 @@ from nucleaizer_tf.io import (LABEL_EXTENSIONS, atomic_path, list_images, read_i
                               write_labels, write_rgb)
 from nucleaizer_tf.style.synth_masks import SEED as MASK_SEED
 from nucleaizer_tf.style.synth_masks import SynthesisOptions
+from nucleaizer_tf.style.tiles import TILE, cut_tiles
 
 STAGES = ("masks", "clusters", "tiles", "mask_db", "synth_masks", "pix2pix", "generate", "collect", "augment")
-TILE = 256
 SINGLE_EXPERIMENT_IMAGES = 1000
 IMAGES_PER_CLUSTER = 20
 
@@ -146,35 +146,11 @@ def _labels_in(folder: Path) -> dict[str, Path]:
             and not p.name.startswith(".")}
 
 
-def _resize_pair_to(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    from nucleaizer_tf.postprocess.resize import matlab_resize_bicubic
-
-    rows = np.minimum(np.floor((np.arange(size) + 0.5) * labels.shape[0] / size).astype(int), labels.shape[0] - 1)
-    cols = np.minimum(np.floor((np.arange(size) + 0.5) * labels.shape[1] / size).astype(int), labels.shape[1] - 1)
-    return matlab_resize_bicubic(image, (size, size)), labels[rows[:, None], cols[None, :]]
-
-
-def cut_tiles(name: str, image: np.ndarray, labels: np.ndarray, tile: int = TILE):
-    """Spec 6.4: a centred grid of non-overlapping tile×tile tiles named `<name>_<xi>_<yi>` (1-based);
-    an image smaller than a tile in either side is resized to tile×tile instead (`<name>_1_1`)."""
-    h, w = labels.shape
-    if h < tile or w < tile:
-        img, lab = _resize_pair_to(image, labels, tile)
-        yield f"{name}_1_1", img, lab
-        return
-    nx, ny = w // tile, h // tile
-    xs, ys = int(np.floor((w - tile * nx) / 2 + 0.5)), int(np.floor((h - tile * ny) / 2 + 0.5))
-    for xi in range(nx):
-        for yi in range(ny):
-            y0, x0 = ys + yi * tile, xs + xi * tile
-            yield f"{name}_{xi + 1}_{yi + 1}", image[y0:y0 + tile, x0:x0 + tile], labels[y0:y0 + tile, x0:x0 + tile]
-
-
 def carve_out_validation(train_dir: Path, val_dir: Path, stems, *, only_64_characters: bool = False) -> tuple[int, int]:
-    """Spec 6.9 `moveToValidation`: for each listed stem, files of `train_dir/{images,masks}` whose stem
+    """docs/method.md §6.9 `moveToValidation`: for each listed stem, files of `train_dir/{images,masks}` whose stem
     equals it are MOVED to `val_dir/{images,masks}`; derivatives (stems that start with it: augmentations,
     tiles) are DELETED so nothing of a validation image stays in training. With `only_64_characters`
-    (quirk Q15) only 64-character stems (Kaggle ids) are moved, the others deleted. Returns (moved, deleted)."""
+    (docs/method.md, quirk Q15) only 64-character stems (Kaggle ids) are moved, the others deleted. Returns (moved, deleted)."""
     moved = deleted = 0
     stems = [s for s in stems if s]
     for kind in ("images", "masks"):

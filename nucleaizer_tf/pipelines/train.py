@@ -5,7 +5,7 @@ Three entry points, one per `nucleaizer-tf train` command:
 * `train_maskrcnn_folders`: the legacy Mask R-CNN (FinalModel/train.py + train.json): per-epoch legacy
   checkpoints `mask_rcnn_nuclei_<epoch>.h5` in the output folder, `mask_rcnn_trained.h5` at the end,
   `train_state.json` for resuming.
-* `train_unet_folders`: one U-Net member (spec 6.10) written as a one-member ensemble folder.
+* `train_unet_folders`: one U-Net member (docs/method.md §6.10) written as a one-member ensemble folder.
 * `train_ensemble_folders`: the seven members (sigmas 0, 0, 0.5, 0.5, 0.5, 1, 2) into one ensemble folder
   (manifest + weights) that the full pipeline reads; members already finished are skipped on resume.
 
@@ -93,7 +93,7 @@ def with_extra_data(train: list[Pair], val: list[Pair], extra_data: Sequence[str
 
 def _drop_derivatives(train: list[Pair], val: list[Pair]) -> list[Pair]:
     """Leave out training pairs derived from a validation image (`<stem>_aug...`, `<stem>-tile...`,
-    `<stem>.x`): the original deleted every `<name>*` file of a validation name (spec 6.9, leakage)."""
+    `<stem>.x`): the original deleted every `<name>*` file of a validation name (docs/method.md §6.9, leakage)."""
     stems = {p.stem for p in val}
 
     def derived(stem: str) -> bool:
@@ -103,7 +103,7 @@ def _drop_derivatives(train: list[Pair], val: list[Pair]) -> list[Pair]:
 
 
 def original_split(pairs: Sequence[Pair], ratio: float, seed: str | None) -> tuple[list[Pair], list[Pair]]:
-    """FinalModel/train.py's split (quirk Q17): `random.Random(seed).random() > ratio` → training, in file
+    """FinalModel/train.py's split (docs/method.md, quirk Q17): `random.Random(seed).random() > ratio` → training, in file
     order (sorted here; the original used the directory listing); an empty validation set gets the first
     training pair, so with the shipped ratio 0.0 "validation" is one training image."""
     rnd = random.Random(seed)
@@ -122,7 +122,7 @@ def original_split(pairs: Sequence[Pair], ratio: float, seed: str | None) -> tup
 
 @dataclass
 class RunSummary:
-    """What a training run did; `summary.json` holds `as_dict()`."""
+    """What a training run did; `summary.json` holds `to_dict()`."""
 
     kind: str
     out_dir: str
@@ -140,7 +140,7 @@ class RunSummary:
     settings: dict = field(default_factory=dict)
     members: list[dict] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
     def lines(self) -> list[str]:
@@ -166,7 +166,7 @@ def _write_summary(summary: RunSummary) -> Path:
     from nucleaizer_tf.io import write_json
 
     path = Path(summary.out_dir) / SUMMARY
-    write_json(path, summary.as_dict())
+    write_json(path, summary.to_dict())
     return path
 
 
@@ -218,7 +218,7 @@ def train_maskrcnn_folders(
         steps = #training images, 1024 px, no real validation). init: a legacy .h5 (COCO or nucleAIzer),
         "scratch", or None = the JSON's input_model / scratch. blank_heads: drop the class-specific heads of
         the init file (COCO start; default: the JSON's blank_mrcnn, True in the shipped one).
-    validation: see `resolve_validation`; None = the JSON's own split (quirk Q17).
+    validation: see `resolve_validation`; None = the JSON's own split (docs/method.md, quirk Q17).
     extra_data: folders with images/ + masks/ added to the training set (e.g. style-transfer output).
     config: a MaskRCNNConfig to start from (tests: a small network); the JSON's sizes/thresholds apply on top.
     """
@@ -267,9 +267,10 @@ def train_maskrcnn_folders(
     if history.epochs:
         last = Path(history.epochs[-1].checkpoint)
         final = out_dir / FINAL_MODEL
-        tmp = out_dir / f".{FINAL_MODEL}.tmp"
-        shutil.copyfile(last, tmp)
-        os.replace(tmp, final)
+        from nucleaizer_tf.io import atomic_path
+
+        with atomic_path(final) as tmp:
+            shutil.copyfile(last, tmp)
         outputs.append(str(final))
     per_step = [e.seconds_per_step for e in history.epochs]
     summary = RunSummary(
@@ -552,7 +553,7 @@ def train_default_folders(
                                  for i, (loss, s) in enumerate(zip(history.loss, history.seconds))],
                          best_epoch=history.best_epoch + 1, seconds=time.perf_counter() - start,
                          outputs=[str(out_dir / "manifest.json")],
-                         settings={"init": str(init), "config": config.as_dict(),
+                         settings={"init": str(init), "config": config.to_dict(),
                                    "validation": [p.stem for p in val_pairs]})
     summary.outputs.append(str(_write_summary(summary)))
     return summary

@@ -1,9 +1,9 @@
-"""pix2pix mask -> image translation in Keras 3 (spec 6.6-6.7): one model per image style.
+"""pix2pix mask -> image translation in Keras 3 (docs/method.md §6.6-6.7): one model per image style.
 
 * `generator`: the U-Net "unet_256" generator (depth configurable for small tiles).
 * `discriminator`: the 70×70 PatchGAN (n_layers 3).
 * `train`: BCE GAN + 100·L1 training on the shared tf.data layer, the original's schedule.
-* `generate`: synthetic images from label images with the generator in training mode (quirk Q13).
+* `generate`: synthetic images from label images with the generator in training mode (docs/method.md, quirk Q13).
 """
 
 from nucleaizer_tf.pix2pix.discriminator import patch_discriminator

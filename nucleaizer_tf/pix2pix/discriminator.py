@@ -1,4 +1,4 @@
-"""The pix2pix 70×70 PatchGAN discriminator ("basic", n_layers 3; spec 6.6), for Keras 3.
+"""The pix2pix 70×70 PatchGAN discriminator ("basic", n_layers 3; docs/method.md §6.6), for Keras 3.
 
 Input: the condition (mask) and an image, concatenated to 6 channels. Layers: 4×4 stride-2 conv to
 ndf (with bias) + LeakyReLU 0.2; for n = 1 .. n_layers-1 a 4×4 stride-2 conv to ndf·min(2^n, 8) +

@@ -1,6 +1,6 @@
-"""Render synthetic images from label images with a trained generator (spec 6.7).
+"""Render synthetic images from label images with a trained generator (docs/method.md §6.7).
 
-Quirk Q13 (reproduced, as recommended): the original never switched the generator to evaluation
+docs/method.md, quirk Q13 (reproduced, as recommended): the original never switched the generator to evaluation
 mode, so at synthesis BatchNorm normalises with the statistics of the image being generated and
 dropout (p = 0.5) stays on; outputs are stochastic, which is pix2pix's intended noise source.
 `training=True` is the default here; BatchNorm's moving statistics, which a Keras call in training

@@ -1,4 +1,4 @@
-"""The pix2pix U-Net generator ("unet_256", spec 6.6), written for Keras 3.
+"""The pix2pix U-Net generator ("unet_256", docs/method.md §6.6), written for Keras 3.
 
 Encoder level i (0 = outermost) is a 4×4 stride-2 convolution to ngf·min(2^i, 8) channels, preceded by
 LeakyReLU(0.2) except at level 0 and followed by BatchNorm except at the outermost and innermost

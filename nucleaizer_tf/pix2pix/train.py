@@ -1,4 +1,4 @@
-"""pix2pix training (spec 6.6): paired (mask, image) tiles from the shared tf.data layer, BCE GAN + 100·L1.
+"""pix2pix training (docs/method.md §6.6): paired (mask, image) tiles from the shared tf.data layer, BCE GAN + 100·L1.
 
 Per iteration, as the original (batch 1): the generator renders the mask; the discriminator takes
 one Adam step on 0.5·(BCE(D(mask, fake), 0) + BCE(D(mask, real), 1)); then the generator takes one
@@ -8,7 +8,7 @@ Adam lr 2e-4, betas (0.5, 0.999), eps 1e-8 for both.
 Schedule (`schedule`): an epoch is one pass over the cluster's n tiles; `niter = iterations // n`
 epochs at constant lr (iterations = 5000 in the original), then `decay_epochs` (100) epochs with
 lr·(1 - max(0, e + 2 - niter) / (decay_epochs + 1)) for the 0-based epoch e: about 5000 + 100·n
-steps. Quirk Q12: the original only saved the generator every 5000 steps, so synthesis used the
+steps. docs/method.md, quirk Q12: the original only saved the generator every 5000 steps, so synthesis used the
 generator of step 5000·floor(total / 5000); `Pix2PixConfig.snapshot_every=5000` reproduces this
 (`None`, or a run shorter than one snapshot, keeps the final generator).
 

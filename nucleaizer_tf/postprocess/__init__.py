@@ -1,7 +1,13 @@
 """Pure array functions after the networks: size estimation, MATLAB-compatible resizing, refinement.
 
-Note for co-developers: this file re-exports the public API of each post-processing module; append the
-exports of your module below (one import block per module) rather than editing the existing blocks.
+Everything public in the modules below is importable from `nucleaizer_tf.postprocess` directly:
+
+* `size`: nucleus-size estimation and the scale tables (docs/method.md §3);
+* `resize`: MATLAB-compatible `imresize` (bicubic, nearest at 0.5) and rounding;
+* `params`: the nine post-processing parameters (`PostprocessParams`) and their JSON files (docs/method.md §5.3);
+* `cleanup`, `merge`, `refine`: steps A, B and C of the post-processing (docs/method.md §5.4-5.6);
+* `chain`: `postprocess`, the three steps for one image (docs/method.md §5.7);
+* `search`: the parameter search on a validation set (docs/method.md §5.8).
 """
 
 from nucleaizer_tf.postprocess.resize import (

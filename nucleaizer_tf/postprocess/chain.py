@@ -1,4 +1,4 @@
-"""The whole post-processing of one image (spec 5.7): cleanup of both scales, scale selection / merge,
+"""The whole post-processing of one image (docs/method.md §5.7): cleanup of both scales, scale selection / merge,
 U-Net guided refinement.  A pure function on arrays; file handling belongs to the callers."""
 
 from __future__ import annotations

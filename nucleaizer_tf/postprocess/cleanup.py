@@ -1,4 +1,4 @@
-"""Step A of nucleAIzer's post-processing: per-scale cleanup of a Mask R-CNN label image (spec 5.4).
+"""Step A of nucleAIzer's post-processing: per-scale cleanup of a Mask R-CNN label image (docs/method.md §5.4).
 
 ``cleanup_scale`` = hole absorption -> convexity-based merging of touching objects -> removal of small
 objects (no relabel) -> MATLAB ``imresize(L, 0.5, 'nearest')``.

@@ -1,5 +1,5 @@
-"""Step B of nucleAIzer's post-processing: choose the 2x result or merge the 2x and 4x results (spec 5.5),
-plus the variant the parameter search uses (spec 5.8 step 2, quirk Q5)."""
+"""Step B of nucleAIzer's post-processing: choose the 2x result or merge the 2x and 4x results (docs/method.md §5.5),
+plus the variant the parameter search uses (docs/method.md §5.8.2, quirk Q5)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def merge_for_search(l2, l4, params=None, faithful_q5: bool = False) -> np.ndarr
     """Step 2 of the parameter-search objective (``mergeScalesMapByDropping2``).
 
     The median is the zero-EXCLUDED one (``estimateCellSize2``; NaN -> the 4x one); above ``median_size``
-    the 2x result is used.  Otherwise, with ``faithful_q5`` the original's quirk Q5 is reproduced: the 2x
+    the 2x result is used.  Otherwise, with ``faithful_q5`` the original's quirk Q5 (docs/method.md) is reproduced: the 2x
     result is returned whenever it has objects (the 4x one only when the 2x one is empty), so
     ``scale_threshold`` and ``median_size`` barely matter; by default the real greedy merge runs (with the
     zero-excluded medians).  Labels come back consecutive (0 kept).

@@ -1,4 +1,4 @@
-"""The nine post-processing parameters of nucleAIzer (pipeline spec 5.3) and their JSON files.
+"""The nine post-processing parameters of nucleAIzer (docs/method.md §5.3) and their JSON files.
 
 The vector keeps the ORIGINAL integer units, in the original order; the properties give the values the
 algorithms use (``scale_threshold / 100``, ``prob_threshold * 65535 / 32``, ``min_overlap / 10000``).
@@ -130,7 +130,7 @@ class PostprocessParams:
         """The 9 values in the original order, as Python ints."""
         return [getattr(self, name) for name in PARAM_NAMES]
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in PARAM_NAMES}
 
     def within_bounds(self, lower: Sequence[int] = LOWER, upper: Sequence[int] = UPPER) -> bool:
@@ -202,4 +202,4 @@ def write_params(path: str | os.PathLike, params) -> Path:
     from ..io import write_json
 
     p = as_params(params)
-    return write_json(path, {"vector": p.to_vector(), **p.as_dict()})
+    return write_json(path, {"vector": p.to_vector(), **p.to_dict()})

@@ -1,5 +1,5 @@
 """Step C of nucleAIzer's post-processing: U-Net guided contour correction and false-positive removal
-(spec 5.6; the parameter-search variant differs only in the component connectivity, spec 5.8)."""
+(docs/method.md §5.6; the parameter-search variant differs only in the component connectivity, §5.8)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def ring_correction(labels, P, erosion_radius: int, dilation_radius: int) -> np.
 
 def first_component_filter(labels, max_v: int, connectivity: int = 4) -> np.ndarray:
     """For j = 1..max: objects whose TOTAL area is > max_v keep only the ``connectivity``-connected
-    component holding their first pixel in column-major order (quirk Q4: not the largest component); the
+    component holding their first pixel in column-major order (docs/method.md, quirk Q4: not the largest component); the
     others are dropped.  Kept objects get consecutive ids in the order of j."""
     lab = _labels(labels)
     _check_connectivity(connectivity)

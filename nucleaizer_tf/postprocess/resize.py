@@ -116,7 +116,7 @@ def matlab_resize_bicubic(image, out_shape, antialias: bool = True) -> np.ndarra
 
 
 def matlab_bicubic_upscale2(image) -> np.ndarray:
-    """MATLAB `imresize(image, 2, 'bicubic')`: exactly 2H×2W (spec 4.1, the 2× images of the 2x/4x runs).
+    """MATLAB `imresize(image, 2, 'bicubic')`: exactly 2H×2W (docs/method.md §4.1, the 2× images of the 2x/4x runs).
 
     Source position of output pixel u (1-based) is u/2 + 0.25; no antialiasing applies when enlarging.
     """
@@ -125,7 +125,7 @@ def matlab_bicubic_upscale2(image) -> np.ndarray:
 
 
 def matlab_nearest_half(labels) -> np.ndarray:
-    """MATLAB `imresize(labels, 0.5, 'nearest')` (spec 5.4 step 4): out[r, c] = in[2r+1, 2c+1] (0-based).
+    """MATLAB `imresize(labels, 0.5, 'nearest')` (docs/method.md §5.4.4): out[r, c] = in[2r+1, 2c+1] (0-based).
 
     The output is ceil(H/2)×ceil(W/2); for an odd size the last row/column would fall one past the edge and
     MATLAB's mirror boundary returns the last input row/column instead. Label ids are copied, never mixed.

@@ -1,8 +1,8 @@
-"""Integer search of the 9 post-processing parameters on a validation set (spec 5.8).
+"""Integer search of the 9 post-processing parameters on a validation set (docs/method.md §5.8).
 
 The original ran MATLAB's ``ga`` (integer GA, population 100, 300 generations, start point X0, bounds
 LOWER/UPPER) on ``1 - mean DSB score``.  Here SciPy's ``differential_evolution`` with ``integrality`` and
-``x0`` plays that role (the spec allows other optimiser internals), under a wall-clock limit (quirk Q6:
+``x0`` plays that role (the spec allows other optimiser internals), under a wall-clock limit (docs/method.md, quirk Q6:
 default 1800 s as documented; the original code used 30 s).
 
 Preparation runs ONCE per image: hole absorption and convexity merging of both scales at 2x resolution,
@@ -102,7 +102,7 @@ def _prepare_scale(raw, shape_2x: tuple) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prepare_sample(sample: ValidationSample) -> PreparedSample:
-    """Once-only preparation of one validation image (spec 5.8 "Preparation", quirk Q14 fixed)."""
+    """Once-only preparation of one validation image (docs/method.md §5.8 "Preparation", quirk Q14 fixed)."""
     gt = _labels(sample.gt, f"{sample.name}: ground truth")
     shape_2x = (2 * gt.shape[0], 2 * gt.shape[1])
     half2, area2 = _prepare_scale(sample.l2x_raw, shape_2x)
@@ -169,11 +169,11 @@ class SearchResult:
     def best_params(self) -> PostprocessParams:
         return PostprocessParams.from_vector(self.best_vector)
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return {
             "format": RESULT_FORMAT,
             "best_vector": list(self.best_vector),
-            "best_params": self.best_params.as_dict(),
+            "best_params": self.best_params.to_dict(),
             "best_score": self.best_score,
             "default_vector": list(DEFAULT),
             "default_score": self.default_score,
@@ -214,7 +214,7 @@ def search_parameters(
     x0: Sequence[int] = X0,
     progress: Optional[Callable[[int, float, float], None]] = None,
 ) -> SearchResult:
-    """Search the 9 integer parameters in [lower, upper] maximising the mean DSB score (spec 5.8).
+    """Search the 9 integer parameters in [lower, upper] maximising the mean DSB score (docs/method.md §5.8).
 
     ``samples``: ValidationSample or PreparedSample objects (preparation is done once here if needed, before
     the clock of ``time_limit_s`` starts).
@@ -327,7 +327,7 @@ def _find_stem(folder, stem: str, extensions) -> Optional[str]:
 
 
 def load_validation_folders(gt_dir, maskrcnn_2x_dir, maskrcnn_4x_dir, ensemble_dir) -> list[ValidationSample]:
-    """Validation samples from folders laid out as the original's (spec 5.8): GT label images
+    """Validation samples from folders laid out as the original's (docs/method.md §5.8): GT label images
     (``<name>.tif[f]``/``.png``) define the set; ``<name>`` is looked up in the 2x and 4x Mask R-CNN folders
     (label images) and the ensemble folder (16-bit PNG, or TIFF); a missing file gives None."""
     from ..io import IMAGE_EXTENSIONS, LABEL_EXTENSIONS, list_images, read_image, read_labels
@@ -359,4 +359,4 @@ def write_search_result(path, result: SearchResult):
     """Write the result as JSON, atomically; ``read_params(path)`` reads back its best vector."""
     from ..io import write_json
 
-    return write_json(path, result.as_dict())
+    return write_json(path, result.to_dict())

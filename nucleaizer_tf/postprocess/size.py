@@ -1,8 +1,8 @@
-"""Nucleus-size estimation (spec 3): how large to make each image so its median nucleus is ~40·f px.
+"""Nucleus-size estimation (docs/method.md §3): how large to make each image so its median nucleus is ~40·f px.
 
 The presegmentation gives a median nucleus diameter per image; from it the second Mask R-CNN pass gets a
 per-image input size ("scale") for each correction factor f. The original's statistic is kept exactly,
-quirk Q3 included: labels 1..max that are absent from the image count as diameter 0 in the median.
+docs/method.md, quirk Q3 included: labels 1..max that are absent from the image count as diameter 0 in the median.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ MAX_ID_GAP = 65536  # ids this far above the pixel count are refused when gaps a
 def median_equivalent_diameter(labels, include_gaps: bool = True) -> float:
     """Median of sqrt(4·area/π) over labels 1..max(label), MATLAB `regionprops(…,'EquivDiameter')` style.
 
-    `include_gaps=True` (faithful, quirk Q3) counts each missing id as a 0-diameter object, which pulls the
+    `include_gaps=True` (faithful, docs/method.md, quirk Q3) counts each missing id as a 0-diameter object, which pulls the
     median down when stage 1 or small-object removal left gaps; `False` takes the median over objects that
     exist. NaN when there is no object.
     """
@@ -167,12 +167,12 @@ def network_sizes(
     cap: float = MAX_TENSOR,
     include_gaps: bool = True,
 ) -> ScaleTable:
-    """Mask R-CNN input sizes per image and factor (spec 3).
+    """Mask R-CNN input sizes per image and factor (docs/method.md §3).
 
     raw = min(target/median · (H+W)/2 · f, cap); rounded = nearest multiple of 64·f, halves away from zero.
     Accepts {name: label image} or records (`SizeRecord` or (name, shape, median) tuples). Images are
     taken in name order (the original listed `*.tiff` alphabetically), which decides ties in the sort.
-    A NaN median (no object) stays NaN, as in the original; the segmenter must clamp it (quirk Q16).
+    A NaN median (no object) stays NaN, as in the original; the segmenter must clamp it (docs/method.md, quirk Q16).
     """
     if isinstance(labels_by_name, Mapping):
         records = [measure(name, labels, include_gaps) for name, labels in labels_by_name.items()]

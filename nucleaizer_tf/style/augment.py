@@ -1,9 +1,9 @@
-"""Training-set augmentation (spec 6.8, `augmentTrainingSet`): 40 px nuclei on 512 canvases, random looks.
+"""Training-set augmentation (docs/method.md §6.8, `augmentTrainingSet`): 40 px nuclei on 512 canvases, random looks.
 
 Per input pair (every `step`-th, alphabetically):
 
 1. rescale so the median nucleus diameter becomes 40 px (`s = 40 / median`, zero-inclusive median of
-   equivalent diameters, quirk Q3 as in the original): image MATLAB bicubic (antialiased), labels
+   equivalent diameters, docs/method.md, quirk Q3 as in the original): image MATLAB bicubic (antialiased), labels
    MATLAB nearest;
 2. fit to 512: an image that fits in 512×512 is put at the top-left of a 512×512 canvas filled with
    the image's per-channel median colour (labels 0) and augmented `num_augment` times; a larger one
@@ -13,7 +13,7 @@ Per input pair (every `step`-th, alphabetically):
    blur and grey-level noise with the probabilities and ranges of `SETTINGS` (the original's table);
 4. outputs whose labels are empty are dropped.
 
-Quirk Q10 (`compound=True`, faithful): in the "fits in 512" case the original overwrote its canvas with
+docs/method.md, quirk Q10 (`compound=True`, faithful): in the "fits in 512" case the original overwrote its canvas with
 each augmented version, so the `num_augment` outputs of one image are augmented cumulatively
 (rotations, blur and noise accumulate); `compound=False` augments a fresh copy each time.
 """
@@ -35,7 +35,7 @@ _GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])  # M
 
 
 @dataclass(frozen=True)
-class AugmentSettings:
+class AugmentOptions:
     num_augment: int
     hist_eq: float
     hist_stretch: float
@@ -49,13 +49,13 @@ class AugmentSettings:
 
 
 SETTINGS = {
-    "real": AugmentSettings(1, 0.05, 0.1, 0.03, 0.1, 0.2, 2.0, 0.2, 0.0, 1),
-    "style": AugmentSettings(1, 0.05, 0.1, 0.02, 0.0, 0.2, 4.0, 0.2, 0.0, 6),
-    "validation": AugmentSettings(1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1),
+    "real": AugmentOptions(1, 0.05, 0.1, 0.03, 0.1, 0.2, 2.0, 0.2, 0.0, 1),
+    "style": AugmentOptions(1, 0.05, 0.1, 0.02, 0.0, 0.2, 4.0, 0.2, 0.0, 6),
+    "validation": AugmentOptions(1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1),
 }
 
 
-def settings_for(mode: str, num_augment: int | None = None) -> AugmentSettings:
+def settings_for(mode: str, num_augment: int | None = None) -> AugmentOptions:
     """The table row of `mode` ("real" = styleData 0, "style" = 1, "validation" = 2), optionally with
     another number of augmentations per input (the workflow uses 5 for style data)."""
     if mode not in SETTINGS:
@@ -150,9 +150,9 @@ def _noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.floor(image.astype(np.float64) + diff[:, :, None] + 0.5), 0, 255).astype(np.uint8)
 
 
-def augment_image(image: np.ndarray, labels: np.ndarray, settings: AugmentSettings,
+def augment_image(image: np.ndarray, labels: np.ndarray, settings: AugmentOptions,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One random augmentation of an RGB uint8 image and its labels (`augment_image`, spec 6.8.4)."""
+    """One random augmentation of an RGB uint8 image and its labels (`augment_image`, docs/method.md §6.8.4)."""
     image = np.asarray(image, np.uint8)
     if rng.uniform() < settings.hist_stretch:
         tol = rng.uniform() * settings.hist_stretch_level
@@ -181,7 +181,7 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
     return relabel_sequential(np.asarray(labels))[0]
 
 
-def augment_pair(image: np.ndarray, labels: np.ndarray, settings: AugmentSettings, rng: np.random.Generator, *,
+def augment_pair(image: np.ndarray, labels: np.ndarray, settings: AugmentOptions, rng: np.random.Generator, *,
                  compound: bool = True, crop: int = CROP_SIZE) -> list[tuple[np.ndarray, np.ndarray]]:
     """All augmented (image, labels) outputs of one pair, empty-label outputs dropped (module doc)."""
     normalised = normalise_size(np.asarray(image, np.uint8), np.asarray(labels))
@@ -215,7 +215,7 @@ def augment_pair(image: np.ndarray, labels: np.ndarray, settings: AugmentSetting
     return [(img, _relabel(lab).astype(np.uint16)) for img, lab in outputs if np.any(lab)]
 
 
-def augment_set(items: Iterable[tuple[str, np.ndarray, np.ndarray]], settings: AugmentSettings, *, seed: int = 0,
+def augment_set(items: Iterable[tuple[str, np.ndarray, np.ndarray]], settings: AugmentOptions, *, seed: int = 0,
                 compound: bool = True) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """`augmentTrainingSet` over (name, image, labels) items in the caller's (alphabetical) order.
 

@@ -1,4 +1,4 @@
-"""Group images into styles: correlation k-means on distance profiles, best-3 per cluster (spec 6.3).
+"""Group images into styles: correlation k-means on distance profiles, best-3 per cluster (docs/method.md §6.3).
 
 As in `fromKaggleToClusters` (clustering type "Kmeans-correlation-Best3Cluster"):
 
@@ -9,7 +9,7 @@ As in `fromKaggleToClusters` (clustering type "Kmeans-correlation-Best3Cluster")
 3. only the 3 members closest to each centroid stay in the cluster, the others become "thrash"
    (cluster -1) and are not used for style learning.
 
-Correlation k-means is spherical k-means on rows that are centred and scaled to unit length (spec 8.4):
+Correlation k-means is spherical k-means on rows that are centred and scaled to unit length (docs/method.md §8.4):
 the centroid is the mean of the normalised member rows and the distance is 1 - cos(row, centroid).
 It is implemented here in numpy (batch Lloyd iterations, MATLAB's "singleton" rule for empty clusters)
 because scikit-learn's `KMeans` minimises squared Euclidean distance, whose assignments differ from
@@ -191,7 +191,7 @@ def cluster_styles(names, distances: np.ndarray, *, keep: int | None = KEEP_BEST
 
 
 def quadrants(array: np.ndarray) -> list[np.ndarray]:
-    """The four quadrants of `multiplySmallFodlersForClustering` (spec 6.3.8): top-left, top-right,
+    """The four quadrants of `multiplySmallFodlersForClustering` (docs/method.md §6.3.8): top-left, top-right,
     bottom-left, bottom-right; rows [0, r) and [r-1, H) with r = round(H/2) (the middle row is shared),
     the same for columns."""
     h, w = array.shape[:2]

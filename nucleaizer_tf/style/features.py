@@ -1,4 +1,4 @@
-"""Per-image style features for clustering images into microscopy styles (substitute for spec 6.3.1-3).
+"""Per-image style features for clustering images into microscopy styles (substitute for docs/method.md §6.3.1-3).
 
 The original described each image with 248 CellProfiler measurements (intensity and Haralick/Gabor
 texture on R, G, B, L*, a*, b*) and turned pairs of images into a "same style?" probability with a

@@ -1,4 +1,4 @@
-"""The nucleus-shape database behind synthetic masks (spec 6.2), and vectorised shape measurements.
+"""The nucleus-shape database behind synthetic masks (docs/method.md §6.2), and vectorised shape measurements.
 
 A database is built from label images (the original's 1,047 DSB and other masks in
 `shared/data/mask_db`, or any user folder): objects touching the image border are dropped (their
@@ -10,7 +10,7 @@ Measurements follow MATLAB `regionprops` definitions where they matter:
   pixel term (the ellipse with the same normalised second moments);
 * Perimeter: the 4-neighbourhood border-pixel estimator with diagonal/corner weights (the same
   estimator as scikit-image's `perimeter`; MATLAB traces the boundary instead, so values differ by a
-  few per cent, spec 8.4);
+  few per cent, docs/method.md §8.4);
 * Solidity = area / ConvexArea, the number of pixels whose centres lie in the convex hull of the
   object's pixel squares;
 * Circularity = Area / Perimeter² (the original's definition, NOT 4πA/P²); ShapeRatio = Major/Minor.
@@ -215,7 +215,7 @@ class MaskDB:
 
 
 def objects_of(labels: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(features n×F, binary crops) of the DB objects of one label image (spec 6.2 preprocessing)."""
+    """(features n×F, binary crops) of the DB objects of one label image (docs/method.md §6.2 preprocessing)."""
     kept = clear_border(labels) > 0
     comp = connected_components(kept, connectivity=2)
     measured = measure_objects(comp)

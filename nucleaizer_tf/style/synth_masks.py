@@ -1,4 +1,4 @@
-"""Synthetic label images for one style cluster (spec 6.5, `generateMasks` + `tetrisImage`).
+"""Synthetic label images for one style cluster (docs/method.md §6.5, `generateMasks` + `tetrisImage`).
 
 The pipeline per cluster:
 
@@ -14,7 +14,7 @@ The pipeline per cluster:
    with `tetris_image` (≥ 25 nuclei, 5 % deliberately touching, gaps up to mean + 2·std of the
    cluster's neighbour distances).
 
-Quirks (spec 8.2), both faithful by default:
+Quirks (docs/method.md §8.2), both faithful by default:
 * Q8 `linear_area_ratio=True`: the resize factor is the AREA ratio A*/A applied as a LINEAR scale,
   so a fetched nucleus ends with area ≈ A*²/A; False uses sqrt(A*/A) (area ≈ A*).
 * Q9 `unstretched_simcep=True`: a SIMCEP shape is accepted on its stretched, rotated version but the
@@ -171,7 +171,7 @@ class ClusterStats:
 
 def cluster_statistics(label_tiles: Sequence[np.ndarray], min_area: int = MIN_AREA,
                        image_size: tuple[int, int] = IMAGE_SIZE) -> ClusterStats:
-    """Measure a cluster's label tiles (spec 6.5.2). Raises ValueError when no tile has an object."""
+    """Measure a cluster's label tiles (docs/method.md §6.5.2). Raises ValueError when no tile has an object."""
     areas, shapes, dists, counts, densities = [], [], [], [], []
     for tile in label_tiles:
         tile = np.asarray(tile).astype(np.int64)
@@ -315,8 +315,8 @@ def _shape_features_many(masks: Sequence[np.ndarray]) -> np.ndarray:
 def simcep_shapes(count: int, stats: ClusterStats, rng: np.random.Generator, *, unstretched: bool = True,
                   tolerance: float = SIMCEP_TOLERANCE, max_rejections: int = SIMCEP_MAX_REJECTIONS,
                   batch: int = 64, matched: bool = False) -> list[np.ndarray]:
-    """Up to `count` random shapes matching random cluster objects (spec 6.5.6; fewer after
-    `max_rejections` consecutive rejections). `unstretched` = quirk Q9 (see module doc).
+    """Up to `count` random shapes matching random cluster objects (docs/method.md §6.5.6; fewer after
+    `max_rejections` consecutive rejections). `unstretched` = docs/method.md, quirk Q9 (see module doc).
 
     Candidates are drawn and measured `batch` at a time, then accepted or rejected in order.
     """
@@ -547,7 +547,7 @@ def images_for_cluster(stats: ClusterStats, per_cluster: int = 20) -> int:
 
 def synthesize(mask_array: Sequence[np.ndarray], stats: ClusterStats, rng: np.random.Generator,
                options: SynthesisOptions = SynthesisOptions()) -> Placement:
-    """One synthetic label image: subsample the candidates (p = 0.3) and place them (spec 6.5.9)."""
+    """One synthetic label image: subsample the candidates (p = 0.3) and place them (docs/method.md §6.5.9)."""
     keep = rng.random(len(mask_array)) < options.keep_probability
     subset = [m for m, k in zip(mask_array, keep) if k]
     if options.n_cells is not None:

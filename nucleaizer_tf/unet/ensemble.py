@@ -1,4 +1,4 @@
-"""The U-Net ensemble (spec 4.3–4.5): members on disk, whole-image inference, 16-bit quantised mean.
+"""The U-Net ensemble (docs/method.md §4.3–4.5): members on disk, whole-image inference, 16-bit quantised mean.
 
 An ensemble is a model folder (`nucleaizer_tf.models.folder`): one Keras weight file per member plus
 `manifest.json`, which names each member, its training sigma, its weight file with its sha256 and the
@@ -90,7 +90,7 @@ def quantize16(p) -> np.ndarray:
 
 
 def ensemble_mean(maps16: Sequence[np.ndarray]) -> np.ndarray:
-    """MATLAB `uint16(mean(maps))`: the mean of 16-bit maps, rounded half away from zero (spec 4.5).
+    """MATLAB `uint16(mean(maps))`: the mean of 16-bit maps, rounded half away from zero (docs/method.md §4.5).
 
     Computed exactly in integers, round(S/n) = floor((2S + n) / 2n) for S ≥ 0, which equals MATLAB's
     double-precision result (for n = 7 no exact half can occur; for even n it can, e.g. 1 and 2 → 2).

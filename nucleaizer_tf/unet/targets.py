@@ -1,4 +1,4 @@
-"""The U-Net's soft training targets (spec 6.10, `JointlyTransformedDataset`), bit-exact.
+"""The U-Net's soft training targets (docs/method.md §6.10, `JointlyTransformedDataset`), bit-exact.
 
 label > 0.5 → 235 on foreground, 20 on background in a uint16 array → if σ > 0,
 `scipy.ndimage.gaussian_filter(·, σ)` (reflect, truncate 4) into uint16, so the values are truncated

@@ -1,6 +1,6 @@
 """The one U-Net training loop: any `build_unet` variant, any per-pixel target and loss.
 
-The faithful nucleAIzer ensemble (spec 6.10: soft-Jaccard loss, Adam 1e-3, batch 12, 256 crops, a
+The faithful nucleAIzer ensemble (docs/method.md §6.10: soft-Jaccard loss, Adam 1e-3, batch 12, 256 crops, a
 best-validation checkpoint per member) and the slim shipped default model (`nucleaizer_tf.default_model`)
 both train here; they differ only in the `TrainConfig`, the `target_fn` that turns instance labels into
 the network's target and the `loss`. Examples come from the shared input layer
@@ -32,7 +32,7 @@ WEIGHTS_SUFFIX = ".weights.h5"  # Keras 3 refuses other names for `save_weights`
 
 
 def soft_jaccard_loss(y_true, y_pred):
-    """The original U-Net loss (spec 6.10): −(Σ x·y + 1e−40) / (Σ (x + y − x·y) + 1e−40) over the whole batch.
+    """The original U-Net loss (docs/method.md §6.10): −(Σ x·y + 1e−40) / (Σ (x + y − x·y) + 1e−40) over the whole batch.
 
     `y_pred` = x (the network output), `y_true` = y (the soft target). The sums are taken in float32 and
     the ratio in float64, because 1e−40 is below float32's normal range (a CPU that flushes denormals
@@ -50,7 +50,7 @@ def soft_jaccard_loss(y_true, y_pred):
 class TrainConfig:
     """Everything about a training run except the model, the data, the target and the loss.
 
-    Defaults are the original U-Net training (spec 6.10) except where noted.
+    Defaults are the original U-Net training (docs/method.md §6.10) except where noted.
 
     * epochs, batch_size, crop_size, learning_rate: 100, 12, 256, 1e-3 (Adam, betas 0.9/0.999, eps 1e-8).
     * lr_milestones / lr_gamma: multiply the rate by `lr_gamma` at each epoch index listed (0-based
@@ -104,7 +104,7 @@ class TrainConfig:
         if self.checkpoint_path is not None and not str(self.checkpoint_path).endswith(WEIGHTS_SUFFIX):
             raise ValueError(f"checkpoint_path must end with {WEIGHTS_SUFFIX!r} (Keras 3), got {self.checkpoint_path}")
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         """JSON-ready description (for a model manifest or a run log)."""
         out = asdict(self)
         for key in ("augment", "val_augment"):
@@ -112,6 +112,9 @@ class TrainConfig:
         if out["checkpoint_path"] is not None:
             out["checkpoint_path"] = str(out["checkpoint_path"])
         return out
+
+    # The former name, still called by pipelines/adapt.py; remove once that calls to_dict.
+    as_dict = to_dict
 
 
 @dataclass
@@ -128,7 +131,7 @@ class TrainHistory:
     best_val_loss: float = math.inf
     stopped_early: bool = False
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
 
