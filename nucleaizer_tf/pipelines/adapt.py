@@ -286,7 +286,7 @@ class AdaptRun:
                              "from": self.s.model}}
         model.save(self.out / "model", overwrite=True, **notes)  # adapt made this folder: a rerun replaces it
         return {"pairs": len(pairs), "synthetic_pairs": n_synthetic, "loss": history.loss,
-                "train_seconds": round(float(sum(history.seconds)), 1), "config": config.as_dict()}
+                "train_seconds": round(float(sum(history.seconds)), 1), "config": config.to_dict()}
 
     # ----------------------------------------------------------------- 4. segment
 
