@@ -113,9 +113,6 @@ class TrainConfig:
             out["checkpoint_path"] = str(out["checkpoint_path"])
         return out
 
-    # The former name, still called by pipelines/adapt.py; remove once that calls to_dict.
-    as_dict = to_dict
-
 
 @dataclass
 class TrainHistory:
