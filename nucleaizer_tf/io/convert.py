@@ -1,7 +1,7 @@
 """Conversion of any image to the 8-bit, 3-channel RGB the networks take.
 
 Two modes:
-* ``nucleaizer`` — exactly the original's rules (`kutils.RCNNConvertInputImage`, spec 2.3): grey → three
+* ``nucleaizer`` — exactly the original's rules (`kutils.RCNNConvertInputImage`, docs/method.md §2.3): grey → three
   identical channels, alpha (and any channel past the third) dropped, uint16 stretched per channel by its
   own min–max with truncation, every other dtype cast with numpy's `astype(uint8)`.
 * ``percentile`` — one 1 %–99.8 % stretch over the whole image (all kept channels together, so colour

@@ -16,7 +16,7 @@ the stages it affects):
                collected synthetic pairs -> OUT/work/style/styled/{images,masks}; clusters and
                real-vs-synthetic sheets under OUT/work/style/. Synthetic masks follow each cluster's
                own nucleus sizes and nuclei per area (`match_cluster`), database nuclei are resized to
-               the target area (quirk Q8's intended form), images are read with the percentile stretch
+               the target area (docs/method.md, quirk Q8: the intended form), images are read with the percentile stretch
                the default model uses.
 3. finetune    the default model (the starting one when it is a default model, else the shipped one)
                trained further on the synthetic pairs (+ `--masks` annotations, + the recipe's own
