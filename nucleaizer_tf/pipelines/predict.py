@@ -104,7 +104,7 @@ def read_step(path: Path) -> ImageWork:
     Examples
     --------
     >>> work = read_step(Path("images/a.png"))  # doctest: +SKIP
-    >>> work.image.shape, work.error
+    >>> work.image.shape, work.error            # doctest: +SKIP
     ((256, 256), None)
     """
     started = time.perf_counter()
@@ -123,7 +123,7 @@ def segment_step(work: ImageWork, segment: SegmentFn) -> ImageWork:
     Examples
     --------
     >>> work = segment_step(read_step(Path("images/a.png")), segment)  # doctest: +SKIP
-    >>> int(work.labels.max())
+    >>> int(work.labels.max())                                       # doctest: +SKIP
     42
     """
     if work.error is not None:
