@@ -16,6 +16,12 @@ class Conversion(str, Enum):
     percentile = "percentile"
 
 
+class Precision(str, Enum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    auto = "auto"
+
+
 class Mode(str, Enum):
     fast = "fast"
     full = "full"
@@ -44,6 +50,7 @@ def predict(
     absolute_mask_threshold: bool = typer.Option(False, "--absolute-mask-threshold", help="Mask R-CNN: cut masks at probability 0.5 instead of matterport 2.1's per-mask min-max mid-point."),
     conversion: Optional[Conversion] = typer.Option(None, "--conversion", help="Mask R-CNN modes: how non-8-bit images become 8-bit RGB, nucleaizer (per-channel min-max, the original) or percentile (1-99.8 %) [nucleaizer]. The default model always stretches by percentiles."),
     tta: bool = typer.Option(False, "--tta", help="Default model: average each image's map over its 8 flips and rotations (about 8× slower, slightly tighter outlines)."),
+    precision: Optional[Precision] = typer.Option(None, "--precision", help="Compute type of the networks: float32, bfloat16, or auto (bfloat16 where the CPU reports AVX512_BF16 or AMX, or a GPU's fast half type; else float32). Weights stay float32; softmax/sigmoid outputs, box decoding, NMS and ROI align stay float32 [float32: every model; README 'Speed and precision' gives the measured speed and accuracy]."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write outline overlays to OUT_DIR/overlays/<stem>.png."),
     save_rois: bool = typer.Option(False, "--save-rois", help="Also write an ImageJ/Fiji ROI set per image: OUT_DIR/rois/<stem>.zip."),
     save_geojson: bool = typer.Option(False, "--save-geojson", help="Also write QuPath detections per image: OUT_DIR/geojson/<stem>.geojson."),
@@ -62,7 +69,8 @@ def predict(
              "nucleus_size": nucleus_size, "padding": padding, "dilation": dilation,
              "fill_holes": fill_holes or None, "absolute_mask_threshold": absolute_mask_threshold or None,
              "conversion": None if conversion is None else conversion.value, "tta": tta or None,
-             "postprocess_params": postprocess_params, "max_network_size": max_network_size}
+             "postprocess_params": postprocess_params, "max_network_size": max_network_size,
+             "precision": None if precision is None else precision.value}
     options = {name: value for name, value in given.items() if value is not None}
     import_tensorflow()
     report = run_predict(images, out_dir, model=model, mode=mode.value if mode is Mode.full else None,

@@ -99,11 +99,16 @@ class SegmentInfo:
 class DefaultModel:
     """The shipped default nucleus segmentation model (see the module docstring for the method)."""
 
-    def __init__(self, network, manifest: dict):
+    def __init__(self, network, manifest: dict, *, precision: str = "float32"):
         import tensorflow as tf
+
+        from nucleaizer_tf.precision import resolve_precision
 
         self.network = network
         self.manifest = manifest
+        #: the network's compute type ("float32", "bfloat16" or "float16"), see `with_precision`
+        self.precision = resolve_precision(precision)
+        self._variants: dict[str, DefaultModel] = {self.precision: self}
         self.depth = int(manifest["architecture"]["depth"])
         self.multiple = 2**self.depth
         self.margin = context_margin(self.depth)
@@ -128,14 +133,20 @@ class DefaultModel:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, *, verify: bool = True) -> DefaultModel:
+    def load(cls, path: str | os.PathLike | None = None, *, verify: bool = True,
+             precision: str = "float32") -> DefaultModel:
         """Load a model folder (with `manifest.json`) or manifest file; None = the shipped model.
 
-        `verify` checks the weight file's sha256 against the manifest.
+        `verify` checks the weight file's sha256 against the manifest. `precision` ("float32",
+        "bfloat16" or "auto", see `nucleaizer_tf.precision`) is the network's compute type; the
+        weights stay float32 variables either way.
 
         Examples
         --------
         >>> model = DefaultModel.load()                  # the shipped model
+        >>> fast = DefaultModel.load(precision="bfloat16")
+        >>> fast.network.layers[1].compute_dtype
+        'bfloat16'
         >>> adapted = DefaultModel.load("adapt_out/model")  # doctest: +SKIP
         """
         from nucleaizer_tf.models.folder import checked_file, read_manifest
@@ -149,9 +160,32 @@ class DefaultModel:
         folder, manifest, _ = read_manifest(path, expect="default-model")
         weights = checked_file(folder, manifest["weights_file"], manifest.get("sha256") if verify else None,
                                "weight file")
-        network = build_network(manifest["architecture"])
+        network = build_network(manifest["architecture"], precision=precision)
         network.load_weights(weights)
-        return cls(network, manifest)
+        return cls(network, manifest, precision=precision)
+
+    def with_precision(self, precision: str) -> DefaultModel:
+        """This model with its network computing in `precision` ("float32", "bfloat16", "auto"):
+        `self` when it already does, else a copy sharing the weight values (built once, then kept).
+
+        Examples
+        --------
+        >>> model = DefaultModel.load()
+        >>> model.with_precision("bfloat16").precision
+        'bfloat16'
+        >>> model.with_precision("float32") is model
+        True
+        """
+        from nucleaizer_tf.precision import resolve_precision
+
+        wanted = resolve_precision(precision)
+        if wanted not in self._variants:
+            network = build_network(self.manifest["architecture"], precision=wanted)
+            network.set_weights(self.network.get_weights())
+            variant = DefaultModel(network, self.manifest, precision=wanted)
+            variant._variants = self._variants
+            self._variants[wanted] = variant
+        return self._variants[wanted]
 
     def save(self, folder: str | os.PathLike, *, overwrite: bool = False, **notes) -> Path:
         """Write this model as a folder `load` reads: the weights, then `manifest.json` with the weights'
@@ -278,8 +312,11 @@ class DefaultModel:
         return labels, SegmentInfo(scale=scale, diameter=estimate, passes=passes)
 
 
-def build_network(architecture: dict):
-    """The Keras network of a manifest's `architecture` (keyword arguments of `build_unet`)."""
+def build_network(architecture: dict, *, precision: str = "float32"):
+    """The Keras network of a manifest's `architecture` (keyword arguments of `build_unet`), its layers
+    computing in `precision` (variables float32; the output activation always float32)."""
+    from nucleaizer_tf.precision import policy_scope
     from nucleaizer_tf.unet.model import build_unet
 
-    return build_unet(**architecture)
+    with policy_scope(precision):
+        return build_unet(**architecture)

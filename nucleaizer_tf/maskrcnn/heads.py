@@ -12,6 +12,7 @@ from keras import layers
 from nucleaizer_tf.maskrcnn.backbone import BatchNorm
 from nucleaizer_tf.maskrcnn.config import MaskRCNNConfig
 from nucleaizer_tf.maskrcnn.roi_align import PyramidROIAlign
+from nucleaizer_tf.precision import policy_scope
 
 
 class TimeDistributed(layers.TimeDistributed):
@@ -30,24 +31,30 @@ class TimeDistributed(layers.TimeDistributed):
 
 
 class ClassifierHead:
-    """ROI features (7x7, PyramidROIAlign) -> class logits, class probabilities, per-class deltas."""
+    """ROI features (7x7, PyramidROIAlign) -> class logits, class probabilities, per-class deltas.
 
-    def __init__(self, config: MaskRCNNConfig):
+    `precision` is the compute type of the convolutions; ROI align, the logits, the softmax and the
+    box deltas are float32 layers.
+    """
+
+    def __init__(self, config: MaskRCNNConfig, *, precision: str = "float32"):
         size, width, nc = config.POOL_SIZE, config.FPN_CLASSIF_FC_LAYERS_SIZE, config.NUM_CLASSES
-        self.roi_align = PyramidROIAlign((size, size), config.BACKBONE_STRIDES[0], name="roi_align_classifier")
-        self.layers = [
-            TimeDistributed(layers.Conv2D(width, size, padding="valid"), name="mrcnn_class_conv1"),
-            TimeDistributed(BatchNorm(), name="mrcnn_class_bn1"),
-            layers.Activation("relu"),
-            TimeDistributed(layers.Conv2D(width, 1), name="mrcnn_class_conv2"),
-            TimeDistributed(BatchNorm(), name="mrcnn_class_bn2"),
-            layers.Activation("relu"),
-            layers.Reshape((-1, width), name="pool_squeeze"),
-        ]
-        self.logits = TimeDistributed(layers.Dense(nc), name="mrcnn_class_logits")
-        self.probs = layers.Activation("softmax", name="mrcnn_class")
-        self.bbox_fc = TimeDistributed(layers.Dense(4 * nc), name="mrcnn_bbox_fc")
-        self.bbox = layers.Reshape((-1, nc, 4), name="mrcnn_bbox")
+        self.roi_align = PyramidROIAlign((size, size), config.BACKBONE_STRIDES[0], dtype="float32",
+                                         name="roi_align_classifier")
+        with policy_scope(precision):
+            self.layers = [
+                TimeDistributed(layers.Conv2D(width, size, padding="valid"), name="mrcnn_class_conv1"),
+                TimeDistributed(BatchNorm(), name="mrcnn_class_bn1"),
+                layers.Activation("relu"),
+                TimeDistributed(layers.Conv2D(width, 1), name="mrcnn_class_conv2"),
+                TimeDistributed(BatchNorm(), name="mrcnn_class_bn2"),
+                layers.Activation("relu"),
+                layers.Reshape((-1, width), name="pool_squeeze"),
+            ]
+        self.logits = TimeDistributed(layers.Dense(nc, dtype="float32"), dtype="float32", name="mrcnn_class_logits")
+        self.probs = layers.Activation("softmax", dtype="float32", name="mrcnn_class")
+        self.bbox_fc = TimeDistributed(layers.Dense(4 * nc, dtype="float32"), dtype="float32", name="mrcnn_bbox_fc")
+        self.bbox = layers.Reshape((-1, nc, 4), dtype="float32", name="mrcnn_bbox")
 
     def __call__(self, rois, feature_maps):
         """rois [1, N, 4] normalised, feature_maps P2..P5 -> ([1,N,NC], [1,N,NC], [1,N,NC,4])."""
@@ -61,20 +68,23 @@ class ClassifierHead:
 class MaskHead:
     """ROI features (14x14) -> 28x28 per-class sigmoid masks."""
 
-    def __init__(self, config: MaskRCNNConfig):
+    def __init__(self, config: MaskRCNNConfig, *, precision: str = "float32"):
         size = config.MASK_POOL_SIZE
-        self.roi_align = PyramidROIAlign((size, size), config.BACKBONE_STRIDES[0], name="roi_align_mask")
+        self.roi_align = PyramidROIAlign((size, size), config.BACKBONE_STRIDES[0], dtype="float32",
+                                         name="roi_align_mask")
         self.layers = []
-        for i in range(1, 5):
-            self.layers += [
-                TimeDistributed(layers.Conv2D(256, 3, padding="same"), name=f"mrcnn_mask_conv{i}"),
-                TimeDistributed(BatchNorm(), name=f"mrcnn_mask_bn{i}"),
-                layers.Activation("relu"),
-            ]
-        self.layers += [
-            TimeDistributed(layers.Conv2DTranspose(256, 2, strides=2, activation="relu"), name="mrcnn_mask_deconv"),
-            TimeDistributed(layers.Conv2D(config.NUM_CLASSES, 1, activation="sigmoid"), name="mrcnn_mask"),
-        ]
+        with policy_scope(precision):
+            for i in range(1, 5):
+                self.layers += [
+                    TimeDistributed(layers.Conv2D(256, 3, padding="same"), name=f"mrcnn_mask_conv{i}"),
+                    TimeDistributed(BatchNorm(), name=f"mrcnn_mask_bn{i}"),
+                    layers.Activation("relu"),
+                ]
+            self.layers.append(TimeDistributed(layers.Conv2DTranspose(256, 2, strides=2, activation="relu"),
+                                               name="mrcnn_mask_deconv"))
+        # the per-class sigmoid masks are computed in float32 (a 1×1 convolution: cheap)
+        self.layers.append(TimeDistributed(layers.Conv2D(config.NUM_CLASSES, 1, activation="sigmoid", dtype="float32"),
+                                           dtype="float32", name="mrcnn_mask"))
 
     def __call__(self, boxes, feature_maps):
         """boxes [1, N, 4] normalised, feature_maps P2..P5 -> [1, N, 28, 28, NC]."""

@@ -23,6 +23,7 @@ from nucleaizer_tf.maskrcnn.fpn import feature_pyramid
 from nucleaizer_tf.maskrcnn.heads import ClassifierHead, MaskHead
 from nucleaizer_tf.maskrcnn.proposal import ProposalLayer, normalize_boxes
 from nucleaizer_tf.maskrcnn.rpn import build_rpn_model, rpn_outputs
+from nucleaizer_tf.precision import policy_scope
 
 #: Names under which `run_molded` returns tensors (the oracle's key names).
 OUTPUT_NAMES = ("C2", "C3", "C4", "C5", "P2", "P3", "P4", "P5", "P6",
@@ -37,24 +38,32 @@ class MaskRCNN:
     matterport names (the RPN as the nested model `rpn_model`), ready for by-name loading.
     """
 
-    def __init__(self, config: MaskRCNNConfig):
+    def __init__(self, config: MaskRCNNConfig, *, precision: str = "float32"):
+        from nucleaizer_tf.precision import resolve_precision
+
         self.config = config
-        self._classifier = ClassifierHead(config)
-        self._mask = MaskHead(config)
+        #: compute type of the convolutions ("float32", "bfloat16", "float16"); anchors, proposals, box
+        #: decoding, NMS, ROI align and the softmax/sigmoid outputs always run in float32
+        self.precision = resolve_precision(precision)
+        self._classifier = ClassifierHead(config, precision=self.precision)
+        self._mask = MaskHead(config, precision=self.precision)
         self.keras_model = self._build()
         self._compiled: dict[tuple[str, ...], object] = {}
 
     @classmethod
-    def from_legacy_h5(cls, path, config: MaskRCNNConfig | None = None, *, exclude=(), strict: bool = True) -> "MaskRCNN":
+    def from_legacy_h5(cls, path, config: MaskRCNNConfig | None = None, *, exclude=(), strict: bool = True,
+                       precision: str = "float32") -> "MaskRCNN":
         """Build the network and load a matterport/nucleAIzer `.h5` by layer name (strict by default).
 
         `config` defaults to nucleAIzer's presegmentation settings (confidence 0.7, NMS 0.35, 800
         instances). The file is checked before the (slow) build so a wrong path fails at once.
+        `precision` is the convolutions' compute type (float32 by default, as the original ran;
+        "bfloat16" or "auto" opt in); the weights stay float32 variables.
         """
         from nucleaizer_tf.maskrcnn.legacy_h5 import inspect_legacy_h5, load_legacy_weights
 
         inspect_legacy_h5(path)
-        model = cls(config if config is not None else MaskRCNNConfig.presegment())
+        model = cls(config if config is not None else MaskRCNNConfig.presegment(), precision=precision)
         load_legacy_weights(model.keras_model, path, exclude=exclude, strict=strict)
         return model
 
@@ -74,9 +83,13 @@ class MaskRCNN:
         cfg = self.config
         image = keras.Input(shape=(None, None, 3), batch_size=1, name="input_image")
         image_meta = keras.Input(shape=(cfg.IMAGE_META_SIZE,), batch_size=1, name="input_image_meta")
-        c_maps = resnet101(image)
-        p_maps = feature_pyramid(*c_maps, depth=cfg.TOP_DOWN_PYRAMID_SIZE)
-        rpn = build_rpn_model(len(cfg.RPN_ANCHOR_RATIOS), cfg.TOP_DOWN_PYRAMID_SIZE)
+        with policy_scope(self.precision):
+            c_maps = resnet101(image)
+            p_maps = feature_pyramid(*c_maps, depth=cfg.TOP_DOWN_PYRAMID_SIZE)
+            rpn = build_rpn_model(len(cfg.RPN_ANCHOR_RATIOS), cfg.TOP_DOWN_PYRAMID_SIZE)
+        if self.precision != "float32":  # everything past the convolutions sees float32 maps
+            c_maps = [_as_float32(x, name) for x, name in zip(c_maps, OUTPUT_NAMES[:4])]
+            p_maps = [_as_float32(x, name) for x, name in zip(p_maps, OUTPUT_NAMES[4:9])]
         rpn_class_logits, rpn_class, rpn_bbox = rpn_outputs(rpn, p_maps)
         anchors = AnchorLayer(cfg, name="anchors")(p_maps)
         rois = ProposalLayer(cfg, name="ROI")([rpn_class, rpn_bbox, anchors, image])
@@ -138,6 +151,11 @@ class MaskRCNN:
             return self._mask(normalize_boxes(boxes, tf.shape(maps[0])[1:3] * stride), maps)
 
         return tf.function(run)(tf.constant(boxes, tf.float32), _tensors(feature_maps)).numpy()
+
+
+def _as_float32(tensor, name: str):
+    """`tensor` cast to float32 by a weightless float32 layer (Keras casts a layer's inputs to its dtype)."""
+    return keras.layers.Activation("linear", dtype="float32", name=f"{name}_float32")(tensor)
 
 
 def _tensors(arrays) -> list[tf.Tensor]:

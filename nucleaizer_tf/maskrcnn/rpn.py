@@ -18,10 +18,12 @@ def build_rpn_model(anchors_per_location: int, depth: int = 256) -> keras.Model:
     feature_map = keras.Input(shape=(None, None, depth), name="input_rpn_feature_map")
     shared = layers.Conv2D(512, 3, padding="same", activation="relu", name="rpn_conv_shared")(feature_map)
     x = layers.Conv2D(2 * anchors_per_location, 1, name="rpn_class_raw")(shared)
-    logits = layers.Reshape((-1, 2))(x)
-    probs = layers.Activation("softmax", name="rpn_class_xxx")(logits)
+    # The outputs are float32 whatever the policy the convolutions run under (Keras casts a layer's
+    # inputs to its dtype): the softmax, the box deltas and the proposals stay in full precision.
+    logits = layers.Reshape((-1, 2), dtype="float32")(x)
+    probs = layers.Activation("softmax", dtype="float32", name="rpn_class_xxx")(logits)
     x = layers.Conv2D(4 * anchors_per_location, 1, name="rpn_bbox_pred")(shared)
-    deltas = layers.Reshape((-1, 4))(x)
+    deltas = layers.Reshape((-1, 4), dtype="float32")(x)
     return keras.Model(feature_map, [logits, probs, deltas], name="rpn_model")
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, labels_dtype, one_of
 from nucleaizer_tf.models.maskrcnn import CONVERSIONS, padding_fraction
+from nucleaizer_tf.precision import check_precision, resolve_precision
 
 FOLDER_FILES = {"presegmentation": "mask_rcnn_presegmentation.h5", "final": "mask_rcnn_final.h5"}
 
@@ -55,6 +56,7 @@ class FullSegmenter(Segmenter):
         "conversion": Option("nucleaizer", one_of(*CONVERSIONS)),
         "postprocess_params": Option(None, _params, "9 post-processing parameters, or a param-search result file"),
         "max_network_size": Option(None, at_least(64), "cap of the 2x/4x Mask R-CNN sizes"),
+        "precision": Option("float32", check_precision, "Mask R-CNN compute type: float32, bfloat16, auto"),
     }
 
     def __init__(self, preseg_model, final_model, unet_dir, *, work_dir=None, source: str | None = None):
@@ -93,7 +95,8 @@ class FullSegmenter(Segmenter):
                             fill_holes=bool(options["fill_holes"]),
                             absolute_mask_threshold=bool(options["absolute_mask_threshold"]),
                             conversion=options["conversion"], params=params,
-                            max_network_size=options["max_network_size"])
+                            max_network_size=options["max_network_size"],
+                            precision=resolve_precision(options["precision"]))
 
     def pipeline(self, options: dict):
         """The `FullPipeline` for resolved options (one per distinct settings)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, labels_dtype, one_of, positive
+from nucleaizer_tf.precision import check_precision, resolve_precision
 
 CONVERSIONS = ("nucleaizer", "percentile")
 
@@ -26,18 +27,21 @@ def padding_fraction(value) -> str | None:
 
 
 @lru_cache(maxsize=2)
-def _built(path: str, size: int, mtime_ns: int, config):
+def _built(path: str, size: int, mtime_ns: int, config, precision: str = "float32"):
     """Built networks are kept for the next use in this process (a notebook re-running a cell, a resumed
     run): building and loading a 255 MB file takes seconds. Size and mtime make a changed file miss."""
     from nucleaizer_tf.maskrcnn import MaskRCNN
 
-    return MaskRCNN.from_legacy_h5(path, config)
+    return MaskRCNN.from_legacy_h5(path, config, precision=precision)
 
 
-def build_maskrcnn(path: str | os.PathLike, config):
-    """The `MaskRCNN` of a legacy `.h5` with `config`, from the process-wide cache."""
+def build_maskrcnn(path: str | os.PathLike, config, precision: str = "float32"):
+    """The `MaskRCNN` of a legacy `.h5` with `config` and compute `precision` ("float32", "bfloat16",
+    "auto"), from the process-wide cache."""
+    from nucleaizer_tf.precision import resolve_precision
+
     key = file_key(path)
-    return _built(key["path"], key["size"], key["mtime_ns"], config)
+    return _built(key["path"], key["size"], key["mtime_ns"], config, resolve_precision(precision))
 
 
 class MaskRCNNSegmenter(Segmenter):
@@ -64,6 +68,9 @@ class MaskRCNNSegmenter(Segmenter):
         "fill_holes": Option(False, boolean, "fill holes per nucleus (the original's was a no-op)"),
         "absolute_mask_threshold": Option(False, boolean, "cut masks at 0.5, not the min-max mid-point"),
         "conversion": Option("nucleaizer", one_of(*CONVERSIONS), "how non-8-bit images become 8-bit RGB"),
+        # float32 by default: the legacy modes reproduce the original's numbers; bfloat16 is opt-in
+        "precision": Option("float32", check_precision,
+                            "network compute type: float32, bfloat16, auto (bfloat16 where the hardware has it)"),
     }
 
     def __init__(self, path: str | os.PathLike, source: str | None = None):
@@ -80,6 +87,7 @@ class MaskRCNNSegmenter(Segmenter):
             resolved["confidence"] = preset.DETECTION_MIN_CONFIDENCE
         if resolved["max_instances"] is None:
             resolved["max_instances"] = preset.DETECTION_MAX_INSTANCES
+        resolved["precision"] = resolve_precision(resolved["precision"])
         return resolved
 
     @staticmethod
@@ -93,7 +101,7 @@ class MaskRCNNSegmenter(Segmenter):
         config = self._preset(options).replace(DETECTION_MIN_CONFIDENCE=float(options["confidence"]),
                                                DETECTION_NMS_THRESHOLD=float(options["nms"]),
                                                DETECTION_MAX_INSTANCES=int(options["max_instances"]))
-        return build_maskrcnn(self.path, config)
+        return build_maskrcnn(self.path, config, options["precision"])
 
     @staticmethod
     def segment_options(options: dict):

@@ -51,6 +51,8 @@ class FullSettings:
     # Cap on the 2x/4x network sizes (the original's own cap is 6000 before rounding); lower it to bound
     # time and memory on CPU. Sizes above it are reduced to the largest multiple of 64 below the cap.
     max_network_size: int | None = None
+    # Compute type of both Mask R-CNN networks (the U-Net ensemble always runs in float32).
+    precision: str = "float32"
 
     def segment_options(self, image_size: int) -> SegmentOptions:
         return SegmentOptions(
@@ -88,10 +90,14 @@ class FullPipeline:
                       "nms": s.nms, "max_instances": s.max_instances, "padding": s.padding, "dilation": s.dilation,
                       "fill_holes": s.fill_holes, "absolute_mask_threshold": s.absolute_mask_threshold,
                       "conversion": s.conversion}
+        if s.precision != "float32":  # float32 results keep the cache keys they always had
+            preseg_key["precision"] = s.precision
         final_key = {"presegment": preseg_key, "model": file_key(self.final_model), "confidence": s.final_confidence,
                      "max_network_size": s.max_network_size,
                      **{k: preseg_key[k] for k in ("nms", "max_instances", "padding", "dilation", "fill_holes",
                                                   "absolute_mask_threshold", "conversion")}}
+        if s.precision != "float32":
+            final_key["precision"] = s.precision
         def folder(*parts):
             return None if self.work_dir is None else self.work_dir.joinpath(*parts)
 
@@ -115,7 +121,7 @@ class FullPipeline:
             config = MaskRCNNConfig().replace(DETECTION_MIN_CONFIDENCE=confidence, DETECTION_NMS_THRESHOLD=s.nms,
                                               DETECTION_MAX_INSTANCES=s.max_instances)
             path = self.preseg_model if which == "presegment" else self.final_model
-            self._networks[which] = build_maskrcnn(path, config)
+            self._networks[which] = build_maskrcnn(path, config, s.precision)
         return self._networks[which]
 
     def _ensemble(self):

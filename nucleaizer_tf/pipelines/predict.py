@@ -101,18 +101,89 @@ class ImageOutcome:
     error: str | None = None
 
 
-def process_image(path: Path, out_dir: Path, segment: SegmentFn, *, overlay: bool = False,
-                  exports: ExportOptions | None = None, model_name: str = "") -> ImageOutcome:
-    """Read, segment and write one image (labels, overlay, exports); never raises for a bad image.
+def _error_message(exc: BaseException) -> str:
+    """The one line a failed image is reported with."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:  # a full or read-only disk: where, and why
+        message = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
+    if not isinstance(exc, (NucleaizerError, ValueError, OSError)):
+        message = f"{type(exc).__name__}: {message}"
+    return message
 
-    The one per-image step of every engine (the local loop, the Dask workers), so all write the same
-    bytes. An image that cannot be read or segmented gives an outcome with `error` set.
+
+@dataclass
+class ImageWork:
+    """One image on its way through the folder loop: read, then segmented, then written.
+
+    `error` is set by the first step that failed (later steps pass the image on untouched);
+    `seconds` adds up the time the steps spent on this image (not the time it waited between them).
     """
-    path, out_dir = Path(path), Path(out_dir)
+
+    path: Path
+    image: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    facts: dict = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def read_step(path: Path) -> ImageWork:
+    """Read one input image (the first step of `process_image`); never raises for a bad file.
+
+    Examples
+    --------
+    >>> work = read_step(Path("images/a.png"))  # doctest: +SKIP
+    >>> work.image.shape, work.error            # doctest: +SKIP
+    ((256, 256), None)
+    """
+    started = time.perf_counter()
+    work = ImageWork(Path(path))
+    try:
+        work.image = read_image(work.path)
+    except Exception as exc:  # reported as this image's failure, the run goes on
+        work.error = _error_message(exc)
+    work.seconds += time.perf_counter() - started
+    return work
+
+
+def segment_step(work: ImageWork, segment: SegmentFn) -> ImageWork:
+    """Segment an image that was read (the network step); an exception becomes `work.error`.
+
+    Examples
+    --------
+    >>> work = segment_step(read_step(Path("images/a.png")), segment)  # doctest: +SKIP
+    >>> int(work.labels.max())                                       # doctest: +SKIP
+    42
+    """
+    if work.error is not None:
+        return work
     started = time.perf_counter()
     try:
-        image = read_image(path)
-        labels, facts = segment(image, path.stem)
+        work.labels, work.facts = segment(work.image, work.path.stem)
+    except Exception as exc:
+        work.error = _error_message(exc)
+    work.seconds += time.perf_counter() - started
+    return work
+
+
+def write_step(work: ImageWork, out_dir: Path, *, overlay: bool = False, exports: ExportOptions | None = None,
+               model_name: str = "") -> ImageOutcome:
+    """Write a segmented image's labels (and overlay, exports) and give its outcome; never raises for a
+    bad image. The image array is dropped afterwards, so a finished `ImageWork` holds no pixels.
+
+    Examples
+    --------
+    >>> work = segment_step(read_step(Path("images/a.png")), segment)  # doctest: +SKIP
+    >>> write_step(work, Path("out")).record["objects"]                 # doctest: +SKIP
+    42
+    """
+    out_dir = Path(out_dir)
+    if work.error is not None:
+        return ImageOutcome(work.path, error=work.error)
+    started = time.perf_counter()
+    image, labels, path = work.image, work.labels, work.path
+    work.image = work.labels = None
+    try:
         target = write_labels(out_dir / f"{path.stem}.tiff", labels)
         if overlay:
             shown = to_rgb8(image, "nucleaizer" if image.dtype == np.uint8 else "percentile")
@@ -121,18 +192,27 @@ def process_image(path: Path, out_dir: Path, segment: SegmentFn, *, overlay: boo
         if exports is not None and exports.any:
             row = export_image(out_dir, path.stem, image, labels, exports, {
                 "image": str(path), "labels": str(target), "model": model_name,
-                "seconds": round(time.perf_counter() - started, 3)})
+                "seconds": round(work.seconds + time.perf_counter() - started, 3)})
     except Exception as exc:  # one bad image must not end a night's run; it is reported instead
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, OSError) and exc.strerror:  # a full or read-only disk: where, and why
-            message = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
-        if not isinstance(exc, (NucleaizerError, ValueError, OSError)):
-            message = f"{type(exc).__name__}: {message}"
-        return ImageOutcome(path, error=message)
+        return ImageOutcome(path, error=_error_message(exc))
+    work.seconds += time.perf_counter() - started
     record = {"image": str(path), "labels": str(target),
               "objects": int(np.count_nonzero(np.bincount(labels.ravel())[1:])),
-              "seconds": round(time.perf_counter() - started, 3), **facts}
+              "seconds": round(work.seconds, 3), **work.facts}
     return ImageOutcome(path, record=record, summary_row=row)
+
+
+def process_image(path: Path, out_dir: Path, segment: SegmentFn, *, overlay: bool = False,
+                  exports: ExportOptions | None = None, model_name: str = "") -> ImageOutcome:
+    """Read, segment and write one image (labels, overlay, exports); never raises for a bad image.
+
+    The one per-image step of every engine (the local loop, the Dask workers), so all write the same
+    bytes: `read_step`, `segment_step` and `write_step` in turn (the pipelined folder loop runs the
+    same three on different threads). An image that cannot be read or segmented gives an outcome with
+    `error` set. `seconds` in the record is the time of the three steps.
+    """
+    work = segment_step(read_step(Path(path)), segment)
+    return write_step(work, Path(out_dir), overlay=overlay, exports=exports, model_name=model_name)
 
 
 def finish_run(out_dir: str | os.PathLike, outcomes: list[ImageOutcome], *, settings: dict | None = None,
@@ -166,6 +246,10 @@ def finish_run(out_dir: str | os.PathLike, outcomes: list[ImageOutcome], *, sett
     return report
 
 
+#: images read ahead of the network, and written behind it, by the pipelined folder loop
+PIPELINE_DEPTH = 2
+
+
 def predict_files(
     files: list[Path],
     out_dir: str | os.PathLike,
@@ -175,6 +259,7 @@ def predict_files(
     settings: dict | None = None,
     progress: Callable[[str], None] | None = None,
     exports: ExportOptions | None = None,
+    pipelined: bool = True,
 ) -> PredictReport:
     """Segment each file into `out_dir/<stem>.tiff` (and `out_dir/overlays/<stem>.png`).
 
@@ -182,16 +267,66 @@ def predict_files(
     `out_dir/nucleaizer-tf.json` records the settings, package versions and per-image facts.
     `exports` adds ROI sets, GeoJSON and measurement CSVs per image (and `summary.csv`), see
     `nucleaizer_tf.pipelines.measure.export_image`.
+
+    `pipelined` (the default) overlaps the disk with the network: a reader thread reads the next
+    images (at most `PIPELINE_DEPTH` ahead) and a writer thread writes the finished ones (at most
+    `PIPELINE_DEPTH` behind) while `segment` runs on the calling thread, so a segmenter is never
+    called from two threads. The outputs, the order of the run record and the handling of a bad
+    image are those of the sequential loop (`pipelined=False`, one image at a time). An exception
+    that ends the run (KeyboardInterrupt) still lets the images already segmented be written.
+
+    Examples
+    --------
+    >>> report = predict_files(files, "out", segment)                   # doctest: +SKIP
+    >>> same = predict_files(files, "out_seq", segment, pipelined=False)  # doctest: +SKIP
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    outcomes = []
-    for path in files:
-        outcomes.append(process_image(path, out_dir, segment, overlay=overlay, exports=exports,
-                                      model_name=(settings or {}).get("model", "")))
+    model_name = (settings or {}).get("model", "")
+
+    def write(work: ImageWork) -> ImageOutcome:
+        return write_step(work, out_dir, overlay=overlay, exports=exports, model_name=model_name)
+
+    outcomes: list[ImageOutcome] = []
+
+    def done(outcome: ImageOutcome) -> None:
+        outcomes.append(outcome)
         if progress is not None:
-            progress(path.name)
+            progress(outcome.path.name)
+
+    if not pipelined or len(files) < 2:
+        for path in files:
+            done(write(segment_step(read_step(path), segment)))
+    else:
+        _pipelined_loop(files, segment, write, done)
     return finish_run(out_dir, outcomes, settings=settings, exports=exports)
+
+
+def _pipelined_loop(files: list[Path], segment: SegmentFn, write: Callable[[ImageWork], ImageOutcome],
+                    done: Callable[[ImageOutcome], None], depth: int = PIPELINE_DEPTH) -> None:
+    """read (thread) → segment (this thread) → write (thread), bounded queues, outcomes in input order."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    reader = ThreadPoolExecutor(1, thread_name_prefix="nucleaizer-read")
+    writer = ThreadPoolExecutor(1, thread_name_prefix="nucleaizer-write")
+    upcoming = iter(files)
+    reads: deque = deque(reader.submit(read_step, path) for _, path in zip(range(depth), upcoming))
+    writes: deque = deque()
+    try:
+        while reads:
+            work = reads.popleft().result()
+            following = next(upcoming, None)
+            if following is not None:
+                reads.append(reader.submit(read_step, following))
+            writes.append(writer.submit(write, segment_step(work, segment)))
+            while writes and (len(writes) > depth or writes[0].done()):
+                done(writes.popleft().result())
+        while writes:
+            done(writes.popleft().result())
+    finally:
+        reader.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True)  # what was segmented before an interruption is still written
 
 
 WORK_DIR_NAME = ".nucleaizer-work"
