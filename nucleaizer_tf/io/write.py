@@ -37,9 +37,6 @@ def atomic_path(path: str | os.PathLike):
         raise
 
 
-# Before any write of this process: temporaries older than this are not this process's own.
-PROCESS_STARTED = time.time()
-
 # What `atomic_path` names its temporaries: "." + name + "." + mkstemp's 8 random characters + ".tmp" +
 # the name's suffixes. Only files matching exactly this (suffixes included) are ever cleaned up.
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(?P<suffixes>.*)$")

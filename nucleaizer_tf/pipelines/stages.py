@@ -116,9 +116,11 @@ class ItemCache:
             from nucleaizer_tf.io import write_json
 
             write_json(record, key)
-        from nucleaizer_tf.io.write import PROCESS_STARTED, remove_stale_temporaries
+        from nucleaizer_tf.io.write import remove_stale_temporaries
 
-        remove_stale_temporaries(self.folder, before=PROCESS_STARTED)  # left by a kill mid-write
+        # left by a kill mid-write; "older than now": this cache has written nothing yet (a long-lived
+        # process, a notebook, must still clean what a killed run left after it started)
+        remove_stale_temporaries(self.folder)
         try:
             index = json.loads((self.folder / self.INDEX).read_text())
             self._index = index if isinstance(index, dict) else {}
