@@ -285,20 +285,17 @@ def predict_files(
     model_name = (settings or {}).get("model", "")
 
     def write(work: ImageWork) -> ImageOutcome:
-        return write_step(work, out_dir, overlay=overlay, exports=exports, model_name=model_name)
+        outcome = write_step(work, out_dir, overlay=overlay, exports=exports, model_name=model_name)
+        if progress is not None:  # right after the write (on the writer thread when pipelined), so a
+            progress(outcome.path.name)  # resume journal never lags behind the files on disk
+        return outcome
 
     outcomes: list[ImageOutcome] = []
-
-    def done(outcome: ImageOutcome) -> None:
-        outcomes.append(outcome)
-        if progress is not None:
-            progress(outcome.path.name)
-
     if not pipelined or len(files) < 2:
         for path in files:
-            done(write(segment_step(read_step(path), segment)))
+            outcomes.append(write(segment_step(read_step(path), segment)))
     else:
-        _pipelined_loop(files, segment, write, done)
+        _pipelined_loop(files, segment, write, outcomes.append)
     return finish_run(out_dir, outcomes, settings=settings, exports=exports)
 
 
