@@ -35,7 +35,6 @@ import json
 import math
 import os
 import shutil
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -175,18 +174,8 @@ class AdaptRun:
         self.out.mkdir(parents=True, exist_ok=True)
         steps = {"presegment": self.stage_presegment, "style": self.stage_style, "finetune": self.stage_finetune,
                  "segment": self.stage_segment, "report": self.stage_report}
-        pending = self.log.pending()
-        for stage in STAGES:
-            if stage not in pending:
-                self.report.stages_skipped.append(stage)
-                self.r.note(f"[{stage}] already done, skipped")
-                continue
-            if stage == pending[0]:
-                self.log.invalidate_from(stage)
-            started = time.perf_counter()
-            extra = steps[stage]()
-            self.log.finish(stage, time.perf_counter() - started, extra)
-            self.report.stages_run.append(stage)
+        ran, skipped = self.log.run(steps, note=self.r.note)
+        self.report.stages_run, self.report.stages_skipped = ran, skipped
         self.report.failures = [tuple(f) for f in self.log.record("presegment").get("failures", [])]
         self.report.summary = json.loads((self.out / "report.json").read_text())
         return self.report

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import time
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -82,6 +83,28 @@ class StageLog:
         for later in self.stages[self.stages.index(stage):]:
             with contextlib.suppress(FileNotFoundError):
                 self.marker(later).unlink()
+
+    def run(self, steps: dict[str, Callable[[], dict | None]], *, upto: str | None = None,
+            note: Callable[[str], None] | None = None) -> tuple[list[str], list[str]]:
+        """Run the workflow (or resume it): stages already done are skipped, the first one that is not
+        and every later one (up to `upto`) are run in order and recorded with the seconds they took and
+        the dict their step returned. Returns (stages run, stages skipped)."""
+        stages = self.stages if upto is None else self.stages[: self.stages.index(upto) + 1]
+        pending = self.pending(upto)
+        ran, skipped = [], []
+        for stage in stages:
+            if stage not in pending:
+                skipped.append(stage)
+                if note is not None:
+                    note(f"[{stage}] already done, skipped")
+                continue
+            if stage == pending[0]:
+                self.invalidate_from(stage)
+            started = time.perf_counter()
+            extra = steps[stage]()
+            self.finish(stage, time.perf_counter() - started, extra)
+            ran.append(stage)
+        return ran, skipped
 
     def pending(self, upto: str | None = None) -> list[str]:
         """The stages to run now (up to `upto`): from the first one not done, in order."""

@@ -35,7 +35,6 @@ import csv
 import json
 import os
 import shutil
-import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -253,18 +252,8 @@ class StyleTransferRun:
                  "generate": self.stage_generate, "collect": self.stage_collect, "augment": self.stage_augment}
         if self.s.last_stage not in STAGES:
             raise ValueError(f"last_stage must be one of {', '.join(STAGES)}, got {self.s.last_stage!r}")
-        pending = self.log.pending(self.s.last_stage)
-        for stage in STAGES[: STAGES.index(self.s.last_stage) + 1]:
-            if stage not in pending:
-                self.report.stages_skipped.append(stage)
-                self.r.note(f"[{stage}] already done, skipped")
-                continue
-            if stage == pending[0]:
-                self.log.invalidate_from(stage)
-            started = time.perf_counter()
-            extra = steps[stage]()
-            self.log.finish(stage, time.perf_counter() - started, extra)
-            self.report.stages_run.append(stage)
+        ran, skipped = self.log.run(steps, upto=self.s.last_stage, note=self.r.note)
+        self.report.stages_run, self.report.stages_skipped = ran, skipped
         self._load_summary()
         write_json(self.out / "run.json", self.report.to_dict())
         return self.report
