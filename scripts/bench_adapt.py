@@ -19,22 +19,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def rim_stain(seed: int, size: int = 512):
-    import numpy as np
-    from scipy import ndimage
-
-    from nucleaizer_tf.synthetic import synthetic_nuclei
-
-    labels = synthetic_nuclei((size, size), n_nuclei=60, diameter=26, seed=seed).labels
-    rng = np.random.default_rng(seed)
-    depth = ndimage.distance_transform_edt(labels > 0)
-    rim = np.exp(-((depth - 2.0) ** 2) / 2.0) * (labels > 0)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    background = 0.12 + 0.15 * (xx * np.cos(seed) + yy * np.sin(seed)) ** 2
-    signal = np.clip(ndimage.gaussian_filter(rim, 0.8) + background + rng.normal(0, 0.06, labels.shape), 0, 1)
-    return (np.stack([signal, 0.35 * signal, 0.25 * signal], -1) * 255).astype(np.uint8), labels
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="quick")
@@ -44,12 +28,13 @@ def main(argv=None) -> int:
 
     from nucleaizer_tf.io import write_labels, write_rgb
     from nucleaizer_tf.pipelines.adapt import adapt
+    from nucleaizer_tf.synthetic import rim_stain
 
     root = args.out or Path(tempfile.mkdtemp(prefix="nucleaizer-bench-adapt-"))
     for i in range(args.images):
-        image, labels = rim_stain(i)
-        write_rgb(root / "images" / f"stain_{i:02d}.png", image)
-        write_labels(root / "masks" / f"stain_{i:02d}.tiff", labels)
+        sample = rim_stain(512, 60, 26.0, rim_depth=2.0, seed=i)
+        write_rgb(root / "images" / f"stain_{i:02d}.png", sample.image)
+        write_labels(root / "masks" / f"stain_{i:02d}.tiff", sample.labels)
     started = time.perf_counter()
     report = adapt(root / "images", root / "adapt", preset=args.preset, evaluate_masks=str(root / "masks"))
     total = time.perf_counter() - started

@@ -6,12 +6,11 @@ import os
 
 import numpy as np
 import pytest
-from scipy import ndimage
 from typer.testing import CliRunner
 
 from nucleaizer_tf.cli.main import app
 from nucleaizer_tf.io import read_labels, write_labels, write_rgb
-from nucleaizer_tf.synthetic import synthetic_nuclei
+from nucleaizer_tf.synthetic import rim_stain, synthetic_nuclei
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -48,25 +47,13 @@ def test_synthetic_masks_follow_the_clusters_size_and_density(n_nuclei, diameter
 # ---------------------------------------------------------------------------------------------- the whole loop
 
 
-def _rim_stain(seed: int, size: int = 256):
-    """A nuclear-envelope stain: bright rims, dark interiors, a red uneven background."""
-    labels = synthetic_nuclei((size, size), n_nuclei=24, diameter=22, seed=seed).labels
-    rng = np.random.default_rng(seed)
-    depth = ndimage.distance_transform_edt(labels > 0)
-    rim = np.exp(-((depth - 1.5) ** 2) / 2.0) * (labels > 0)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    background = 0.12 + 0.15 * (xx * np.cos(seed) + yy * np.sin(seed)) ** 2
-    signal = np.clip(ndimage.gaussian_filter(rim, 0.8) + background + rng.normal(0, 0.06, labels.shape), 0, 1)
-    return (np.stack([signal, 0.35 * signal, 0.25 * signal], -1) * 255).astype(np.uint8), labels
-
-
 @pytest.fixture(scope="module")
 def stain(tmp_path_factory):
     root = tmp_path_factory.mktemp("stain")
     for i in range(6):
-        image, labels = _rim_stain(i)
-        write_rgb(root / "images" / f"s{i}.png", image)
-        write_labels(root / "masks" / f"s{i}.tiff", labels)
+        sample = rim_stain(seed=i)  # a nuclear-envelope stain: bright rims, dark interiors
+        write_rgb(root / "images" / f"s{i}.png", sample.image)
+        write_labels(root / "masks" / f"s{i}.tiff", sample.labels)
     return root
 
 
