@@ -7,10 +7,44 @@ import numpy as np
 
 
 def as_label_array(a, what: str = "labels", *, allow_negative: bool = False) -> np.ndarray:
-    """`a` as a 2-D integer array; bool becomes 0/1, floats are accepted only if they hold whole numbers.
+    """Check that `a` is a label image and return it as a 2-D integer array.
 
-    Raises ValueError naming `what`. Negative ids are refused unless `allow_negative` (the metric treats
-    any distinct value as an object; the morphology steps need non-negative ids).
+    Bool becomes 0/1 (uint8); floats are accepted only if they hold whole (finite) numbers and become
+    int64; integer input keeps its dtype (an ndarray is returned without a copy). Negative ids are refused
+    unless `allow_negative` (the metric treats any distinct value as an object; the morphology steps
+    need non-negative ids).
+
+    Parameters
+    ----------
+    a : array_like
+        The candidate label image, (H, W): 0 = background, k > 0 = object k.
+    what : str, optional
+        What `a` is, for the error messages (default "labels").
+    allow_negative : bool, optional
+        Accept negative ids (default False).
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) integer array: `a`'s own integer dtype, uint8 for bool input, int64 for float input.
+
+    Raises
+    ------
+    ValueError
+        Naming `what`, when `a` is not 2-D, holds non-integer or non-finite floats, has any other dtype
+        (complex, string, object), or holds negative ids without `allow_negative`.
+
+    Examples
+    --------
+    >>> as_label_array(np.array([[True, False], [False, True]]))
+    array([[1, 0],
+           [0, 1]], dtype=uint8)
+    >>> as_label_array(np.array([[0.0, 2.0], [2.0, 1.0]])).dtype
+    dtype('int64')
+    >>> as_label_array(np.array([[0.5, 1.0]]), "the mask")
+    Traceback (most recent call last):
+        ...
+    ValueError: the mask must hold integer labels, got non-integer float64 values
     """
     arr = np.asarray(a)
     if arr.ndim != 2:
@@ -40,6 +74,30 @@ def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     size ratio (floor((u + 0.5) / scale)): the faithful ports of that rule are
     `style.augment.resize_labels_nearest` and, for the fixed factor 0.5,
     `postprocess.resize.matlab_nearest_half`.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (h, w) label image of any dtype (0 = background); no new ids are created.
+    shape : tuple of int
+        The output size (rows, columns).
+
+    Returns
+    -------
+    numpy.ndarray
+        (rows, columns) label image of the dtype of `labels`; `labels` itself (not a copy) when it
+        already has `shape`.
+
+    Examples
+    --------
+    >>> labels = np.array([[0, 1], [2, 3]], np.uint16)
+    >>> resize_labels(labels, (4, 4))
+    array([[0, 0, 1, 1],
+           [0, 0, 1, 1],
+           [2, 2, 3, 3],
+           [2, 2, 3, 3]], dtype=uint16)
+    >>> resize_labels(np.arange(16).reshape(4, 4), (2, 2)).tolist()
+    [[5, 7], [13, 15]]
     """
     h, w = labels.shape
     if (h, w) == tuple(shape):
