@@ -120,9 +120,40 @@ def _pairs(gt, pred):
 def iou_matrix(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """IoU of every GT object with every predicted object.
 
-    Returns ``(iou, gt_ids, pred_ids)``: ``iou[i, j]`` is the IoU of label ``gt_ids[i]`` with label
-    ``pred_ids[j]`` (0 where they do not touch); ids are the sorted distinct nonzero labels.  Intersections
-    are counted sparsely; only the returned ``n_gt x n_pred`` float matrix is dense.
+    Intersections are counted sparsely; only the returned ``n_gt x n_pred`` float matrix is dense.
+
+    Parameters
+    ----------
+    gt : array_like
+        (H, W) ground-truth label image; every distinct nonzero value is one object (any integer values,
+        negative included; bool or whole-number floats accepted).
+    pred : array_like
+        (H, W) predicted label image, the same shape as `gt`.
+
+    Returns
+    -------
+    iou : numpy.ndarray
+        (n_gt, n_pred) float64 matrix: ``iou[i, j]`` is the IoU of label ``gt_ids[i]`` with label
+        ``pred_ids[j]`` (0 where they do not touch).
+    gt_ids : numpy.ndarray
+        The sorted distinct nonzero labels of `gt`, (n_gt,).
+    pred_ids : numpy.ndarray
+        The sorted distinct nonzero labels of `pred`, (n_pred,).
+
+    Raises
+    ------
+    ShapeMismatchError
+        When `gt` and `pred` differ in shape (a ValueError).
+    ValueError
+        When either is not a 2-D label image.
+
+    Examples
+    --------
+    >>> gt = np.zeros((6, 6), np.uint8); gt[0:3, 0:3] = 1; gt[3:6, 3:6] = 2
+    >>> pred = np.zeros((6, 6), np.uint8); pred[0:3, 0:2] = 7; pred[4:6, 0:2] = 9
+    >>> iou, gt_ids, pred_ids = iou_matrix(gt, pred)
+    >>> iou.round(3).tolist(), gt_ids.tolist(), pred_ids.tolist()
+    ([[0.667, 0.0], [0.0, 0.0]], [1, 2], [7, 9])
     """
     gt_ids, pred_ids, gi, pj, iou = _pairs(gt, pred)
     mat = np.zeros((gt_ids.size, pred_ids.size), dtype=np.float64)
@@ -170,7 +201,38 @@ class ImageScore:
     """Score of one image.  Counts, F1 and matched IoUs are at IoU 0.5; ``precisions`` follow THRESHOLDS.
 
     ``dsb`` and ``f1`` are NaN when the image has no GT and no predicted object (0/0, as in the original);
-    ``mean_matched_iou`` is NaN when nothing matched.
+    ``mean_matched_iou`` is NaN when nothing matched.  Made by `score_image`; ``to_dict`` gives the
+    JSON-ready form.
+
+    Attributes
+    ----------
+    name : str
+        The image's name as given to `score_image` ("" by default).
+    dsb : float
+        The DSB 2018 score: the mean of ``precisions``.
+    f1 : float
+        ``2 TP / (n_gt + n_pred)`` at IoU 0.5.
+    mean_matched_iou : float
+        The mean IoU of the matched (TP) pairs.
+    n_gt, n_pred : int
+        The numbers of ground-truth and predicted objects.
+    tp, fp, fn : int
+        True positives (matched pairs), false positives (unmatched predictions) and false negatives
+        (unmatched GT objects), at IoU 0.5.
+    precisions : tuple of float
+        ``TP / (TP + FP + FN)`` at each of the ten THRESHOLDS 0.50, 0.55, ..., 0.95 (IoU > t, strict).
+    matched_ious : tuple of float
+        The IoU of every matched pair, in GT-label order.
+
+    Examples
+    --------
+    >>> gt = np.zeros((6, 6), np.uint8); gt[0:3, 0:3] = 1; gt[3:6, 3:6] = 2
+    >>> pred = np.zeros((6, 6), np.uint8); pred[0:3, 0:2] = 7; pred[4:6, 0:2] = 9
+    >>> s = score_image(gt, pred, "a")
+    >>> s.name, round(s.dsb, 4), s.f1, (s.tp, s.fp, s.fn)
+    ('a', 0.1333, 0.5, (1, 1, 1))
+    >>> [round(p, 3) for p in s.precisions]
+    [0.333, 0.333, 0.333, 0.333, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     """
 
     name: str
@@ -209,7 +271,33 @@ class DatasetScore:
     ``dsb`` is the mean of the per-image scores that are defined; the original's plain mean would turn
     NaN as soon as one image has neither GT nor prediction, so those are counted in ``n_undefined``
     instead.  ``f1``/``tp``/``fp``/``fn`` are pooled over all images (object-level, so large images weigh
-    more) and ``mean_matched_iou`` averages all matched pairs of all images.
+    more) and ``mean_matched_iou`` averages all matched pairs of all images.  Made by `score_dataset`;
+    ``to_dict`` gives the JSON-ready form.
+
+    Attributes
+    ----------
+    dsb : float
+        The mean of the defined per-image DSB scores (NaN when none is defined).
+    f1 : float
+        Pooled ``2 TP / (2 TP + FP + FN)`` at IoU 0.5 (NaN when there is no object at all).
+    mean_matched_iou : float
+        The mean IoU of all matched pairs of all images (NaN when nothing matched).
+    n_images : int
+        The number of images.
+    n_undefined : int
+        The number of images whose DSB score is undefined (neither GT nor predicted objects).
+    tp, fp, fn : int
+        True positives, false positives and false negatives at IoU 0.5, summed over the images.
+    images : tuple of ImageScore
+        The per-image scores, in the order given.
+
+    Examples
+    --------
+    >>> gt = np.zeros((6, 6), np.uint8); gt[0:3, 0:3] = 1; gt[3:6, 3:6] = 2
+    >>> empty = np.zeros((6, 6), np.uint8)
+    >>> d = score_dataset([score_image(gt, gt), score_image(empty, empty)])
+    >>> d.dsb, d.f1, d.n_images, d.n_undefined
+    (1.0, 1.0, 2, 1)
     """
 
     dsb: float
@@ -240,7 +328,39 @@ class DatasetScore:
 def score_image(gt, pred, name: str = "") -> ImageScore:
     """DSB 2018 score of one predicted label image against its GT label image (docs/method.md §7.2).
 
-    Raises ShapeMismatchError (a ValueError) when the shapes differ and ValueError for non-label input.
+    Predicted and GT objects are matched one-to-one at IoU > 0.5; at each threshold t of THRESHOLDS a GT
+    object is a true positive when its match has IoU > t (strict), and ``prec_t = TP / (TP + FP + FN)``.
+
+    Parameters
+    ----------
+    gt : array_like
+        (H, W) ground-truth label image, 0 = background; every distinct nonzero value is one object
+        (gaps and any order are fine).
+    pred : array_like
+        (H, W) predicted label image, the same shape as `gt`.
+    name : str, optional
+        Stored in the result's ``name`` (default "").
+
+    Returns
+    -------
+    ImageScore
+        The DSB score (mean of the ten ``prec_t``; NaN when both images are empty), F1, counts and
+        matched IoUs at IoU 0.5.
+
+    Raises
+    ------
+    ShapeMismatchError
+        When the shapes differ (a ValueError).
+    ValueError
+        For non-label input (see `nucleaizer_tf.labels.as_label_array`).
+
+    Examples
+    --------
+    >>> gt = np.zeros((6, 6), np.uint8); gt[0:3, 0:3] = 1; gt[3:6, 3:6] = 2
+    >>> pred = np.zeros((6, 6), np.uint8); pred[0:3, 0:2] = 7; pred[4:6, 0:2] = 9
+    >>> s = score_image(gt, pred, "a")
+    >>> round(s.dsb, 4), s.n_gt, s.n_pred, s.tp, [round(x, 3) for x in s.matched_ious]
+    (0.1333, 2, 2, 1, [0.667])
     """
     gt_ids, pred_ids, gi, pj, iou = _pairs(gt, pred)
     n_gt, n_pred = int(gt_ids.size), int(pred_ids.size)
@@ -266,12 +386,50 @@ def score_image(gt, pred, name: str = "") -> ImageScore:
 
 
 def dsb_score(gt, pred) -> float:
-    """Just the per-image DSB score (NaN when both images are empty)."""
+    """Just the per-image DSB score (NaN when both images are empty): ``score_image(gt, pred).dsb``.
+
+    Parameters
+    ----------
+    gt : array_like
+        (H, W) ground-truth label image, 0 = background.
+    pred : array_like
+        (H, W) predicted label image, the same shape as `gt`.
+
+    Returns
+    -------
+    float
+        The DSB 2018 score in [0, 1], or NaN when neither image has an object.
+
+    Examples
+    --------
+    >>> gt = np.zeros((6, 6), np.uint8); gt[0:3, 0:3] = 1
+    >>> dsb_score(gt, gt), dsb_score(np.zeros((6, 6), int), np.zeros((6, 6), int))
+    (1.0, nan)
+    """
     return score_image(gt, pred).dsb
 
 
 def score_dataset(scores: Iterable[ImageScore]) -> DatasetScore:
-    """Combine per-image scores; see DatasetScore for how each number is pooled."""
+    """Combine per-image scores; see DatasetScore for how each number is pooled.
+
+    Parameters
+    ----------
+    scores : iterable of ImageScore
+        The per-image scores, e.g. from `score_image`.
+
+    Returns
+    -------
+    DatasetScore
+        The mean of the defined DSB scores, pooled F1 and counts, and the per-image scores in order.
+
+    Examples
+    --------
+    >>> gt = np.zeros((6, 6), np.uint8); gt[0:3, 0:3] = 1; gt[3:6, 3:6] = 2
+    >>> pred = np.zeros((6, 6), np.uint8); pred[0:3, 0:2] = 7; pred[4:6, 0:2] = 9
+    >>> d = score_dataset([score_image(gt, pred, "a"), score_image(gt, gt, "b")])
+    >>> round(d.dsb, 4), d.f1, (d.tp, d.fp, d.fn), [s.name for s in d.images]
+    (0.5667, 0.75, (3, 1, 1), ['a', 'b'])
+    """
     images = tuple(scores)
     dsb = np.array([s.dsb for s in images], dtype=np.float64)
     defined = dsb[~np.isnan(dsb)]
