@@ -42,7 +42,22 @@ class Outline:
     """The outline of one nucleus: one or more parts, each an exterior ring and its holes.
 
     Rings are (n, 2) int arrays of x, y pixel-corner coordinates, not closed (the first vertex is
-    not repeated). `parts` is sorted by enclosed area, largest first.
+    not repeated). `parts` is sorted by enclosed area, largest first. Made by `trace_outlines`.
+
+    Parameters
+    ----------
+    label : int
+        The nucleus' id in its label image.
+    parts : list of (numpy.ndarray, list of numpy.ndarray), optional
+        ``(exterior, holes)`` per connected part: the exterior ring and the list of its hole rings,
+        largest part first (default: no part).
+
+    Examples
+    --------
+    >>> labels = np.zeros((4, 4), np.uint16); labels[0:2, 0:2] = 1
+    >>> outline = trace_outlines(labels)[0]
+    >>> outline.label, outline.exterior.tolist(), len(outline.parts)
+    (1, [[0, 0], [0, 2], [2, 2], [2, 0]], 1)
     """
 
     label: int
@@ -78,13 +93,29 @@ def trace_mask(mask: np.ndarray) -> list[tuple[np.ndarray, list[np.ndarray]]]:
     The mask is doubled (each pixel becomes 2×2) and traced with OpenCV; a traced point u of the
     doubled grid lies on pixel corner (u + 1) // 2, which turns OpenCV's pixel-centre contours into
     pixel-edge rings with integer vertices. Pixels touching only at a corner stay one part (its ring
-    touches itself at that corner).
+    touches itself at that corner). Repeated vertices and the middle vertices of straight runs are
+    dropped.
+
+    Parameters
+    ----------
+    mask : array_like
+        (H, W) mask; nonzero = inside.
+
+    Returns
+    -------
+    list of (numpy.ndarray, list of numpy.ndarray)
+        One ``(exterior, holes)`` pair per part, sorted by the area the exterior encloses, largest
+        first: (n, 2) int rings of x (column), y (row) pixel-corner coordinates, not closed. Empty for
+        an empty mask.
 
     Examples
     --------
     >>> mask = np.zeros((3, 4), bool); mask[1, 1:3] = True
     >>> [ring.tolist() for ring, holes in trace_mask(mask)]
     [[[1, 1], [1, 2], [3, 2], [3, 1]]]
+    >>> ring = np.ones((5, 5), bool); ring[1:4, 1:4] = False
+    >>> [len(holes) for _, holes in trace_mask(ring)]
+    [1]
     """
     mask = np.asarray(mask, bool)
     if not mask.any():
@@ -106,6 +137,24 @@ def trace_mask(mask: np.ndarray) -> list[tuple[np.ndarray, list[np.ndarray]]]:
 
 def trace_outlines(labels: np.ndarray) -> list[Outline]:
     """The pixel-edge outline of every nucleus of a label image, in label order.
+
+    Each nucleus is traced with `trace_mask` on its own bounding-box crop, then shifted back into
+    image coordinates.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (H, W) label image, 0 = background, k > 0 = nucleus k (non-negative integer ids).
+
+    Returns
+    -------
+    list of Outline
+        One `Outline` per label present, in ascending label order.
+
+    Raises
+    ------
+    ValueError
+        When `labels` is not a 2-D non-negative integer label image.
 
     Examples
     --------
@@ -169,6 +218,29 @@ def measure_nuclei(labels: np.ndarray, image: np.ndarray | None = None, *, pixel
     nucleus); with `pixel_size` (µm per pixel) also centroid_x_um, centroid_y_um, area_um2,
     perimeter_um and equivalent_diameter_um.
 
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (H, W) label image, 0 = background, k > 0 = nucleus k (non-negative integer ids).
+    image : numpy.ndarray, optional
+        (H, W) grey or (H, W, C) image of the same height and width, any dtype; None (default) = shape
+        measurements only.
+    pixel_size : float, optional
+        Pixel size in µm per pixel (> 0); adds the µm columns. None (default) = pixel units only.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The columns above, each a 1-D array with one entry per nucleus, in ascending label order.
+        label, bbox_* and area_px are int64; the intensity columns keep the image's dtype (min, max),
+        float64 (mean) or int64/float64 (integrated, for integer/float images).
+
+    Raises
+    ------
+    ValueError
+        When `labels` is not a label image, `image` does not match its height and width, or
+        `pixel_size` is not positive.
+
     Examples
     --------
     >>> labels = np.zeros((4, 4), np.uint8); labels[1:3, 1:3] = 1
@@ -218,6 +290,19 @@ def measure_nuclei(labels: np.ndarray, image: np.ndarray | None = None, *, pixel
 def basic_measurements(labels: np.ndarray, *, pixel_size: float | None = None) -> dict:
     """label, centroid_x, centroid_y, area_px (and area_um2): the cheap columns, for GeoJSON alone.
 
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (H, W) label image, 0 = background, k > 0 = nucleus k (non-negative integer ids).
+    pixel_size : float, optional
+        Pixel size in µm per pixel; adds area_um2. None (default) = pixel units only.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The columns, each a 1-D array with one entry per nucleus in ascending label order: label and
+        area_px integer, centroid_x (column) and centroid_y (row) float64 in pixels, area_um2 float64.
+
     Examples
     --------
     >>> labels = np.zeros((3, 3), np.uint8); labels[0, :2] = 5
@@ -243,6 +328,19 @@ def basic_measurements(labels: np.ndarray, *, pixel_size: float | None = None) -
 
 def summarise(table: dict) -> dict:
     """nuclei, median_area_px, median_diameter_px (and the µm versions when the table has them).
+
+    Parameters
+    ----------
+    table : dict of str to array_like
+        A column table as from `measure_nuclei`: it needs label, area_px and equivalent_diameter_px
+        (and equivalent_diameter_um when it has area_um2).
+
+    Returns
+    -------
+    dict
+        One summary row: nuclei (int, the number of rows), median_area_px and median_diameter_px, and
+        with area_um2 in `table` also median_area_um2 and median_diameter_um; medians are floats
+        rounded to 4 decimals, or "" when the table has no row.
 
     Examples
     --------
