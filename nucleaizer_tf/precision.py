@@ -23,7 +23,20 @@ POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixe
 
 
 def cpu_flags() -> frozenset[str]:
-    """The feature flags of the first CPU in `/proc/cpuinfo` (empty where it cannot be read)."""
+    """The feature flags of the first CPU in `/proc/cpuinfo` (empty where it cannot be read).
+
+    Returns
+    -------
+    frozenset of str
+        The flags as /proc/cpuinfo spells them (e.g. "avx2", "avx512_bf16"); empty on systems without
+        /proc/cpuinfo (macOS, Windows) or without a "flags" line.
+
+    Examples
+    --------
+    >>> flags = cpu_flags()
+    >>> isinstance(flags, frozenset)
+    True
+    """
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
             for line in handle:
@@ -37,6 +50,11 @@ def cpu_flags() -> frozenset[str]:
 def cpu_has_bf16() -> bool:
     """Whether the CPU reports a bfloat16 matrix instruction set (AVX512_BF16 or AMX-BF16).
 
+    Returns
+    -------
+    bool
+        True when `cpu_flags` holds one of `BF16_CPU_FLAGS` ("avx512_bf16", "amx_bf16").
+
     Examples
     --------
     >>> isinstance(cpu_has_bf16(), bool)
@@ -46,7 +64,21 @@ def cpu_has_bf16() -> bool:
 
 
 def gpu_half_type() -> str | None:
-    """"bfloat16" or "float16" when TensorFlow sees a GPU (its fast half type), else None."""
+    """"bfloat16" or "float16" when TensorFlow sees a GPU (its fast half type), else None.
+
+    Imports TensorFlow and asks it for the physical GPUs; the first GPU's compute capability decides.
+
+    Returns
+    -------
+    str or None
+        "bfloat16" on compute capability 8.0 and later, "float16" before (or when the capability
+        cannot be read), None without a GPU.
+
+    Examples
+    --------
+    >>> gpu_half_type() in (None, "bfloat16", "float16")
+    True
+    """
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -67,8 +99,24 @@ def _auto() -> str:
 def resolve_precision(precision: str) -> str:
     """The concrete compute type of a `precision` option: "float32", "bfloat16" or "float16".
 
-    "auto" is bfloat16 on a CPU with AVX512_BF16 or AMX-BF16, a GPU's fast half type when a GPU is
-    used, otherwise float32. The probe runs once per process.
+    "auto" is a GPU's fast half type when a GPU is used (bfloat16 on compute capability 8.0 and later,
+    float16 before), else bfloat16 on a CPU with AVX512_BF16 or AMX-BF16, otherwise float32. The
+    probe runs once per process.
+
+    Parameters
+    ----------
+    precision : str
+        One of `PRECISIONS` ("float32", "bfloat16", "auto"), or "float16".
+
+    Returns
+    -------
+    str
+        "float32", "bfloat16" or "float16"; `precision` itself unless it is "auto".
+
+    Raises
+    ------
+    ValueError
+        For any other value.
 
     Examples
     --------
@@ -83,7 +131,26 @@ def resolve_precision(precision: str) -> str:
 
 
 def check_precision(value) -> str | None:
-    """Option check for the model facade: None when `value` is a valid precision."""
+    """Option check for the model facade: None when `value` is a valid precision.
+
+    Parameters
+    ----------
+    value : object
+        The value given for the `precision` option.
+
+    Returns
+    -------
+    str or None
+        None when `value` is one of `PRECISIONS` ("float32", "bfloat16", "auto"), else the reason it is
+        not, to follow the option's name in an error message.
+
+    Examples
+    --------
+    >>> check_precision("auto") is None
+    True
+    >>> check_precision("fp16")
+    'must be one of float32, bfloat16, auto'
+    """
     return None if value in PRECISIONS else f"must be one of {', '.join(PRECISIONS)}"
 
 
@@ -93,7 +160,18 @@ def policy_scope(precision: str) -> Iterator[str]:
 
     The previous default policy is restored on exit, even after an error. Layers given an explicit
     `dtype=` keep it (use `dtype="float32"` for outputs such as softmax and for coordinate maths).
-    Yields the Keras policy name.
+
+    Parameters
+    ----------
+    precision : str
+        A `precision` option ("float32", "bfloat16", "auto" or "float16"), resolved with
+        `resolve_precision`.
+
+    Yields
+    ------
+    str
+        The Keras policy name in force inside the block: "float32", "mixed_bfloat16" or
+        "mixed_float16".
 
     Examples
     --------
