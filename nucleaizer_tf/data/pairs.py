@@ -28,7 +28,23 @@ _SHOW = 10  # stems listed per side in an error message before "... and N more"
 
 @dataclass(frozen=True)
 class Pair:
-    """One training example on disk: an image file and the label (instance mask) file of the same stem."""
+    """One training example on disk: an image file and the label (instance mask) file of the same stem.
+
+    Parameters
+    ----------
+    stem : str
+        The shared file stem (the file name without its last suffix), e.g. "a1".
+    image_path : pathlib.Path
+        The image file, e.g. ``images/a1.png``.
+    mask_path : pathlib.Path
+        The label image file, e.g. ``masks/a1.tiff`` (0 = background, k > 0 = nucleus k).
+
+    Examples
+    --------
+    >>> pair = Pair("a1", Path("images/a1.png"), Path("masks/a1.tiff"))
+    >>> pair.stem, pair.image_path.name, pair.mask_path.name
+    ('a1', 'a1.png', 'a1.tiff')
+    """
 
     stem: str
     image_path: Path
@@ -75,6 +91,37 @@ def match_stems(
     do not match; the message lists the unmatched stems of each side (first 10, then a count).
     With `allow_missing_right` a left stem without a right file yields (stem, left, None), right
     files without a left one are ignored, and the right folder may be empty (not missing).
+
+    Stems are case-sensitive, suffixes are matched case-insensitively; hidden files, sub-folders and
+    files of other types are ignored (see the module docstring).
+
+    Parameters
+    ----------
+    left_dir, right_dir : str or os.PathLike
+        The two folders, e.g. ``images/`` and ``masks/`` (or ground truth and predictions).
+    left, right : tuple of (str, sequence of str), optional
+        (what the files are, for messages; accepted extensions with the dot). Defaults:
+        ``("image", IMAGE_EXTENSIONS)`` and ``("mask", LABEL_EXTENSIONS)``.
+    allow_missing_right : bool, optional
+        Accept left files without a right one (default False).
+
+    Returns
+    -------
+    list of (str, pathlib.Path, pathlib.Path or None)
+        One (stem, left file, right file) triple per left stem, sorted by stem; the right file is
+        None only with `allow_missing_right`.
+
+    Raises
+    ------
+    PairingError
+        With every problem in one message, as listed above.
+
+    Examples
+    --------
+    >>> triples = match_stems("gt", "predictions", left=("ground truth", (".tif", ".png")),
+    ...                       right=("prediction", (".tif",)))  # doctest: +SKIP
+    >>> [(stem, gt.name, pred.name) for stem, gt, pred in triples]  # doctest: +SKIP
+    [('a1', 'a1.png', 'a1.tif')]
     """
     (left_name, left_exts), (right_name, right_exts) = left, right
     left_dir, right_dir = Path(left_dir), Path(right_dir)
@@ -115,7 +162,31 @@ def match_stems(
 
 
 def pair_folders(images_dir: str | os.PathLike, masks_dir: str | os.PathLike) -> list[Pair]:
-    """Return the image/mask pairs of two folders, sorted by stem (every stem must pair; see `match_stems`)."""
+    """Return the image/mask pairs of two folders, sorted by stem (every stem must pair; see `match_stems`).
+
+    Parameters
+    ----------
+    images_dir : str or os.PathLike
+        The image folder (files with one of `IMAGE_EXTENSIONS`).
+    masks_dir : str or os.PathLike
+        The mask folder (label images with one of `LABEL_EXTENSIONS`).
+
+    Returns
+    -------
+    list of Pair
+        One `Pair` per stem, sorted by stem.
+
+    Raises
+    ------
+    PairingError
+        When a folder is missing or empty, a stem occurs twice in a folder, or stems do not pair up.
+
+    Examples
+    --------
+    >>> pairs = pair_folders("train/images", "train/masks")  # doctest: +SKIP
+    >>> pairs[0].stem, pairs[0].image_path.name, pairs[0].mask_path.name  # doctest: +SKIP
+    ('a1', 'a1.png', 'a1.tiff')
+    """
     return [Pair(stem, image, mask) for stem, image, mask in match_stems(images_dir, masks_dir)]
 
 
@@ -123,6 +194,26 @@ def read_stem_list(path: str | os.PathLike) -> list[str]:
     """Read a stem list such as the original's `validation.txt`: one stem per line.
 
     Surrounding whitespace is stripped; blank lines and lines starting with `#` are skipped.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The stem list, a UTF-8 text file.
+
+    Returns
+    -------
+    list of str
+        The stems, in file order.
+
+    Raises
+    ------
+    PairingError
+        When the file cannot be read.
+
+    Examples
+    --------
+    >>> read_stem_list("train/validation.txt")  # doctest: +SKIP
+    ['a1', 'b7']
     """
     path = Path(path)
     try:
@@ -148,6 +239,39 @@ def split_pairs(
       `PairingError` (a typo must not silently leak a validation image into training);
     * a fraction in [0, 1): `round(fraction * n)` pairs (at least 1 when fraction > 0, at most n - 1)
       drawn with `numpy.random.default_rng(seed)`, so the same seed gives the same split.
+
+    Parameters
+    ----------
+    pairs : sequence of Pair
+        The pairs to split, e.g. from `pair_folders`.
+    validation : iterable of str, str, os.PathLike, float or None, optional
+        What goes to validation, as listed above (default None).
+    seed : int, optional
+        Seed of the random draw for a fraction (default 0).
+
+    Returns
+    -------
+    train : list of Pair
+        The training pairs, in input order.
+    validation : list of Pair
+        The validation pairs, in input order.
+
+    Raises
+    ------
+    PairingError
+        When a validation stem names no pair, or the stem list file cannot be read.
+    ValueError
+        When a fraction is outside [0, 1).
+
+    Examples
+    --------
+    >>> pairs = [Pair(s, Path(f"images/{s}.png"), Path(f"masks/{s}.tif")) for s in "abcde"]
+    >>> train, val = split_pairs(pairs, ["b", "d"])
+    >>> [p.stem for p in train], [p.stem for p in val]
+    (['a', 'c', 'e'], ['b', 'd'])
+    >>> train, val = split_pairs(pairs, 0.4, seed=0)
+    >>> len(train), len(val)
+    (3, 2)
     """
     pairs = list(pairs)
     if validation is None:
