@@ -23,6 +23,33 @@ def load_pair(pair: Pair, mode: str = "nucleaizer") -> tuple[np.ndarray, np.ndar
     `mode` is the `to_rgb8` conversion for non-uint8 or non-RGB images ("nucleaizer" = the original's,
     "percentile" = robust stretch). Raises `ImageReadError` when a file cannot be read, when label
     ids do not fit int32, or when the image and mask sizes differ (both files and shapes named).
+
+    Parameters
+    ----------
+    pair : Pair
+        The image file and its label (instance mask) file.
+    mode : {"nucleaizer", "percentile"}, optional
+        The `to_rgb8` conversion mode (default "nucleaizer").
+
+    Returns
+    -------
+    image : numpy.ndarray
+        (H, W, 3) uint8 RGB image, C-contiguous.
+    labels : numpy.ndarray
+        (H, W) int32 label image, 0 = background, k > 0 = nucleus k, C-contiguous.
+
+    Raises
+    ------
+    ImageReadError
+        As described above.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> pair = Pair("a1", Path("train/images/a1.png"), Path("train/masks/a1.tiff"))
+    >>> image, labels = load_pair(pair)  # doctest: +SKIP
+    >>> image.dtype, image.shape[2], labels.dtype, labels.shape == image.shape[:2]  # doctest: +SKIP
+    (dtype('uint8'), 3, dtype('int32'), True)
     """
     image = to_rgb8(read_image(pair.image_path), mode=mode)
     labels = read_labels(pair.mask_path)
