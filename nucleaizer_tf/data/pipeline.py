@@ -48,6 +48,34 @@ class Augment:
       (brightness, contrast, saturation, hue) = (s, s, s, s), or give a 4-tuple. Brightness, contrast
       and saturation factors are drawn from [max(0, 1 - x), 1 + x], the hue shift from [-h, h]
       (fraction of the colour circle, h <= 0.5); the four are applied in a random order, as torchvision.
+
+    The presets are `none()`, `unet()`, `pix2pix()` and `maskrcnn()` (the original trainings).
+
+    Parameters
+    ----------
+    flip_h : bool, optional
+        Random left-right flip (default True).
+    flip_v : bool, optional
+        Random up-down flip (default True).
+    rot90 : bool, optional
+        Random rotation by a multiple of 90° (default True).
+    color_jitter : float or tuple of 4 floats, optional
+        ColorJitter strengths (brightness, contrast, saturation, hue), all >= 0 and hue <= 0.5; a float
+        is used for all four (default 0.0 = off). Stored as a 4-tuple of floats.
+
+    Raises
+    ------
+    ValueError
+        When `color_jitter` is negative, has a hue above 0.5 or is not a float or a 4-tuple.
+
+    Examples
+    --------
+    >>> Augment(color_jitter=0.2).color_jitter
+    (0.2, 0.2, 0.2, 0.2)
+    >>> Augment.unet()
+    Augment(flip_h=True, flip_v=False, rot90=False, color_jitter=(0.2, 0.2, 0.2, 0.2))
+    >>> Augment.none() == Augment(False, False, False)
+    True
     """
 
     flip_h: bool = True
@@ -156,7 +184,38 @@ def random_crop(image, labels, crop_hw: tuple[int, int], seed, *, pad_mode: str 
 
     A dimension smaller than the crop is padded at the bottom/right (as the original U-Net loader):
     labels with 0 (background) always; the image with `pad_value` ("constant") or by mirroring
-    ("reflect", numpy's mode; note mirrored nuclei then carry no label).
+    ("reflect", numpy's mode; note mirrored nuclei then carry no label). The window offset is drawn
+    uniformly per dimension with stateless ops, so the same `seed` gives the same window.
+
+    Parameters
+    ----------
+    image : tf.Tensor
+        (H, W, C) image of any dtype.
+    labels : tf.Tensor
+        (H, W) label image (instance ids, 0 = background), any integer dtype.
+    crop_hw : tuple of int
+        The window size (h, w) in pixels.
+    seed : tf.Tensor
+        Shape-[2] integer stateless seed.
+    pad_mode : {"constant", "reflect"}, optional
+        How the image is padded where it is smaller than the crop (default "constant").
+    pad_value : int, optional
+        The image padding value for "constant", cast to the image's dtype (default 0).
+
+    Returns
+    -------
+    image : tf.Tensor
+        (h, w, C) crop of the image's dtype.
+    labels : tf.Tensor
+        (h, w) crop of the labels' dtype.
+
+    Examples
+    --------
+    >>> import tensorflow as tf  # doctest: +SKIP
+    >>> image, labels = tf.zeros([100, 120, 3], tf.uint8), tf.zeros([100, 120], tf.int32)  # doctest: +SKIP
+    >>> crop, crop_labels = random_crop(image, labels, (128, 128), tf.constant([0, 1]))  # doctest: +SKIP
+    >>> crop.shape, crop_labels.shape  # doctest: +SKIP
+    (TensorShape([128, 128, 3]), TensorShape([128, 128]))
     """
     shape = tf.shape(labels, out_type=tf.int64)
     h, w = shape[0], shape[1]
@@ -175,7 +234,40 @@ def random_crop(image, labels, crop_hw: tuple[int, int], seed, *, pad_mode: str 
 
 
 def random_geometry(image, labels, seed, *, flip_h: bool, flip_v: bool, rot90: bool):
-    """Flip / rotate image and labels with the same draws (`seed`: shape-[2] int), so they stay aligned."""
+    """Flip / rotate image and labels with the same draws (`seed`: shape-[2] int), so they stay aligned.
+
+    Each enabled flip happens with probability 0.5; the rotation is by k·90° with k uniform in
+    {0, 1, 2, 3} (a non-square image then comes back W×H for odd k).
+
+    Parameters
+    ----------
+    image : tf.Tensor
+        (H, W, C) image of any dtype.
+    labels : tf.Tensor
+        (H, W) label image of any dtype.
+    seed : tf.Tensor
+        Shape-[2] integer stateless seed.
+    flip_h : bool
+        Random left-right flip.
+    flip_v : bool
+        Random up-down flip.
+    rot90 : bool
+        Random rotation by a multiple of 90°.
+
+    Returns
+    -------
+    image : tf.Tensor
+        The transformed image, same dtype.
+    labels : tf.Tensor
+        The labels transformed alike, same dtype.
+
+    Examples
+    --------
+    >>> import tensorflow as tf  # doctest: +SKIP
+    >>> image, labels = tf.zeros([64, 64, 3], tf.uint8), tf.zeros([64, 64], tf.int32)  # doctest: +SKIP
+    >>> image, labels = random_geometry(image, labels, tf.constant([0, 1]),
+    ...                                 flip_h=True, flip_v=True, rot90=True)  # doctest: +SKIP
+    """
     draw = tf.random.stateless_uniform([2], seed)
     k = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, 1), 0, 4, dtype=tf.int32)
     labels = labels[:, :, None]
@@ -198,7 +290,32 @@ def _blend(image, other, factor):
 
 
 def color_jitter(image, strengths: tuple[float, float, float, float], seed):
-    """torchvision-style ColorJitter on a float image in [0, 1] (see `Augment`); returns float in [0, 1]."""
+    """torchvision-style ColorJitter on a float image in [0, 1] (see `Augment`); returns float in [0, 1].
+
+    Brightness, contrast and saturation factors are drawn from [max(0, 1 - x), 1 + x], the hue shift
+    from [-h, h]; the four are applied in a random order; a strength of 0 leaves that step out.
+
+    Parameters
+    ----------
+    image : tf.Tensor
+        (H, W, 3) float RGB image with values in [0, 1].
+    strengths : tuple of 4 floats
+        (brightness, contrast, saturation, hue) strengths, as `Augment.color_jitter` holds them.
+    seed : tf.Tensor
+        Shape-[2] integer stateless seed.
+
+    Returns
+    -------
+    tf.Tensor
+        (H, W, 3) jittered image of the same float dtype, values in [0, 1].
+
+    Examples
+    --------
+    >>> import tensorflow as tf  # doctest: +SKIP
+    >>> image = tf.fill([32, 32, 3], 0.5)  # doctest: +SKIP
+    >>> color_jitter(image, (0.2, 0.2, 0.2, 0.2), tf.constant([0, 1])).shape  # doctest: +SKIP
+    TensorShape([32, 32, 3])
+    """
     b, c, s, h = strengths
     seeds = tf.random.experimental.stateless_split(seed, 5)
 
@@ -270,6 +387,73 @@ def make_dataset(
     iteration repeat the first. `cache=True` decodes every item once, now (read errors surface
     here); `cache=False` with `Pair` items re-reads the files on every visit (folders too big for
     memory). `image_mode` is the `to_rgb8` conversion used to read images.
+
+    Parameters
+    ----------
+    items : sequence of Pair or of (numpy.ndarray, numpy.ndarray)
+        The examples: `Pair`s, or in-memory (image, labels) with image (H, W, 3) uint8 and labels (H, W)
+        integer instance ids of the same H, W (converted to int32).
+    crop_size : int, tuple of int or None, optional
+        The random crop, square or (h, w) (default 256); None = whole images.
+    batch_size : int, optional
+        Examples per batch, >= 1 (default 1).
+    drop_remainder : bool, optional
+        Drop a last, smaller batch (default False).
+    shuffle : bool, optional
+        Shuffle the examples on every pass (default True).
+    seed : int, optional
+        The root seed of all random draws (default 0).
+    augment : Augment, optional
+        The random transforms (default ``Augment()``: both flips and rot90, no colour jitter).
+    target_fn : callable, optional
+        ``target_fn(image, labels)`` -> the element (any tf.data structure); None (default) keeps
+        (image, labels).
+    repeat : bool or int, optional
+        False (default) = one pass, True = endless, n = n passes.
+    reshuffle_each_iteration : bool, optional
+        Give each new iteration over the dataset the next stream (default True); False repeats the
+        first.
+    cache : bool, optional
+        Decode every item once, now (default True); False with `Pair` items reads the files on every
+        visit.
+    prefetch : bool, optional
+        Prefetch batches with AUTOTUNE (default True).
+    image_mode : {"nucleaizer", "percentile"}, optional
+        The `to_rgb8` conversion used to read images (default "nucleaizer").
+    image_dtype : {"float32", "uint8"}, optional
+        The element's image type: "float32" in [0, 1] (default) or "uint8".
+    pad_mode : {"constant", "reflect"}, optional
+        Image padding of images smaller than the crop (default "constant"); labels always pad with 0.
+    pad_value : int, optional
+        The "constant" padding value in uint8 units, in [0, 255] (default 0).
+    num_parallel_calls : int, optional
+        Parallelism of the per-example maps (default ``tf.data.AUTOTUNE``); the output does not depend
+        on it.
+
+    Returns
+    -------
+    tf.data.Dataset
+        Batches of ``target_fn(image, labels)``, or of (image, labels): image (batch, h, w, 3) float32
+        or uint8, labels (batch, h, w) int32 instance ids (h, w = the crop; the image size without one).
+
+    Raises
+    ------
+    ValueError
+        For no items, an unknown `pad_mode` or `image_dtype`, `pad_value` outside [0, 255],
+        `batch_size` < 1, a bad `crop_size` or `repeat`, rot90 with a non-square crop, or arrays that
+        are not uint8 H×W×3 images with matching 2-D integer labels.
+    ImageReadError
+        When a `Pair` cannot be read (with `cache=True`, here).
+
+    Examples
+    --------
+    >>> from nucleaizer_tf.data import pair_folders
+    >>> pairs = pair_folders("train/images", "train/masks")  # doctest: +SKIP
+    >>> ds = make_dataset(pairs, crop_size=256, batch_size=4, augment=Augment.unet(),
+    ...                   repeat=True)  # doctest: +SKIP
+    >>> image, labels = next(iter(ds))  # doctest: +SKIP
+    >>> image.shape, image.dtype, labels.shape, labels.dtype  # doctest: +SKIP
+    (TensorShape([4, 256, 256, 3]), tf.float32, TensorShape([4, 256, 256]), tf.int32)
     """
     items = list(items)
     if not items:
