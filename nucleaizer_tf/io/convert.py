@@ -53,8 +53,30 @@ def _faithful(rgb: np.ndarray) -> np.ndarray:
 
 
 def percentile_limits(rgb: np.ndarray) -> tuple[float, float]:
-    """(low, high) of the percentile stretch: percentiles 1 and 99.8 of the finite values (the full
-    range when those coincide, as in a very sparse image)."""
+    """(low, high) of the percentile stretch: percentiles 1 and 99.8 of the finite values.
+
+    The full range (min, max) is used when those coincide, as in a very sparse image. Above
+    `SAMPLE_PIXELS` pixels the percentiles come from a regular sub-grid (every k-th row and column,
+    deterministic).
+
+    Parameters
+    ----------
+    rgb : numpy.ndarray
+        (H, W) or (H, W, C) image of any numeric dtype; NaN and infinite values are ignored.
+
+    Returns
+    -------
+    tuple of float
+        (low, high), low <= high; (0.0, 0.0) when no value is finite.
+
+    Examples
+    --------
+    >>> percentile_limits(np.arange(1000.0).reshape(10, 100))
+    (9.99, 997.002)
+    >>> sparse = np.zeros((10, 100), np.uint16); sparse[3, 7] = 500
+    >>> percentile_limits(sparse)
+    (0.0, 500.0)
+    """
     h, w = rgb.shape[:2]
     step = max(1, int(np.ceil(np.sqrt(h * w / SAMPLE_PIXELS))))
     sample = rgb[::step, ::step].astype(np.float64)
@@ -82,7 +104,42 @@ def _percentile(rgb: np.ndarray) -> np.ndarray:
 
 
 def to_rgb8(image: np.ndarray, mode: str = "nucleaizer") -> np.ndarray:
-    """Return `image` as a contiguous uint8 H×W×3 RGB array following `mode` (see module docstring)."""
+    """Return `image` as a contiguous uint8 H×W×3 RGB array following `mode` (see module docstring).
+
+    Grey (H×W, or one channel) becomes three identical channels; grey + alpha keeps the grey channel;
+    alpha and any channel past the third are dropped. Then, with ``nucleaizer`` (the original's rules,
+    `kutils.RCNNConvertInputImage`, docs/method.md §2.3), uint8 is kept, uint16 is stretched per
+    channel by its own min–max with truncation (a constant channel gives 0), floats are clipped to
+    0..255 and truncated, other integers wrap modulo 256; with ``percentile`` the whole image is
+    stretched from `percentile_limits` to 0..255 and rounded to nearest (all 0 when low == high; NaN
+    and -inf map to 0, +inf to 255).
+
+    Parameters
+    ----------
+    image : array_like
+        (H, W) grey or (H, W, C) image of any numeric dtype.
+    mode : {"nucleaizer", "percentile"}, optional
+        One of `CONVERSION_MODES` (default "nucleaizer").
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W, 3) uint8 RGB image, C-contiguous.
+
+    Raises
+    ------
+    ValueError
+        For an unknown `mode`, or an image that is neither 2-D nor H×W×C.
+
+    Examples
+    --------
+    >>> grey = np.array([[0, 100], [200, 400]], np.uint16)
+    >>> rgb = to_rgb8(grey)
+    >>> rgb.shape, rgb.dtype, rgb[:, :, 0].tolist()
+    ((2, 2, 3), dtype('uint8'), [[0, 63], [127, 255]])
+    >>> to_rgb8(grey, mode="percentile")[:, :, 0].tolist()
+    [[0, 64], [128, 255]]
+    """
     if mode not in CONVERSION_MODES:
         raise ValueError(f"unknown conversion mode {mode!r}; choose one of {', '.join(CONVERSION_MODES)}")
     rgb = _three_channels(np.asarray(image))
