@@ -41,6 +41,29 @@ def list_images(folder: str | os.PathLike, extensions=IMAGE_EXTENSIONS) -> list[
 
     Broken symbolic links (missing target, loops) with an image extension are listed too, so that
     reading them reports them like any other unreadable input instead of dropping them silently.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder to list.
+    extensions : sequence of str, optional
+        Accepted lower-case extensions with the dot, matched case-insensitively (default
+        `IMAGE_EXTENSIONS`: .png, .tif, .tiff, .bmp, .jpg, .jpeg).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The matching files (and broken links), sorted by name.
+
+    Raises
+    ------
+    ImageReadError
+        When `folder` is a broken link, does not exist or is not a folder.
+
+    Examples
+    --------
+    >>> [p.name for p in list_images("data/images")]  # doctest: +SKIP
+    ['a1.png', 'a2.tif']
     """
     folder = Path(folder)
     if is_broken_link(folder):
@@ -56,13 +79,46 @@ def list_images(folder: str | os.PathLike, extensions=IMAGE_EXTENSIONS) -> list[
 
 
 def is_broken_link(path: str | os.PathLike) -> bool:
-    """True for a symbolic link whose target is missing or that loops back on itself."""
+    """True for a symbolic link whose target is missing or that loops back on itself.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The path to test.
+
+    Returns
+    -------
+    bool
+        True for a broken link; False for anything else, including a path that does not exist.
+
+    Examples
+    --------
+    >>> is_broken_link("no/such/file.png")
+    False
+    """
     path = Path(path)
     return path.is_symlink() and not path.exists()
 
 
 def broken_link_reason(path: Path) -> str:
-    """`broken symbolic link to TARGET (...)`: why a link cannot be opened."""
+    """`broken symbolic link to TARGET (...)`: why a link cannot be opened.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A symbolic link (see `is_broken_link`).
+
+    Returns
+    -------
+    str
+        ``broken symbolic link to TARGET (WHY)``, WHY being "its target does not exist", "a symbolic
+        link loop" or "unreadable"; TARGET is "?" when the link itself cannot be read.
+
+    Examples
+    --------
+    >>> broken_link_reason(Path("images/a1.png"))  # doctest: +SKIP
+    'broken symbolic link to /mnt/old/a1.png (its target does not exist)'
+    """
     try:
         target = os.readlink(path)
     except OSError:
@@ -145,6 +201,33 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
     A 3-D stack, a multi-page TIFF, an empty, truncated or non-image file raises `ImageReadError`
     naming the file. Conversion to the network's 8-bit RGB is `to_rgb8`'s job, not this one's.
+
+    PNG/BMP/JPEG are read with OpenCV (16-bit colour stays 16-bit), TIFF with tifffile (planar colour
+    moved channels last); colour comes back in RGB(A) order, a single channel is squeezed to H×W and
+    a bool image becomes uint8 0/255.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An image file with one of `IMAGE_EXTENSIONS`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) or (H, W, C) image, C ≤ 4, H and W ≥ 2, in the file's integer or float dtype.
+
+    Raises
+    ------
+    ImageReadError
+        As described above, and for a missing file, a folder, an unsupported extension, a file whose
+        first bytes do not match its extension, an image smaller than 2 pixels in a dimension or an
+        unsupported pixel type.
+
+    Examples
+    --------
+    >>> image = read_image("data/images/a1.png")  # doctest: +SKIP
+    >>> image.shape, image.dtype  # doctest: +SKIP
+    ((512, 640, 3), dtype('uint8'))
     """
     path = Path(path)
     data = _read_array(path, IMAGE_EXTENSIONS)
@@ -170,6 +253,26 @@ def read_labels(path: str | os.PathLike, shape: tuple[int, int] | None = None) -
     An ImageJ ROI set (`.zip`) or a GeoJSON (`.geojson`, e.g. from QuPath) is also a label source:
     its outlines are filled at the pixel centres into an image of `shape` (required for those, since
     outlines carry no image size; ignored for label images).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A label image (one of `LABEL_EXTENSIONS`: .tif, .tiff, .png) or an outline file (one of
+        `VECTOR_LABEL_EXTENSIONS`: .zip, .geojson).
+    shape : tuple of int, optional
+        (H, W) of the image the outlines belong to; needed for outline files, ignored otherwise.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) non-negative integer label image: the file's integer dtype (int32 for bool, int64 for
+        whole-number floats); uint16 (uint32 above 65,535 ids) for outline files.
+
+    Raises
+    ------
+    ImageReadError
+        Naming the file, when it cannot be read, is not 2-D, holds fractional or negative values, or
+        is an outline file given without `shape`.
 
     Examples
     --------
