@@ -21,6 +21,25 @@ def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path` (same suffixes, so writers pick the format); rename on success.
 
     On any exception the temporary file is removed and `path` keeps its previous content (or stays absent).
+
+    The parent folder is created if needed. The temporary is named ``.<name>.XXXXXXXX.tmp<suffixes>``
+    (see `is_temporary_name`) and gets the usual file permissions (0666 less the umask).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary file (already created, empty) to write to; it replaces `path` when the block ends
+        without an exception.
+
+    Examples
+    --------
+    >>> with atomic_path("out/a.tiff") as tmp:  # doctest: +SKIP
+    ...     tifffile.imwrite(tmp, labels)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,6 +63,16 @@ _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(?P<suffixes>.*)$")
 
 def is_temporary_name(name: str) -> bool:
     """True for a file name `atomic_path` gives its temporaries (``.<name>.XXXXXXXX.tmp<suffixes>``).
+
+    Parameters
+    ----------
+    name : str
+        A file name (no folder).
+
+    Returns
+    -------
+    bool
+        True when `name` matches the pattern exactly, the trailing suffixes included.
 
     Examples
     --------
@@ -126,6 +155,23 @@ def check_writable_folder(folder: str | os.PathLike, what: str = "output folder"
     does not exist yet. Raises `NucleaizerError` naming the path and the reason (a file in the way,
     no permission, read-only file system, disk full).
 
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder to be written to.
+    what : str, optional
+        What the folder is, for the message (default "output folder").
+
+    Returns
+    -------
+    pathlib.Path
+        `folder` as a Path.
+
+    Raises
+    ------
+    NucleaizerError
+        As described above.
+
     Examples
     --------
     >>> check_writable_folder("out")  # doctest: +SKIP
@@ -142,6 +188,27 @@ def check_writable_folder(folder: str | os.PathLike, what: str = "output folder"
 
 def check_output_file(path: str | os.PathLike, what: str = "output file") -> Path:
     """Check up front that the file `path` can be written: not a folder, its folder writable.
+
+    Like `check_writable_folder`, a probe file is created and removed in the file's folder (or its
+    nearest existing parent); nothing else is created.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to be written.
+    what : str, optional
+        What the file is, for the message (default "output file").
+
+    Returns
+    -------
+    pathlib.Path
+        `path` as a Path.
+
+    Raises
+    ------
+    NucleaizerError
+        Naming the path and the reason (an existing folder, a file in the way, no permission,
+        read-only file system, disk full).
 
     Examples
     --------
@@ -164,7 +231,30 @@ def _umask() -> int:
 
 
 def label_dtype(labels: np.ndarray) -> np.dtype:
-    """uint16 (what the original wrote and every viewer opens) unless ids exceed 65,535, then uint32."""
+    """uint16 (what the original wrote and every viewer opens) unless ids exceed 65,535, then uint32.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Label image of any shape, 0 = background.
+
+    Returns
+    -------
+    numpy.dtype
+        uint16, or uint32 when the largest id exceeds 65,535.
+
+    Raises
+    ------
+    ValueError
+        When the largest id is negative or does not fit in 32 bits.
+
+    Examples
+    --------
+    >>> label_dtype(np.array([[0, 3], [12, 0]]))
+    dtype('uint16')
+    >>> label_dtype(np.array([[0, 70000]]))
+    dtype('uint32')
+    """
     top = int(labels.max()) if labels.size else 0
     if top < 0:
         raise ValueError("label ids must be non-negative")
@@ -174,7 +264,32 @@ def label_dtype(labels: np.ndarray) -> np.dtype:
 
 
 def write_labels(path: str | os.PathLike, labels: np.ndarray, *, compress: bool = False) -> Path:
-    """Write a 2-D label image as a 16-bit TIFF (32-bit above 65,535 objects), atomically."""
+    """Write a 2-D label image as a 16-bit TIFF (32-bit above 65,535 objects), atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The TIFF file to write (its folder is created if needed).
+    labels : numpy.ndarray
+        (H, W) label image, 0 = background, non-negative ids; stored as `label_dtype` gives.
+    compress : bool, optional
+        zlib compression (default False: uncompressed).
+
+    Returns
+    -------
+    pathlib.Path
+        `path` as a Path.
+
+    Raises
+    ------
+    ValueError
+        When `labels` is not 2-D or holds negative ids.
+
+    Examples
+    --------
+    >>> write_labels("out/a1.tiff", labels, compress=True)  # doctest: +SKIP
+    PosixPath('out/a1.tiff')
+    """
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"a label image must be 2-D, got shape {labels.shape}")
@@ -187,7 +302,32 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, compress: bool 
 
 
 def write_rgb(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write an 8-bit RGB (or grey) image, e.g. an overlay PNG, atomically."""
+    """Write an 8-bit RGB (or grey) image, e.g. an overlay PNG, atomically.
+
+    The format follows the suffix of `path`, as OpenCV's `imwrite` chooses it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The image file to write (its folder is created if needed), e.g. ``overlay.png``.
+    image : numpy.ndarray
+        (H, W, 3) RGB or (H, W) grey image, normally uint8.
+
+    Returns
+    -------
+    pathlib.Path
+        `path` as a Path.
+
+    Raises
+    ------
+    OSError
+        When OpenCV cannot encode the image.
+
+    Examples
+    --------
+    >>> write_rgb("out/a1_overlay.png", overlay)  # doctest: +SKIP
+    PosixPath('out/a1_overlay.png')
+    """
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
@@ -198,7 +338,33 @@ def write_rgb(path: str | os.PathLike, image: np.ndarray) -> Path:
 
 
 def write_json(path: str | os.PathLike, payload) -> Path:
-    """Write `payload` as indented JSON, atomically."""
+    """Write `payload` as indented JSON, atomically.
+
+    NumPy scalars and arrays and `pathlib.Path` values are converted (to numbers, lists and strings);
+    keys keep their order.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The JSON file to write (its folder is created if needed).
+    payload : object
+        Anything `json.dumps` takes, with the conversions above.
+
+    Returns
+    -------
+    pathlib.Path
+        `path` as a Path.
+
+    Raises
+    ------
+    TypeError
+        For a value that cannot be converted.
+
+    Examples
+    --------
+    >>> write_json("out/scores.json", {"dsb": np.float64(0.71), "images": 12})  # doctest: +SKIP
+    PosixPath('out/scores.json')
+    """
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=_jsonable) + "\n")
     return Path(path)
