@@ -33,6 +33,16 @@ NUCLEUS_CLASS = {"name": "Nucleus", "color": [0, 160, 255]}
 def roi_names(labels) -> list[str]:
     """Zero-padded names (at least 4 digits) so that Fiji's ROI Manager sorts them by label id.
 
+    Parameters
+    ----------
+    labels : iterable of int
+        Label ids.
+
+    Returns
+    -------
+    list of str
+        One name per id, all padded to the width of the largest id (at least 4 digits).
+
     Examples
     --------
     >>> roi_names([3, 12, 250])
@@ -48,6 +58,18 @@ def write_roi_zip(path: str | os.PathLike, outlines) -> Path:
 
     Vertices are integer pixel corners (no sub-pixel coordinates); each ROI is named by its label id,
     zero-padded. No nucleus gives a valid empty ZIP.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ZIP file to write (its folder is created if needed).
+    outlines : iterable of Outline
+        The nuclei, as from `nucleaizer_tf.measure.trace_outlines`.
+
+    Returns
+    -------
+    pathlib.Path
+        `path` as a Path.
 
     Examples
     --------
@@ -91,6 +113,24 @@ def geojson_collection(outlines, measurements: dict | None = None, *, classifica
     `classification`, `name` (the zero-padded label id) and `measurements` (the row of
     `measurements`, a table as from `measure_nuclei`, for that label; non-finite values left out).
 
+    Parameters
+    ----------
+    outlines : iterable of Outline
+        The nuclei, as from `nucleaizer_tf.measure.trace_outlines`.
+    measurements : dict of str to array_like, optional
+        A column table with a "label" column (as from `measure_nuclei` or `basic_measurements`); None
+        (default) gives each feature only ``{"label": id}`` as measurements, as does a label missing
+        from the table.
+    classification : dict, optional
+        QuPath's class of every feature (default `NUCLEUS_CLASS`: ``{"name": "Nucleus", "color":
+        [0, 160, 255]}``), copied into each feature.
+
+    Returns
+    -------
+    dict
+        ``{"type": "FeatureCollection", "features": [...]}``, one feature per outline in order, with
+        ``isLocked: False`` in its properties too.
+
     Examples
     --------
     >>> from nucleaizer_tf.measure import trace_outlines
@@ -120,6 +160,20 @@ def geojson_collection(outlines, measurements: dict | None = None, *, classifica
 def write_geojson(path: str | os.PathLike, outlines, measurements: dict | None = None) -> Path:
     """Write `geojson_collection(outlines, measurements)` as compact JSON, atomically.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The GeoJSON file to write (its folder is created if needed).
+    outlines : iterable of Outline
+        The nuclei, as from `nucleaizer_tf.measure.trace_outlines`.
+    measurements : dict of str to array_like, optional
+        A column table with a "label" column, e.g. from `measure_nuclei` (default None).
+
+    Returns
+    -------
+    pathlib.Path
+        `path` as a Path.
+
     Examples
     --------
     >>> write_geojson("nuclei.geojson", trace_outlines(labels), measure_nuclei(labels))  # doctest: +SKIP
@@ -146,6 +200,20 @@ def _cell(value):
 def write_table_csv(path: str | os.PathLike, table: dict) -> Path:
     """Write a column table (name -> equal-length 1-D array) as CSV; header only when it has no rows.
 
+    Non-finite floats (NaN, inf) are written as empty cells. Written atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV file to write (its folder is created if needed).
+    table : dict of str to array_like
+        The columns in order, e.g. from `measure_nuclei`.
+
+    Returns
+    -------
+    pathlib.Path
+        `path` as a Path.
+
     Examples
     --------
     >>> write_table_csv("nuclei.csv", {"label": np.array([1, 2]), "area_px": np.array([40, 52])})  # doctest: +SKIP
@@ -163,6 +231,23 @@ def write_table_csv(path: str | os.PathLike, table: dict) -> Path:
 
 def write_rows_csv(path: str | os.PathLike, rows: list[dict], columns: list[str] | None = None) -> Path:
     """Write dict rows as CSV (columns: `columns`, else every key in first-seen order), atomically.
+
+    A key missing from a row, and a non-finite float, give an empty cell; keys not in `columns` are
+    left out.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV file to write (its folder is created if needed).
+    rows : list of dict
+        One dict per row, e.g. the `summarise` row of each image.
+    columns : list of str, optional
+        The columns in order (default None: every key of `rows` in first-seen order).
+
+    Returns
+    -------
+    pathlib.Path
+        `path` as a Path.
 
     Examples
     --------
@@ -217,6 +302,24 @@ def read_roi_zip(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
 
     ROI k becomes label k (or its name's number when every name is a distinct number, as written by
     `write_roi_zip`); where ROIs overlap, the later one wins. Line and point ROIs are refused.
+    Each ROI is filled at the pixel centres (even-odd, so holes and parts are kept).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ImageJ ROI set (a ``.zip`` of ``.roi`` files, or a single ROI file roifile reads).
+    shape : tuple of int
+        (H, W) of the image the ROIs belong to; parts outside it are cut off.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) label image, 0 = background: uint16, or uint32 when the largest id exceeds 65,535.
+
+    Raises
+    ------
+    ImageReadError
+        When the file cannot be read as an ROI set, or holds an ROI that is not an area (line, point).
 
     Examples
     --------
@@ -259,6 +362,26 @@ def read_geojson(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
 
     Feature k becomes label k (or its `properties.name` number when every name is a distinct number, as
     `write_geojson` writes them); interior rings are holes; where features overlap the later one wins.
+    A FeatureCollection, a single Feature, a bare Polygon / MultiPolygon or a list of features
+    (QuPath's "export as array") is accepted; each polygon is filled at the pixel centres.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The GeoJSON file (UTF-8).
+    shape : tuple of int
+        (H, W) of the image the features belong to; parts outside it are cut off.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) label image, 0 = background: uint16, or uint32 when the largest id exceeds 65,535.
+
+    Raises
+    ------
+    ImageReadError
+        When the file cannot be read as GeoJSON, or a feature has no readable geometry or is not a
+        polygon.
 
     Examples
     --------
@@ -290,6 +413,26 @@ def read_geojson(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
 
 def read_vector_labels(path: str | os.PathLike, shape: tuple[int, int] | None) -> np.ndarray:
     """An ROI set (.zip) or GeoJSON (.geojson) as a label image of `shape` (needed: outlines carry no size).
+
+    Dispatches on the suffix to `read_roi_zip` or `read_geojson`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An ImageJ ROI set (``.zip``) or a GeoJSON (``.geojson``).
+    shape : tuple of int or None
+        (H, W) of the image the outlines belong to (extra entries, e.g. channels, are ignored).
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) label image, 0 = background: uint16, or uint32 when the largest id exceeds 65,535.
+
+    Raises
+    ------
+    ImageReadError
+        When the file does not exist, `shape` is None, the suffix is neither .zip nor .geojson, or the
+        file cannot be read.
 
     Examples
     --------
