@@ -62,7 +62,24 @@ class ModuleRecord:
     """An inert stand-in for a pickled `torch.nn.Module`: its class name and its pickled `__dict__`.
 
     Nothing of the original class runs; `state` holds what the pickle stored (hyper-parameters such as
-    `eps`, and the `_parameters`, `_buffers` and `_modules` ordered dicts).
+    `eps`, and the `_parameters`, `_buffers` and `_modules` ordered dicts). Each allowed PyTorch class
+    resolves to its own subclass (named like the PyTorch class); the entries of `state` also read as
+    attributes (``record.eps``).
+
+    Attributes
+    ----------
+    torch_type : str
+        The dotted name of the PyTorch class, e.g. "torch.nn.modules.conv.Conv2d" ("?" on this base
+        class).
+    state : dict
+        The pickled ``__dict__`` of the module, with tensors as NumPy arrays.
+
+    Examples
+    --------
+    >>> record = ALLOWED_GLOBALS[("torch.nn.modules.batchnorm", "BatchNorm2d")]()
+    >>> record.__setstate__({"eps": 1e-05, "_parameters": {}, "_buffers": {}, "_modules": {}})
+    >>> record, record.torch_type, record.eps
+    (<ModuleRecord torch.nn.modules.batchnorm.BatchNorm2d>, 'torch.nn.modules.batchnorm.BatchNorm2d', 1e-05)
     """
 
     torch_type = "?"
@@ -385,8 +402,34 @@ def _group(module: ModuleRecord, group: str) -> dict:
 def named_modules(root: ModuleRecord, prefix: str = "") -> dict[str, ModuleRecord]:
     """Every module of the tree by its dotted path ("" for the root), in `state_dict` order.
 
+    Child modules that are None are left out.
+
+    Parameters
+    ----------
+    root : ModuleRecord
+        The module tree, as from `read_torch_module`.
+    prefix : str, optional
+        The dotted path of `root` itself (default "": the top of the tree).
+
+    Returns
+    -------
+    dict of str to ModuleRecord
+        Dotted path -> module, parents before their children.
+
+    Raises
+    ------
+    ValueError
+        When `root` (or a child) is not a `ModuleRecord`, or a `_modules` entry is not a dict of names.
+
     Examples
     --------
+    >>> conv = ALLOWED_GLOBALS[("torch.nn.modules.conv", "Conv2d")]()
+    >>> conv.__setstate__({"_parameters": {"weight": np.zeros((8, 3, 3, 3), np.float32), "bias": None},
+    ...                    "_buffers": {}, "_modules": {}})
+    >>> seq = ALLOWED_GLOBALS[("torch.nn.modules.container", "Sequential")]()
+    >>> seq.__setstate__({"_parameters": {}, "_buffers": {}, "_modules": {"0": conv}})
+    >>> named_modules(seq)
+    {'': <ModuleRecord torch.nn.modules.container.Sequential>, '0': <ModuleRecord torch.nn.modules.conv.Conv2d>}
     >>> [name for name in named_modules(net)][:3]  # doctest: +SKIP
     ['', 'first', 'first.first']
     """
@@ -402,8 +445,33 @@ def named_modules(root: ModuleRecord, prefix: str = "") -> dict[str, ModuleRecor
 def module_state(root: ModuleRecord) -> dict[str, np.ndarray]:
     """The module tree's parameters and buffers as `torch.nn.Module.state_dict()` names them.
 
+    Entries that are None (such as a convolution without bias) are left out.
+
+    Parameters
+    ----------
+    root : ModuleRecord
+        The module tree, as from `read_torch_module`.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Dotted name (e.g. "first.first.0.weight") -> array, in `state_dict` order: per module, its
+        parameters, then its buffers.
+
+    Raises
+    ------
+    ValueError
+        When the tree holds something that is not a `ModuleRecord` where a module belongs.
+
     Examples
     --------
+    >>> conv = ALLOWED_GLOBALS[("torch.nn.modules.conv", "Conv2d")]()
+    >>> conv.__setstate__({"_parameters": {"weight": np.zeros((8, 3, 3, 3), np.float32), "bias": None},
+    ...                    "_buffers": {}, "_modules": {}})
+    >>> seq = ALLOWED_GLOBALS[("torch.nn.modules.container", "Sequential")]()
+    >>> seq.__setstate__({"_parameters": {}, "_buffers": {}, "_modules": {"0": conv}})
+    >>> {name: value.shape for name, value in module_state(seq).items()}
+    {'0.weight': (8, 3, 3, 3)}
     >>> module_state(net)["first.first.0.weight"].shape  # doctest: +SKIP
     (64, 3, 3, 3)
     """
