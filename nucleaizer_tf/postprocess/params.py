@@ -68,15 +68,47 @@ def _as_int(value, name: str) -> int:
 class PostprocessParams:
     """The 9-parameter vector (original integer units; defaults = the shipped ``[76,32,0,1,44,17,32,25,21]``).
 
-    scale_threshold  max occupied fraction (in %) for an object to be accepted when merging 2x and 4x
-    prob_threshold   U-Net threshold in 1/32 steps of the 16-bit range (32 -> E >= 65535)
-    erosion_radius   disk radius, inner limit of the contour correction
-    dilation_radius  disk radius, outer limit of the contour correction
-    min_size         objects with area <= min_size (px^2 at 2x resolution) are removed
-    min_overlap      min fraction (in 1/10000) of object pixels on U-Net foreground to count as supported
-    max_v            objects whose area after the ring correction is <= max_v are dropped
-    c_area           min area of a supported object; unsupported ones need 4 * c_area
-    median_size      2x result used alone if its median equivalent diameter exceeds this (px)
+    Frozen; every value is converted to a Python int on construction (whole-number floats and numpy
+    integers are accepted). The properties give the scaled values the algorithms use
+    (docs/method.md §5.3).
+
+    Parameters
+    ----------
+    scale_threshold : int, default 76
+        Max occupied fraction (in %) for an object to be accepted when merging 2x and 4x
+        (`scale_fraction` = 0.76).
+    prob_threshold : int, default 32
+        U-Net threshold in 1/32 steps of the 16-bit range (32 -> E >= 65535; `prob_level`).
+    erosion_radius : int, default 0
+        Disk radius, inner limit of the contour correction; >= 0.
+    dilation_radius : int, default 1
+        Disk radius, outer limit of the contour correction; >= 0.
+    min_size : int, default 44
+        Objects with area <= min_size (px^2 at 2x resolution) are removed; >= 0.
+    min_overlap : int, default 17
+        Min fraction (in 1/10000) of object pixels on U-Net foreground to count as supported
+        (`overlap_fraction` = 0.0017).
+    max_v : int, default 32
+        Objects whose area after the ring correction is <= max_v (px^2) are dropped; >= 0.
+    c_area : int, default 25
+        Min area (px^2) of a supported object; unsupported ones need 4 * c_area (`unsupported_area`); >= 0.
+    median_size : int, default 21
+        2x result used alone if its median equivalent diameter exceeds this (px).
+
+    Raises
+    ------
+    ValueError
+        If a value is not a whole number, or a radius, `min_size`, `max_v` or `c_area` is negative.
+
+    Examples
+    --------
+    >>> p = PostprocessParams(min_size=30)
+    >>> p.to_vector()
+    [76, 32, 0, 1, 30, 17, 32, 25, 21]
+    >>> p.scale_fraction, p.prob_level, p.overlap_fraction, p.unsupported_area
+    (0.76, 65535.0, 0.0017, 100)
+    >>> PostprocessParams.from_vector([75.0, 30, 1, 1, 41, 12, 21, 17, 20]).within_bounds()
+    True
     """
 
     scale_threshold: int = DEFAULT[0]
@@ -131,6 +163,7 @@ class PostprocessParams:
         return [getattr(self, name) for name in PARAM_NAMES]
 
     def to_dict(self) -> dict:
+        """``{name: value}`` for the 9 parameters, in the original order."""
         return {name: getattr(self, name) for name in PARAM_NAMES}
 
     def within_bounds(self, lower: Sequence[int] = LOWER, upper: Sequence[int] = UPPER) -> bool:
@@ -142,7 +175,33 @@ DEFAULT_PARAMS = PostprocessParams()
 
 
 def as_params(params) -> PostprocessParams:
-    """Accept a PostprocessParams, a 9-sequence in the original order, a name->value mapping, or None."""
+    """Accept a PostprocessParams, a 9-sequence in the original order, a name->value dict, or None.
+
+    Parameters
+    ----------
+    params : PostprocessParams, sequence, dict or None
+        A PostprocessParams (returned as it is); 9 values in the order of `PARAM_NAMES`; a dict of some
+        of those names (the others keep their defaults); or None for `DEFAULT_PARAMS`.
+
+    Returns
+    -------
+    PostprocessParams
+        The parameters.
+
+    Raises
+    ------
+    ValueError
+        For unknown names, a sequence that does not hold 9 values, or invalid values.
+
+    Examples
+    --------
+    >>> as_params(None) is DEFAULT_PARAMS
+    True
+    >>> as_params({"min_size": 30}).min_size
+    30
+    >>> as_params(X0).to_vector()
+    [75, 30, 1, 1, 41, 12, 21, 17, 20]
+    """
     if params is None:
         return DEFAULT_PARAMS
     if isinstance(params, PostprocessParams):
@@ -163,7 +222,34 @@ def read_params(path: str | os.PathLike) -> PostprocessParams:
     """Read parameters from JSON: a parameter-search result (``best_vector``), a plain 9-vector,
     ``{"params": [...]}`` / ``{"vector": [...]}``, or an object with the 9 named values.
 
-    Raises NucleaizerError naming the file when it is missing, not JSON, or holds none of these.
+    The keys are tried in the order ``best_vector``, ``params``, ``vector``; the named values are used
+    only when none of these keys is present. An object holding all 9 names may carry other keys too; one
+    holding only some of them (and nothing else) gives those values with the defaults for the rest.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        JSON file, e.g. written by `write_params` or `write_search_result`.
+
+    Returns
+    -------
+    PostprocessParams
+        The parameters read.
+
+    Raises
+    ------
+    NucleaizerError
+        Naming the file when it is missing, not JSON, or holds none of these (or invalid values).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "params.json")
+    ...     with open(path, "w") as f:
+    ...         _ = f.write("[75, 30, 1, 1, 41, 12, 21, 17, 20]")
+    ...     read_params(path).min_size
+    41
     """
     path = Path(path)
     try:
@@ -198,7 +284,28 @@ def read_params(path: str | os.PathLike) -> PostprocessParams:
 
 
 def write_params(path: str | os.PathLike, params) -> Path:
-    """Write ``{"vector": [...9 ints...], <name>: <value>, ...}`` atomically (readable by read_params)."""
+    """Write ``{"vector": [...9 ints...], <name>: <value>, ...}`` atomically (readable by read_params).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output JSON file; missing parent folders are created.
+    params : PostprocessParams, sequence, dict or None
+        Anything `as_params` accepts.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = write_params(os.path.join(tmp, "params.json"), {"min_size": 30})
+    ...     read_params(path).to_vector()
+    [76, 32, 0, 1, 30, 17, 32, 25, 21]
+    """
     from ..io import write_json
 
     p = as_params(params)
