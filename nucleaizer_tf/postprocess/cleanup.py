@@ -55,8 +55,37 @@ def _check_connectivity(connectivity: int) -> int:
 
 
 def first_component(mask: np.ndarray, connectivity: int = 8) -> np.ndarray:
-    """The connected component of ``mask`` holding its first True pixel in column-major (MATLAB) order,
-    i.e. the region ``bwlabel(mask, connectivity)`` numbers 1.  Empty mask -> empty mask."""
+    """The connected component of ``mask`` holding its first True pixel in column-major (MATLAB) order.
+
+    That is the region ``bwlabel(mask, connectivity)`` numbers 1.  Empty mask -> empty mask.
+
+    Parameters
+    ----------
+    mask : array_like
+        (H, W) mask (converted to bool).
+    connectivity : {8, 4}, default 8
+        Pixel connectivity of the components.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) bool mask of that component; all False when `mask` is empty.
+
+    Raises
+    ------
+    ValueError
+        If `connectivity` is not 4 or 8 (checked only when `mask` has a True pixel).
+
+    Examples
+    --------
+    >>> mask = np.array([[0, 0, 0, 1],
+    ...                  [1, 0, 0, 1],
+    ...                  [1, 0, 0, 0]], dtype=bool)
+    >>> first_component(mask).astype(int)
+    array([[0, 0, 0, 0],
+           [1, 0, 0, 0],
+           [1, 0, 0, 0]])
+    """
     mask = np.asarray(mask, dtype=bool)
     flat_f = mask.ravel(order="F")
     first = int(np.argmax(flat_f))
@@ -75,6 +104,30 @@ def relabel(labels) -> np.ndarray:
     """postProcess ``relabel``: the sorted distinct values (0 included) are mapped to 0..n-1.
 
     If 0 does not occur the smallest label becomes 0 (the original's edge case, kept on purpose).
+
+    Parameters
+    ----------
+    labels : array_like
+        (H, W) label image of non-negative integers (bool is taken as 0/1).
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) labels 0..n-1, uint16 when they fit, else uint32.
+
+    Raises
+    ------
+    ValueError
+        If `labels` is not a 2-D non-negative integer label image.
+
+    Examples
+    --------
+    >>> relabel(np.array([[0, 3], [7, 3]]))
+    array([[0, 1],
+           [2, 1]], dtype=uint16)
+    >>> relabel(np.array([[2, 3], [7, 3]]))  # no 0: label 2 becomes background
+    array([[0, 1],
+           [2, 1]], dtype=uint16)
     """
     lab = _labels(labels)
     if lab.size == 0:
@@ -86,7 +139,32 @@ def relabel(labels) -> np.ndarray:
 
 
 def relabel_consecutive(labels) -> np.ndarray:
-    """``relabelImage`` semantics: 0 stays 0, the other distinct labels become 1..n in ascending order."""
+    """``relabelImage`` semantics: 0 stays 0, the other distinct labels become 1..n in ascending order.
+
+    Parameters
+    ----------
+    labels : array_like
+        (H, W) label image of non-negative integers, 0 = background (bool is taken as 0/1).
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) labels 1..n (0 = background), uint16 when they fit, else uint32.
+
+    Raises
+    ------
+    ValueError
+        If `labels` is not a 2-D non-negative integer label image.
+
+    Examples
+    --------
+    >>> relabel_consecutive(np.array([[0, 3], [7, 3]]))
+    array([[0, 1],
+           [2, 1]], dtype=uint16)
+    >>> relabel_consecutive(np.array([[2, 3], [7, 3]]))
+    array([[1, 2],
+           [3, 2]], dtype=uint16)
+    """
     lab = _labels(labels)
     if lab.size == 0:
         return _compact(lab.copy())
@@ -109,6 +187,33 @@ def absorb_holes(labels) -> np.ndarray:
     Each object is processed on its bounding-box crop: a pixel of the box is a hole of k exactly when it is
     one in the full image (every pixel outside the box is non-k, so the box border reaches the image
     border).  Boxes computed before the loop stay valid because objects only ever lose pixels to others.
+
+    Parameters
+    ----------
+    labels : array_like
+        (H, W) label image of non-negative integers, 0 = background.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) labels after ``relabel`` (0..n-1), uint16 when they fit, else uint32.
+
+    Examples
+    --------
+    Object 5 lies in the hole of object 2 and is absorbed with the hole's background:
+
+    >>> lab = np.zeros((6, 6), dtype=np.int32)
+    >>> lab[0:5, 0:5] = 2
+    >>> lab[1:4, 1:4] = 0
+    >>> lab[2, 2] = 5
+    >>> lab[5, 5] = 7
+    >>> absorb_holes(lab)
+    array([[1, 1, 1, 1, 1, 0],
+           [1, 1, 1, 1, 1, 0],
+           [1, 1, 1, 1, 1, 0],
+           [1, 1, 1, 1, 1, 0],
+           [1, 1, 1, 1, 1, 0],
+           [0, 0, 0, 0, 0, 2]], dtype=uint16)
     """
     lab = _labels(labels)
     out = lab.astype(np.int64, copy=True)
@@ -133,8 +238,40 @@ def absorb_holes(labels) -> np.ndarray:
 
 
 def neighbour_pairs(labels, connectivity: int = 8) -> np.ndarray:
-    """All pairs (i, j), i < j, of labels that touch (j lies in the ring obtained by dilating i with a 3x3
-    square for connectivity 8, a cross for 4), sorted by i then j; shape (n, 2)."""
+    """All pairs (i, j), i < j, of labels that touch, sorted by i then j.
+
+    Touching: j lies in the ring obtained by dilating i with a 3x3 square for connectivity 8, a cross
+    for 4.
+
+    Parameters
+    ----------
+    labels : array_like
+        (H, W) label image of non-negative integers, 0 = background.
+    connectivity : {8, 4}, default 8
+        Neighbourhood that counts as touching.
+
+    Returns
+    -------
+    np.ndarray
+        (n, 2) int64 array of label pairs, each row ``(i, j)`` with i < j; (0, 2) when nothing touches.
+
+    Raises
+    ------
+    ValueError
+        If `connectivity` is not 4 or 8, or `labels` is not a valid label image.
+
+    Examples
+    --------
+    >>> lab = np.array([[1, 1, 0, 0],
+    ...                 [1, 1, 2, 0],
+    ...                 [0, 0, 0, 3],
+    ...                 [0, 0, 0, 3]])
+    >>> neighbour_pairs(lab)
+    array([[1, 2],
+           [2, 3]])
+    >>> neighbour_pairs(lab, connectivity=4)
+    array([[1, 2]])
+    """
     lab = _labels(labels).astype(np.int64, copy=False)
     _check_connectivity(connectivity)
     shifts = [(0, 1), (1, 0)] + ([(1, 1), (1, -1)] if connectivity == 8 else [])
@@ -194,7 +331,34 @@ def _convex_area(mask: np.ndarray) -> int:
 
 
 def convex_deficiency(mask: np.ndarray) -> int:
-    """``ConvexArea - Area`` of the True pixels of ``mask`` (all of them, connected or not)."""
+    """``ConvexArea - Area`` of the True pixels of ``mask`` (all of them, connected or not).
+
+    ConvexArea is MATLAB regionprops' value as scikit-image computes it (``convex_hull_image(mask).sum()``),
+    in exact integer arithmetic.
+
+    Parameters
+    ----------
+    mask : array_like
+        (H, W) mask (converted to bool).
+
+    Returns
+    -------
+    int
+        Number of pixels inside the filled convex hull that are not in `mask` (0 for an empty mask).
+
+    Examples
+    --------
+    >>> square = np.ones((3, 3), dtype=bool)
+    >>> convex_deficiency(square)
+    0
+    >>> ell = np.zeros((6, 6), dtype=bool)
+    >>> ell[1:5, 1:3] = True
+    >>> ell[3:5, 3:5] = True
+    >>> convex_deficiency(ell)
+    1
+    >>> convex_deficiency(np.array([[1, 0, 1]], dtype=bool))  # two pixels, the one between is counted
+    1
+    """
     mask = np.asarray(mask, dtype=bool)
     return _convex_area(mask) - int(np.count_nonzero(mask))
 
@@ -214,6 +378,50 @@ def merge_touching(labels, connectivity: int = 8) -> np.ndarray:
 
     Later passes only re-test pairs involving an object changed by the previous pass: a pair of unchanged
     objects gives the same answer again (their pixels are the same), so the recorded list is identical.
+
+    Parameters
+    ----------
+    labels : array_like
+        (H, W) label image of non-negative integers, 0 = background.
+    connectivity : {8, 4}, default 8
+        Neighbourhood for touching pairs (`neighbour_pairs`) and for the union's first component;
+        step A uses 8.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) labels after ``relabel`` (0..n-1), uint16 when they fit, else uint32.
+
+    Raises
+    ------
+    ValueError
+        If `connectivity` is not 4 or 8, or `labels` is not a valid label image.
+
+    Examples
+    --------
+    The L-shaped object 1 (deficiency 1) and the square 2 in its notch (0) make a square (0), so they
+    merge; object 3 touches 2 only at a corner and stays:
+
+    >>> lab = np.zeros((6, 6), dtype=np.int32)
+    >>> lab[1:5, 1:3] = 1
+    >>> lab[3:5, 3:5] = 1
+    >>> lab[1:3, 3:5] = 2
+    >>> lab[0, 5] = 3
+    >>> merge_touching(lab)
+    array([[0, 0, 0, 0, 0, 2],
+           [0, 1, 1, 1, 1, 0],
+           [0, 1, 1, 1, 1, 0],
+           [0, 1, 1, 1, 1, 0],
+           [0, 1, 1, 1, 1, 0],
+           [0, 0, 0, 0, 0, 0]], dtype=uint16)
+
+    Two touching squares are not merged (0 + 0 is not more than the rectangle's 0):
+
+    >>> lab = np.zeros((4, 4), dtype=np.int32)
+    >>> lab[0:2, 0:2] = 1
+    >>> lab[0:2, 2:4] = 2
+    >>> merge_touching(lab)[0]
+    array([1, 1, 2, 2], dtype=uint16)
     """
     _check_connectivity(connectivity)
     lab = _labels(labels).astype(np.int64, copy=True)
@@ -261,7 +469,32 @@ def merge_touching(labels, connectivity: int = 8) -> np.ndarray:
 
 
 def remove_small(labels, min_size: int) -> np.ndarray:
-    """Every label with area <= min_size becomes 0; the others keep their ids (gaps remain, no relabel)."""
+    """Every label with area <= min_size becomes 0; the others keep their ids (gaps remain, no relabel).
+
+    Parameters
+    ----------
+    labels : array_like
+        (H, W) label image of non-negative integers, 0 = background.
+    min_size : int
+        Largest area (pixels) that is removed; the `min_size` parameter (44 by default) at 2x resolution.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) labels, uint16 when they fit, else uint32.
+
+    Examples
+    --------
+    >>> lab = np.array([[1, 1, 0, 3],
+    ...                 [1, 1, 0, 3],
+    ...                 [0, 0, 0, 0],
+    ...                 [4, 4, 4, 0]])
+    >>> remove_small(lab, 2)
+    array([[1, 1, 0, 0],
+           [1, 1, 0, 0],
+           [0, 0, 0, 0],
+           [4, 4, 4, 0]], dtype=uint16)
+    """
     lab = _labels(labels)
     if lab.size == 0:
         return _compact(lab.copy())
@@ -273,8 +506,37 @@ def remove_small(labels, min_size: int) -> np.ndarray:
 
 
 def cleanup_scale(labels_2x, params=None) -> np.ndarray:
-    """Step A for one scale: absorb_holes -> merge_touching(8) -> remove_small(min_size) ->
-    ``matlab_nearest_half``; input at 2x resolution, output (uint16) at the original resolution."""
+    """Step A for one scale (docs/method.md §5.4), from 2x resolution to the original resolution.
+
+    absorb_holes -> merge_touching(8) -> remove_small(min_size) -> ``matlab_nearest_half``.
+
+    Parameters
+    ----------
+    labels_2x : array_like
+        (2H, 2W) Mask R-CNN label image at 2x resolution, 0 = background.
+    params : PostprocessParams, sequence, dict or None, default None
+        Anything `as_params` accepts; only `min_size` is used (44 by default, None = defaults).
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) labels (ceil of half the input size), uint16 (uint32 only beyond 65535 labels); the ids
+        of removed objects stay as gaps.
+
+    Examples
+    --------
+    Objects 1 and 2 merge, the one-pixel object 3 is removed, then the image is halved:
+
+    >>> lab = np.zeros((6, 6), dtype=np.int32)
+    >>> lab[1:5, 1:3] = 1
+    >>> lab[3:5, 3:5] = 1
+    >>> lab[1:3, 3:5] = 2
+    >>> lab[0, 5] = 3
+    >>> cleanup_scale(lab, {"min_size": 1})
+    array([[1, 1, 0],
+           [1, 1, 0],
+           [0, 0, 0]], dtype=uint16)
+    """
     p = as_params(params)
     lab = absorb_holes(labels_2x)
     lab = merge_touching(lab, 8)
