@@ -43,6 +43,46 @@ def greedy_merge(labels1, labels2, scale_threshold: float, *, include_gaps: bool
     occupied and overwrite earlier ones.  Finally ``relabel`` (``relabel_consecutive`` if ``consecutive``).
 
     Deviation: if image 1 has >= 10000 labels the offset grows to max + 1 (the original's ids would collide).
+
+    Parameters
+    ----------
+    labels1, labels2 : array_like
+        (H, W) label images of the same shape, 0 = background: the 2x and the 4x result in step B.
+    scale_threshold : float
+        Largest occupied fraction (exclusive) at which an object is still accepted, e.g. 0.76.
+    include_gaps : bool, default True, keyword-only
+        Medians count missing ids as diameter 0 (quirk Q3, as step B); False for the search's variant.
+    consecutive : bool, default False, keyword-only
+        Renumber with ``relabel_consecutive`` instead of ``relabel``.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) merged labels (0 = background), uint16 when they fit, else uint32.
+
+    Raises
+    ------
+    ValueError
+        If the images differ in shape or are not valid label images.
+
+    Examples
+    --------
+    jointSize is about 6.8 px here, so the 6-pixel object 1 of the second image comes first and covers
+    the 4-pixel object 1 of the first image, which is then rejected (fully occupied):
+
+    >>> l2 = np.zeros((6, 6), dtype=np.int32)
+    >>> l2[0:2, 0:2] = 1
+    >>> l2[3:6, 0:3] = 2
+    >>> l4 = np.zeros((6, 6), dtype=np.int32)
+    >>> l4[0:2, 0:3] = 1
+    >>> l4[3:6, 3:6] = 2
+    >>> greedy_merge(l2, l4, 0.76)
+    array([[2, 2, 2, 0, 0, 0],
+           [2, 2, 2, 0, 0, 0],
+           [0, 0, 0, 0, 0, 0],
+           [1, 1, 1, 3, 3, 3],
+           [1, 1, 1, 3, 3, 3],
+           [1, 1, 1, 3, 3, 3]], dtype=uint16)
     """
     l1 = _labels(labels1, "first label image")
     l2 = _labels(labels2, "second label image")
@@ -89,9 +129,42 @@ def _scale_median(l2: np.ndarray, l4: np.ndarray, include_gaps: bool) -> float:
 
 
 def select_or_merge(l2, l4, params=None) -> np.ndarray:
-    """Step B (``postProcCodeFINAL``): zero-inclusive median equivalent diameter of the 2x result (of the
-    4x result when the 2x one has no labels); if it exceeds ``median_size`` the 2x image is returned as it
-    is (gaps kept), otherwise (NaN included) ``greedy_merge(l2, l4, scale_threshold / 100)``."""
+    """Step B (``postProcCodeFINAL``, docs/method.md §5.5): choose the 2x result or merge it with the 4x one.
+
+    The zero-inclusive median equivalent diameter of the 2x result (of the 4x result when the 2x one has
+    no labels) decides: if it exceeds ``median_size`` the 2x image is returned as it is (gaps kept),
+    otherwise (NaN included) ``greedy_merge(l2, l4, scale_threshold / 100)``.
+
+    Parameters
+    ----------
+    l2, l4 : array_like
+        (H, W) cleaned label images of the 2x and 4x runs (`cleanup_scale` output), 0 = background.
+    params : PostprocessParams, sequence, dict or None, default None
+        Anything `as_params` accepts (None = defaults); uses `median_size` and `scale_threshold`.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) labels, uint16 when they fit, else uint32.
+
+    Raises
+    ------
+    ValueError
+        If the inputs are not valid label images, or differ in shape when they are merged.
+
+    Examples
+    --------
+    >>> l2 = np.zeros((6, 6), dtype=np.int32)
+    >>> l2[0:2, 0:2] = 1
+    >>> l2[3:6, 0:3] = 2
+    >>> l4 = np.zeros((6, 6), dtype=np.int32)
+    >>> l4[0:2, 0:3] = 1
+    >>> l4[3:6, 3:6] = 2
+    >>> select_or_merge(l2, l4)[:, 0]  # median 2.8 px <= 21: merged
+    array([2, 2, 0, 1, 1, 1], dtype=uint16)
+    >>> select_or_merge(l2, l4, {"median_size": 2})[:, 0]  # 2.8 px > 2: the 2x result as it is
+    array([1, 1, 0, 2, 2, 2], dtype=uint16)
+    """
     p = as_params(params)
     a = _labels(l2, "2x labels")
     b = _labels(l4, "4x labels")
@@ -101,13 +174,46 @@ def select_or_merge(l2, l4, params=None) -> np.ndarray:
 
 
 def merge_for_search(l2, l4, params=None, faithful_q5: bool = False) -> np.ndarray:
-    """Step 2 of the parameter-search objective (``mergeScalesMapByDropping2``).
+    """Step 2 of the parameter-search objective (``mergeScalesMapByDropping2``, docs/method.md §5.8.2).
 
     The median is the zero-EXCLUDED one (``estimateCellSize2``; NaN -> the 4x one); above ``median_size``
-    the 2x result is used.  Otherwise, with ``faithful_q5`` the original's quirk Q5 (docs/method.md) is reproduced: the 2x
-    result is returned whenever it has objects (the 4x one only when the 2x one is empty), so
-    ``scale_threshold`` and ``median_size`` barely matter; by default the real greedy merge runs (with the
-    zero-excluded medians).  Labels come back consecutive (0 kept).
+    the 2x result is used.  Otherwise, with ``faithful_q5`` the original's quirk Q5 (docs/method.md) is
+    reproduced: the 2x result is returned whenever it has objects (the 4x one only when the 2x one is
+    empty), so ``scale_threshold`` and ``median_size`` barely matter; by default the real greedy merge runs
+    (with the zero-excluded medians).  Labels come back consecutive (0 kept).
+
+    Parameters
+    ----------
+    l2, l4 : array_like
+        (H, W) label images of the 2x and 4x runs after small-object removal and downscaling,
+        0 = background.
+    params : PostprocessParams, sequence, dict or None, default None
+        Anything `as_params` accepts (None = defaults); uses `median_size` and `scale_threshold`.
+    faithful_q5 : bool, default False
+        Reproduce the original's quirk Q5 instead of running the real merge.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) labels 1..n (0 = background), uint16 when they fit, else uint32.
+
+    Raises
+    ------
+    ValueError
+        If the inputs are not valid label images, or differ in shape when they are merged.
+
+    Examples
+    --------
+    >>> l2 = np.zeros((6, 6), dtype=np.int32)
+    >>> l2[0:2, 0:2] = 1
+    >>> l2[3:6, 0:3] = 2
+    >>> l4 = np.zeros((6, 6), dtype=np.int32)
+    >>> l4[0:2, 0:3] = 1
+    >>> l4[3:6, 3:6] = 2
+    >>> merge_for_search(l2, l4)[:, 0]
+    array([2, 2, 0, 1, 1, 1], dtype=uint16)
+    >>> merge_for_search(l2, l4, faithful_q5=True)[:, 0]  # quirk Q5: the 2x result
+    array([1, 1, 0, 2, 2, 2], dtype=uint16)
     """
     p = as_params(params)
     a = _labels(l2, "2x labels")
