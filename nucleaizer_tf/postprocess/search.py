@@ -55,7 +55,33 @@ RESULT_FORMAT = "nucleaizer-tf postprocess parameter search v1"
 @dataclass(frozen=True)
 class ValidationSample:
     """One validation image: GT labels (H x W), the raw 2x/4x Mask R-CNN labels (2H x 2W) or None, and the
-    16-bit U-Net ensemble map or None (no prediction: the image scores 0)."""
+    16-bit U-Net ensemble map or None (no prediction: the image scores 0).
+
+    Attributes
+    ----------
+    name : str
+        Image name (the file stem), used in messages.
+    gt : np.ndarray
+        (H, W) ground-truth label image, 0 = background.
+    l2x_raw, l4x_raw : np.ndarray or None, default None
+        (2H, 2W) raw Mask R-CNN label images of the 2x and 4x runs; None when a run gave no result (an
+        all-zero image is used, quirk Q14 fixed).
+    ensemble16 : np.ndarray or None, default None
+        2-D 16-bit U-Net ensemble map (resized to (H, W) with MATLAB bicubic by `prepare_sample` if its
+        size differs); None: the image scores 0.
+
+    Examples
+    --------
+    >>> gt = np.zeros((16, 16), dtype=np.int32)
+    >>> gt[4:12, 4:12] = 1
+    >>> l2x = np.zeros((32, 32), dtype=np.int32)
+    >>> l2x[8:24, 8:24] = 1
+    >>> e = np.zeros((16, 16), dtype=np.uint16)
+    >>> e[4:12, 4:12] = 65535
+    >>> sample = ValidationSample("a", gt, l2x, None, e)
+    >>> sample.l4x_raw is None
+    True
+    """
 
     name: str
     gt: np.ndarray
@@ -66,7 +92,36 @@ class ValidationSample:
 
 @dataclass(frozen=True)
 class PreparedSample:
-    """A validation image after the once-only steps; see prepare_sample."""
+    """A validation image after the once-only steps; see prepare_sample.
+
+    Attributes
+    ----------
+    name : str
+        Image name.
+    gt : np.ndarray
+        (H, W) ground-truth label image.
+    half2, half4 : np.ndarray
+        (H, W) 2x / 4x labels after hole absorption and convexity merging, downscaled with
+        `matlab_nearest_half` (ids as at 2x resolution; small objects not yet removed).
+    area2, area4 : np.ndarray
+        int64 area at 2x resolution of each id 0..max of `half2` / `half4` (index 0: background).
+    ensemble16 : np.ndarray or None
+        (H, W) ensemble map, already at the labels' size; None: the image scores 0.
+
+    Examples
+    --------
+    >>> gt = np.zeros((16, 16), dtype=np.int32)
+    >>> gt[4:12, 4:12] = 1
+    >>> l2x = np.zeros((32, 32), dtype=np.int32)
+    >>> l2x[8:24, 8:24] = 1
+    >>> e = np.zeros((16, 16), dtype=np.uint16)
+    >>> e[4:12, 4:12] = 65535
+    >>> prepared = prepare_sample(ValidationSample("a", gt, l2x, None, e))
+    >>> prepared.half2.shape, prepared.area2.tolist()
+    ((16, 16), [768, 256])
+    >>> int(prepared.at_min_size(44)[0].max()), int(prepared.at_min_size(300)[0].max())
+    (1, 0)
+    """
 
     name: str
     gt: np.ndarray
@@ -102,7 +157,41 @@ def _prepare_scale(raw, shape_2x: tuple) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prepare_sample(sample: ValidationSample) -> PreparedSample:
-    """Once-only preparation of one validation image (docs/method.md §5.8 "Preparation", quirk Q14 fixed)."""
+    """Once-only preparation of one validation image (docs/method.md §5.8 "Preparation", quirk Q14 fixed).
+
+    Both scales get hole absorption and convexity merging (8-connected) at 2x resolution, their nearest
+    0.5 downscale and their 2x-resolution object areas; a missing scale is an all-zero 2H x 2W image.
+    The ensemble map is resized to the GT size with MATLAB bicubic if needed.
+
+    Parameters
+    ----------
+    sample : ValidationSample
+        The validation image.
+
+    Returns
+    -------
+    PreparedSample
+        The prepared image.
+
+    Raises
+    ------
+    NucleaizerError
+        If a downscaled label image does not match the GT size, or the ensemble map is not 2-D.
+    ValueError
+        If the GT or a Mask R-CNN result is not a valid label image.
+
+    Examples
+    --------
+    >>> gt = np.zeros((16, 16), dtype=np.int32)
+    >>> gt[4:12, 4:12] = 1
+    >>> l2x = np.zeros((32, 32), dtype=np.int32)
+    >>> l2x[8:24, 8:24] = 1
+    >>> e = np.zeros((16, 16), dtype=np.uint16)
+    >>> e[4:12, 4:12] = 65535
+    >>> prepared = prepare_sample(ValidationSample("a", gt, l2x, None, e))
+    >>> prepared.half2.shape, int(prepared.half4.max())  # no 4x result: all zeros
+    ((16, 16), 0)
+    """
     gt = _labels(sample.gt, f"{sample.name}: ground truth")
     shape_2x = (2 * gt.shape[0], 2 * gt.shape[1])
     half2, area2 = _prepare_scale(sample.l2x_raw, shape_2x)
@@ -124,6 +213,34 @@ def prepare_sample(sample: ValidationSample) -> PreparedSample:
 
 
 def prepare_validation(samples: Sequence[ValidationSample]) -> list[PreparedSample]:
+    """`prepare_sample` for every validation image, in order.
+
+    Parameters
+    ----------
+    samples : sequence of ValidationSample
+        At least one validation image.
+
+    Returns
+    -------
+    list of PreparedSample
+        One prepared image per sample.
+
+    Raises
+    ------
+    NucleaizerError
+        If `samples` is empty, or as `prepare_sample`.
+
+    Examples
+    --------
+    >>> gt = np.zeros((16, 16), dtype=np.int32)
+    >>> gt[4:12, 4:12] = 1
+    >>> l2x = np.zeros((32, 32), dtype=np.int32)
+    >>> l2x[8:24, 8:24] = 1
+    >>> e = np.zeros((16, 16), dtype=np.uint16)
+    >>> e[4:12, 4:12] = 65535
+    >>> [p.name for p in prepare_validation([ValidationSample("a", gt, l2x, None, e)])]
+    ['a']
+    """
     if not samples:
         raise NucleaizerError("the parameter search needs at least one validation image")
     return [prepare_sample(s) for s in samples]
@@ -143,6 +260,38 @@ def evaluate_params(prepared: Sequence[PreparedSample], params, faithful_q5: boo
 
     Images whose score is undefined (no GT object and no prediction, 0/0) are left out of the mean (the
     original's mean would turn NaN); if no image has a defined score the result is 0.
+
+    Per image: small-object removal at `min_size` and downscaling (a lookup on the prepared image),
+    `merge_for_search`, `refine_with_unet` with an 8-connected component filter, and the DSB score
+    (docs/method.md §7.2); an image without ensemble map scores 0.
+
+    Parameters
+    ----------
+    prepared : sequence of PreparedSample
+        Prepared validation images (`prepare_sample`).
+    params : PostprocessParams, sequence, dict or None
+        Anything `as_params` accepts (None = defaults).
+    faithful_q5 : bool, default False
+        Evaluate the original's merge of the search (quirk Q5) instead of the real greedy merge.
+
+    Returns
+    -------
+    float
+        Mean DSB score in [0, 1].
+
+    Examples
+    --------
+    >>> gt = np.zeros((16, 16), dtype=np.int32)
+    >>> gt[4:12, 4:12] = 1
+    >>> l2x = np.zeros((32, 32), dtype=np.int32)
+    >>> l2x[8:24, 8:24] = 1
+    >>> e = np.zeros((16, 16), dtype=np.uint16)
+    >>> e[4:12, 4:12] = 65535
+    >>> prepared = [prepare_sample(ValidationSample("a", gt, l2x, None, e))]
+    >>> evaluate_params(prepared, None)
+    1.0
+    >>> evaluate_params(prepared, {"min_size": 300})  # the object is removed
+    0.0
     """
     p = as_params(params)
     scores = np.array([_sample_score(s, p, faithful_q5) for s in prepared], dtype=np.float64)
@@ -152,6 +301,55 @@ def evaluate_params(prepared: Sequence[PreparedSample], params, faithful_q5: boo
 
 @dataclass
 class SearchResult:
+    """What `search_parameters` found, and how the search went.
+
+    `to_dict` gives the JSON form that `write_search_result` writes and `read_params` reads back.
+
+    Attributes
+    ----------
+    best_vector : tuple of int
+        The 9 parameters with the highest mean DSB score among the vectors evaluated (the default vector
+        counts only when it lies within the bounds).
+    best_score : float
+        Mean DSB score of `best_vector`.
+    default_score : float
+        Mean DSB score of the shipped defaults `DEFAULT`.
+    x0_score : float
+        Mean DSB score of the start point (`x0` clipped to the bounds).
+    n_evaluations : int
+        Number of distinct vectors scored.
+    elapsed_s : float
+        Search time in seconds (the once-only preparation excluded), rounded to milliseconds.
+    stop_reason : str
+        ``"converged"``, ``"generations"``, ``"time_limit"`` or ``"max_evaluations"``.
+    history : list of dict
+        Every evaluation in order: ``{"vector": [...], "score": float, "elapsed_s": float}``.
+    faithful_q5 : bool
+        Whether the original's merge (quirk Q5) was evaluated.
+    seed : int or None
+        Seed of the optimiser.
+    time_limit_s : float
+        Wall-clock limit of the search, in seconds.
+    n_images : int
+        Number of validation images.
+
+    Examples
+    --------
+    >>> gt = np.zeros((16, 16), dtype=np.int32)
+    >>> gt[4:12, 4:12] = 1
+    >>> l2x = np.zeros((32, 32), dtype=np.int32)
+    >>> l2x[8:24, 8:24] = 1
+    >>> e = np.zeros((16, 16), dtype=np.uint16)
+    >>> e[4:12, 4:12] = 65535
+    >>> result = search_parameters([ValidationSample("a", gt, l2x, None, e)], max_evaluations=20)
+    >>> result.stop_reason, result.n_evaluations, result.best_score
+    ('max_evaluations', 20, 1.0)
+    >>> result.best_params.to_vector() == list(DEFAULT)
+    True
+    >>> result.to_dict()["format"]
+    'nucleaizer-tf postprocess parameter search v1'
+    """
+
     best_vector: tuple
     best_score: float
     default_score: float
@@ -167,9 +365,12 @@ class SearchResult:
 
     @property
     def best_params(self) -> PostprocessParams:
+        """`best_vector` as a PostprocessParams."""
         return PostprocessParams.from_vector(self.best_vector)
 
     def to_dict(self) -> dict:
+        """JSON-ready dict: the fields plus the format tag, best parameters by name, default and x0
+        vectors, bounds and parameter names."""
         return {
             "format": RESULT_FORMAT,
             "best_vector": list(self.best_vector),
@@ -218,12 +419,72 @@ def search_parameters(
 
     ``samples``: ValidationSample or PreparedSample objects (preparation is done once here if needed, before
     the clock of ``time_limit_s`` starts).
-    The default vector and ``x0`` are evaluated first (so the result is never worse than either), then
-    differential evolution with ``integrality`` runs from ``x0`` (population ``population`` rounded up to
-    a multiple of 9, ``generations`` generations) until it converges, ``max_evaluations`` distinct vectors
-    have been scored (at least 2: the default and x0), or ``time_limit_s`` has passed (checked at every evaluation).  Repeated integer
-    vectors are answered from a cache.  ``progress(evaluations, best_score, elapsed_s)`` is called after
-    each new evaluation.  Deterministic for a given seed unless the time limit cuts the run.
+    The default vector and ``x0`` are evaluated first (so the result is never worse than either; the
+    default counts only when it lies within the bounds), then differential evolution with
+    ``integrality`` runs from ``x0`` (population ``population`` rounded up to a multiple of 9,
+    ``generations`` generations) until it converges, ``max_evaluations`` distinct vectors have been scored
+    (at least 2: the default and x0), or ``time_limit_s`` has passed (checked at every evaluation and
+    after every generation).  Repeated integer vectors are answered from a cache.
+    ``progress(evaluations, best_score, elapsed_s)`` is called after each new evaluation.  Deterministic
+    for a given seed unless the time limit cuts the run.
+
+    Parameters
+    ----------
+    samples : sequence of ValidationSample or PreparedSample
+        Validation images; at least one.
+    time_limit_s : float, default 1800.0, keyword-only
+        Wall-clock limit in seconds (`DEFAULT_TIME_LIMIT_S`; the original code used 30 s,
+        `ORIGINAL_TIME_LIMIT_S`, quirk Q6).
+    max_evaluations : int or None, default None, keyword-only
+        Stop after this many distinct vectors (at least 2); None: no limit.
+    population : int, default 100, keyword-only
+        Population size of the original GA; differential evolution uses ``ceil(population / 9)`` per
+        parameter.
+    generations : int, default 300, keyword-only
+        Maximum number of generations.
+    tol : float, default 0.01, keyword-only
+        Relative convergence tolerance of `differential_evolution`.
+    seed : int or None, default 0, keyword-only
+        Seed of the optimiser.
+    faithful_q5 : bool, default False, keyword-only
+        Evaluate the original's merge of the search (quirk Q5).
+    lower, upper : sequence of int, default LOWER, UPPER, keyword-only
+        9 bounds each, lower <= upper; equal bounds fix a parameter (all equal: no search beyond the
+        default and x0).
+    x0 : sequence of int, default X0, keyword-only
+        Start point, clipped to the bounds.
+    progress : callable or None, default None, keyword-only
+        ``progress(evaluations, best_score, elapsed_s)``, called after each new evaluation.
+
+    Returns
+    -------
+    SearchResult
+        Best vector and score, the scores of the defaults and of x0, the history and why the search
+        stopped.
+
+    Raises
+    ------
+    NucleaizerError
+        If there is no validation image (or as `prepare_sample`).
+    ValueError
+        If `lower`/`upper` are not 9 integers with lower <= upper.
+
+    Examples
+    --------
+    >>> gt = np.zeros((16, 16), dtype=np.int32)
+    >>> gt[4:12, 4:12] = 1
+    >>> l2x = np.zeros((32, 32), dtype=np.int32)
+    >>> l2x[8:24, 8:24] = 1
+    >>> e = np.zeros((16, 16), dtype=np.uint16)
+    >>> e[4:12, 4:12] = 65535
+    >>> result = search_parameters([ValidationSample("a", gt, l2x, None, e)], max_evaluations=20, seed=0)
+    >>> result.stop_reason, result.n_evaluations, result.default_score, result.best_score
+    ('max_evaluations', 20, 1.0, 1.0)
+
+    A real search on validation folders:
+
+    >>> samples = load_validation_folders("gt", "rcnn-2x", "rcnn-4x", "ensemble")  # doctest: +SKIP
+    >>> result = search_parameters(samples, time_limit_s=1800, seed=0)  # doctest: +SKIP
     """
     prepared = [s if isinstance(s, PreparedSample) else prepare_sample(s) for s in samples]
     if not prepared:
@@ -327,9 +588,37 @@ def _find_stem(folder, stem: str, extensions) -> Optional[str]:
 
 
 def load_validation_folders(gt_dir, maskrcnn_2x_dir, maskrcnn_4x_dir, ensemble_dir) -> list[ValidationSample]:
-    """Validation samples from folders laid out as the original's (docs/method.md §5.8): GT label images
-    (``<name>.tif[f]``/``.png``) define the set; ``<name>`` is looked up in the 2x and 4x Mask R-CNN folders
-    (label images) and the ensemble folder (16-bit PNG, or TIFF); a missing file gives None."""
+    """Validation samples from folders laid out as the original's (docs/method.md §5.8).
+
+    GT label images (``<name>.tif[f]``/``.png``) define the set; ``<name>`` is looked up in the 2x and 4x
+    Mask R-CNN folders (label images) and the ensemble folder (16-bit PNG, or TIFF); a missing file
+    gives None.  Extensions are also tried in upper case.
+
+    Parameters
+    ----------
+    gt_dir : str or os.PathLike
+        Folder of ground-truth label images; samples come in name order.
+    maskrcnn_2x_dir, maskrcnn_4x_dir : str or os.PathLike or None
+        Folders of the raw 2x / 4x Mask R-CNN label images (at twice the image size); None: all missing.
+    ensemble_dir : str or os.PathLike or None
+        Folder of the single-channel 16-bit U-Net ensemble maps; None: all missing.
+
+    Returns
+    -------
+    list of ValidationSample
+        One sample per GT image.
+
+    Raises
+    ------
+    NucleaizerError
+        If `gt_dir` holds no label image or cannot be listed, an ensemble map has channels, or a file
+        cannot be read (`ImageReadError`).
+
+    Examples
+    --------
+    >>> samples = load_validation_folders("val/gt", "val/rcnn-2x", "val/rcnn-4x", "val/ensemble")  # doctest: +SKIP
+    >>> prepared = prepare_validation(samples)  # doctest: +SKIP
+    """
     from ..io import IMAGE_EXTENSIONS, LABEL_EXTENSIONS, list_images, read_image, read_labels
 
     samples = []
@@ -356,7 +645,36 @@ def load_validation_folders(gt_dir, maskrcnn_2x_dir, maskrcnn_4x_dir, ensemble_d
 
 
 def write_search_result(path, result: SearchResult):
-    """Write the result as JSON, atomically; ``read_params(path)`` reads back its best vector."""
+    """Write the result as JSON, atomically; ``read_params(path)`` reads back its best vector.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output JSON file; missing parent folders are created.
+    result : SearchResult
+        The search result (written as `SearchResult.to_dict`).
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from nucleaizer_tf.postprocess.params import read_params
+    >>> gt = np.zeros((16, 16), dtype=np.int32)
+    >>> gt[4:12, 4:12] = 1
+    >>> l2x = np.zeros((32, 32), dtype=np.int32)
+    >>> l2x[8:24, 8:24] = 1
+    >>> e = np.zeros((16, 16), dtype=np.uint16)
+    >>> e[4:12, 4:12] = 65535
+    >>> result = search_parameters([ValidationSample("a", gt, l2x, None, e)], max_evaluations=2)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = write_search_result(os.path.join(tmp, "search.json"), result)
+    ...     read_params(path) == result.best_params
+    True
+    """
     from ..io import write_json
 
     return write_json(path, result.to_dict())
