@@ -1,6 +1,9 @@
 """Pure array functions after the networks: size estimation, MATLAB-compatible resizing, refinement.
 
-Everything public in the modules below is importable from `nucleaizer_tf.postprocess` directly:
+Most of what the modules below make public is importable from `nucleaizer_tf.postprocess` directly;
+`size.label_id_problem`, `search.prepare_sample` and a few constants (`merge.LABEL_OFFSET`,
+`params.SCALE_UNET`, `resize.CUBIC_SUPPORT`, `search.ORIGINAL_TIME_LIMIT_S` / `DEFAULT_TIME_LIMIT_S`,
+`size.TENSOR_STEP` / `UNET_CSV` / `MAX_ID_GAP`) are imported from their modules:
 
 * `size`: nucleus-size estimation and the scale tables (docs/method.md §3);
 * `resize`: MATLAB-compatible `imresize` (bicubic, nearest at 0.5) and rounding;
