@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from nucleaizer_tf.cli.common import fail_cleanly, import_tensorflow, new_app, progress_bar
+from nucleaizer_tf.cli.common import CliReporter, fail_cleanly, import_tensorflow, new_app
 
 train_app = new_app("train", "Train the default model, the legacy Mask R-CNN, a U-Net member or the 7-member U-Net ensemble from image/mask folders.")
 
@@ -26,13 +25,6 @@ _IMAGES = typer.Argument(..., help="Folder of training images.")
 _MASKS = typer.Argument(..., help="Folder of label masks (same stems; 0 = background).")
 _EXTRA = typer.Option(None, "--extra-data", help="A folder with images/ and masks/ added to the training set, e.g. style-transfer's OUT/train (repeatable).")
 _QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the summary line.")
-
-
-def _short(losses: dict) -> str:
-    names = {"rpn_class_loss": "rpn_cls", "rpn_bbox_loss": "rpn_box", "mrcnn_class_loss": "cls",
-             "mrcnn_bbox_loss": "box", "mrcnn_mask_loss": "mask", "weight_decay": "l2", "loss": "loss",
-             "soft_jaccard": "jaccard"}
-    return " ".join(f"{names.get(k, k)} {v:.3f}" for k, v in losses.items())
 
 
 def _finish(summary, quiet: bool) -> None:
@@ -66,21 +58,10 @@ def maskrcnn(
     from nucleaizer_tf.pipelines.train import train_maskrcnn_folders
 
     base = MaskRCNNConfig() if rois is None else MaskRCNNConfig(TRAIN_ROIS_PER_IMAGE=int(rois))
-    with contextlib.ExitStack() as stack:
-        bar = {}
-
-        def progress(event: str, info: dict) -> None:
-            if event != "step":
-                return
-            if "advance" not in bar:
-                total = info["steps"] * info.get("epochs", 1)
-                bar["advance"] = stack.enter_context(progress_bar("training", quiet, total=total))
-            bar["advance"](f"epoch {info['epoch']} {_short(info['losses'])}")
-
-        summary = train_maskrcnn_folders(
-            images, masks, out, init=init, blank_heads=blank_heads, config_json=config, validation=_validation(val),
-            extra_data=extra_data or (), image_size=image_size, steps_per_epoch=steps, resume=resume, early_stopping=early_stopping, seed=seed,
-            config=base, progress=progress)
+    summary = train_maskrcnn_folders(
+        images, masks, out, init=init, blank_heads=blank_heads, config_json=config, validation=_validation(val),
+        extra_data=extra_data or (), image_size=image_size, steps_per_epoch=steps, resume=resume,
+        early_stopping=early_stopping, seed=seed, config=base, reporter=CliReporter(quiet))
     _finish(summary, quiet)
 
 
@@ -92,18 +73,6 @@ def _unet_options(images, masks, out, val, extra_data, epochs, batch, crop, lr, 
                 early_stopping=early_stopping, steps_per_epoch=steps, seed=seed,
                 arch=None if base_filters is None else {"base_filters": int(base_filters)}, val_dsb=val_dsb,
                 resume=resume)
-
-
-def _run_unets(fn, quiet: bool, total: int, **kwargs):
-    with progress_bar("training", quiet, total=total) as advance:
-        def progress(event: str, info: dict) -> None:
-            if event == "epoch":
-                r = info["record"]
-                val = f" val_dsb {r['val']:.3f}" if r.get("val") is not None else ""
-                vloss = f" val_loss {r['val_loss']:.3f}" if r.get("val_loss") is not None else ""
-                advance(f"{r['member']} epoch {r['epoch']} {_short(r['losses'])}{vloss}{val}")
-
-        return fn(progress=progress, **kwargs)
 
 
 _EPOCHS = typer.Option(100, "--epochs", help="Epochs (original: 100).")
@@ -139,7 +108,7 @@ def unet(
 
     options = _unet_options(images, masks, out, val, extra_data, epochs, batch, crop, lr, lr_schedule,
                             early_stopping, steps, seed, base_filters, val_dsb, resume)
-    summary = _run_unets(train_unet_folders, quiet, epochs, sigma=sigma, name=name, **options)
+    summary = train_unet_folders(sigma=sigma, name=name, reporter=CliReporter(quiet), **options)
     _finish(summary, quiet)
 
 
@@ -168,7 +137,7 @@ def ensemble(
 
     options = _unet_options(images, masks, out, val, extra_data, epochs, batch, crop, lr, lr_schedule,
                             early_stopping, steps, seed, base_filters, val_dsb, resume)
-    summary = _run_unets(train_ensemble_folders, quiet, epochs * len(values), sigmas=values, **options)
+    summary = train_ensemble_folders(sigmas=values, reporter=CliReporter(quiet), **options)
     _finish(summary, quiet)
 
 
@@ -191,8 +160,7 @@ def default(
     import_tensorflow()
     from nucleaizer_tf.pipelines.train import train_default_folders
 
-    total = epochs or (30 if init.lower() == "scratch" else 10)
-    summary = _run_unets(train_default_folders, quiet, total, images_dir=images, masks_dir=masks, out_dir=out,
-                         init=init, validation=_validation(val), extra_data=extra_data or (), epochs=epochs,
-                         steps_per_epoch=steps, learning_rate=lr, seed=seed)
+    summary = train_default_folders(images, masks, out, init=init, validation=_validation(val),
+                                    extra_data=extra_data or (), epochs=epochs, steps_per_epoch=steps,
+                                    learning_rate=lr, seed=seed, reporter=CliReporter(quiet))
     _finish(summary, quiet)

@@ -33,3 +33,31 @@ class Reporter:
 
 
 SILENT = Reporter()
+
+
+class RecordingReporter(Reporter):
+    """Keeps what a job reported: `stages` as (name, total), `labels` as (stage name, label), `notes`.
+
+    For tests and for code that wants the labels afterwards.
+
+    Examples
+    --------
+    >>> recorder = RecordingReporter()
+    >>> with recorder.stage("scoring", 2) as advance:
+    ...     advance("a"); advance("b")
+    >>> recorder.stages, recorder.labels
+    ([('scoring', 2)], [('scoring', 'a'), ('scoring', 'b')])
+    """
+
+    def __init__(self):
+        self.stages: list[tuple[str, int | None]] = []
+        self.labels: list[tuple[str, object]] = []
+        self.notes: list[str] = []
+
+    @contextlib.contextmanager
+    def stage(self, name: str, total: int | None = None) -> Iterator[Callable]:
+        self.stages.append((name, total))
+        yield lambda label=None: self.labels.append((name, label))
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)

@@ -112,13 +112,13 @@ def main(argv=None) -> int:
             model = DefaultModel(network, {"architecture": ARCHITECTURE, "trained_diameter": TRAINED_DIAMETER,
                                            "instance": INSTANCE})
         else:
-            def progress(epoch, logs):
-                if (epoch + 1) % 5 == 0:
-                    print(f"  epoch {epoch + 1}  loss {logs['loss']:.4f}  val {logs['val_loss']:.4f}", flush=True)
+            def on_epoch(record):
+                if record.epoch % 5 == 0:
+                    print(f"  epoch {record.epoch}  loss {record.loss:.4f}  val {record.val_loss:.4f}", flush=True)
 
             model, history, _ = train_default_model(train, epochs=args.epochs, steps_per_epoch=args.steps,
                                                     n_synthetic=args.synthetic, seed=args.seed,
-                                                    checkpoint_path=weights, progress=progress)
+                                                    checkpoint_path=weights, on_epoch=on_epoch)
         for stem in held:
             t = time.perf_counter()
             labels = model.segment(images[stem])

@@ -47,14 +47,14 @@ def main(argv=None) -> int:
     checkpoint = args.out / WEIGHTS_FILE
     start = time.perf_counter()
 
-    def progress(epoch, logs):
-        mark = " *" if logs["best"] else ""
-        print(f"epoch {epoch + 1:3d}/{args.epochs}  loss {logs['loss']:.4f}  val {logs['val_loss']:.4f}  "
-              f"lr {logs['lr']:.1e}  {logs['seconds']:.0f}s{mark}", flush=True)
+    def on_epoch(record):
+        mark = " *" if record.checkpoint else ""  # the best-validation weights were written
+        print(f"epoch {record.epoch:3d}/{args.epochs}  loss {record.loss:.4f}  val {record.val_loss:.4f}  "
+              f"lr {record.learning_rate:.1e}  {record.seconds:.0f}s{mark}", flush=True)
 
     _, history, config = train_default_model(real, epochs=args.epochs, steps_per_epoch=args.steps,
                                              n_synthetic=args.synthetic, seed=args.seed,
-                                             checkpoint_path=checkpoint, progress=progress)
+                                             checkpoint_path=checkpoint, on_epoch=on_epoch)
     data = {
         "real": {"folder": str(args.data), "source": "Kaggle DSB 2018 stage-1 train (BBBC038v1), CC0 1.0",
                  "stems": [p.stem for p in pairs]},
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     manifest = manifest_for(weights_file=WEIGHTS_FILE, sha256=sha256_of(checkpoint), config=config,
                             history=history, data=data)
     write_json(args.out / "manifest.json", manifest)
-    print(f"best epoch {history.best_epoch + 1} (val {history.best_val_loss:.4f}); "
+    print(f"best epoch {history.best_epoch} (val {history.best_value:.4f}); "
           f"{time.perf_counter() - start:.0f}s; wrote {checkpoint} and {args.out / 'manifest.json'}")
     return 0
 

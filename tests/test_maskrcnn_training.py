@@ -9,6 +9,7 @@ unstable, and a frozen backbone keeps the test within a minute on a CPU.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -32,6 +33,7 @@ from nucleaizer_tf.maskrcnn.training import (  # noqa: E402
     read_train_json,
 )
 from nucleaizer_tf.metrics import score_image  # noqa: E402
+from nucleaizer_tf.progress import RecordingReporter  # noqa: E402
 
 TINY = MaskRCNNConfig().with_image_size(128).replace(
     RPN_ANCHOR_SCALES=(8, 16, 32, 64, 128), TRAIN_ROIS_PER_IMAGE=32, POST_NMS_ROIS_TRAINING=256,
@@ -76,12 +78,12 @@ def trained(fixture_h5, tmp_path_factory):
     report = trainer.load_weights(fixture_h5)  # a 2-class legacy file: fine-tuning start
     assert report.ok
     image, labels = synthetic()
-    losses = []
     out = tmp_path_factory.mktemp("overfit")
+    recorder = RecordingReporter()
     history = trainer.train([(image, labels)], [EpochGroup(RPN_AND_HEADS, 1, LEARNING_RATE)], out_dir=out,
-                            steps_per_epoch=STEPS, augment=Augment.none(),
-                            progress=lambda event, info: losses.append(info["losses"]) if event == "step" else None)
-    return SimpleNamespace(trainer=trainer, history=history, losses=losses, out=out, image=image, labels=labels)
+                            steps_per_epoch=STEPS, augment=Augment.none(), reporter=recorder)
+    return SimpleNamespace(trainer=trainer, history=history, losses=history.epochs[0].step_losses, out=out,
+                           image=image, labels=labels, recorder=recorder)
 
 
 def test_overfit_drives_every_loss_down(trained):
@@ -96,6 +98,9 @@ def test_overfit_drives_every_loss_down(trained):
     assert late["rpn_class_loss"] < 0.1 and late["mrcnn_class_loss"] < 0.1
     record = trained.history.epochs[0]
     assert record.steps == STEPS and set(LOSS_NAMES) <= set(record.losses) and record.seconds_per_step > 0
+    # progress: one stage, one labelled step per batch
+    assert trained.recorder.stages == [("training", STEPS)] and len(trained.recorder.labels) == STEPS
+    assert trained.recorder.labels[0][1].startswith("epoch 1 loss ")
 
 
 def test_overfit_model_detects_the_training_objects(trained):
@@ -126,21 +131,25 @@ def test_interrupted_training_resumes(trained, tmp_path):
     item = [(trained.image, trained.labels)]
     groups = [EpochGroup(RPN_AND_HEADS, 2, 1e-4)]
 
-    def interrupt(event, info):
-        if event == "step" and info["epoch"] == 2:
-            raise KeyboardInterrupt
+    class Interrupt(RecordingReporter):  # Ctrl-C during the first step of epoch 2
+        def stage(self, name, total=None):
+            def advance(label=None):
+                if label.startswith("epoch 2"):
+                    raise KeyboardInterrupt
+            return contextlib.nullcontext(advance)
 
     with pytest.raises(KeyboardInterrupt):
-        trainer.train(item, groups, out_dir=tmp_path, steps_per_epoch=2, augment=Augment.none(), progress=interrupt)
+        trainer.train(item, groups, out_dir=tmp_path, steps_per_epoch=2, augment=Augment.none(), reporter=Interrupt())
     assert [e for e, _ in find_checkpoints(tmp_path)] == [1]
     epoch1 = [w.numpy().copy() for w in trainer.model.keras_model.get_layer("mrcnn_mask").weights]
     trainer.model.keras_model.get_layer("mrcnn_mask").weights[0].assign(
         np.zeros_like(epoch1[0]))  # what the interrupted epoch left must not survive the resume
 
-    seen = []
+    recorder = RecordingReporter()
     history = trainer.train(item, groups, out_dir=tmp_path, steps_per_epoch=2, augment=Augment.none(), resume=True,
-                            progress=lambda event, info: seen.append(info["epoch"]) if event == "step" else None)
-    assert history.resumed_from == 1 and seen == [2, 2]
+                            reporter=recorder)
+    assert history.resumed_from == 1 and recorder.stages == [("training", 2)]  # only epoch 2 is left
+    assert [label.split()[:2] for _, label in recorder.labels] == [["epoch", "2"]] * 2
     assert [e.epoch for e in history.epochs] == [1, 2]
     assert [e for e, _ in find_checkpoints(tmp_path)] == [1, 2]
     kernel = trainer.model.keras_model.get_layer("mrcnn_mask").weights[0].numpy()

@@ -59,7 +59,9 @@ def test_unet_and_ensemble_cli(dsb_train, tmp_path):
     assert "val" in result.output
     summary = json.loads((one / "summary.json").read_text())
     assert summary["n_train"] == 11 and summary["n_val"] == 4 and len(summary["epochs"]) == 1
-    assert summary["epochs"][0]["val"] is not None and summary["epochs"][0]["val_loss"] < 0
+    (epoch,) = summary["epochs"]
+    assert epoch["epoch"] == 1 and epoch["member"] == "UNet_sigma1.0_1"
+    assert epoch["val_dsb"] is not None and epoch["val_loss"] < 0 and epoch["monitored"] == epoch["val_loss"]
     member = UNetEnsemble.load(one)
     assert member.sigmas == (1.0,) and member.members[0].name == "UNet_sigma1.0_1"
 

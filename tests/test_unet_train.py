@@ -68,8 +68,8 @@ def test_trainer_overfits_a_tiny_synthetic_set():
     assert len(history.loss) == 12
     assert history.loss[0] > -0.6  # starts poor...
     assert min(history.loss) < -0.8  # ...and fits: soft Jaccard above 0.8
-    assert history.best_val_loss == min(history.val_loss) < -0.8
-    assert history.val_loss[history.best_epoch] == history.best_val_loss
+    assert history.monitor == "val_loss" and history.best_value == min(history.val_loss) < -0.8
+    assert history.val_loss[history.best_epoch - 1] == history.best_value  # epochs count from 1
 
 
 def test_best_checkpoint_is_atomic_and_reloadable(tmp_path):
@@ -85,7 +85,9 @@ def test_best_checkpoint_is_atomic_and_reloadable(tmp_path):
     # restore_best: the trained model holds the best weights, which are the checkpoint's
     for a, b in zip(model.weights, fresh.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    assert 0 <= history.best_epoch < 4
+    assert 1 <= history.best_epoch <= 4
+    best = history.epochs[history.best_epoch - 1]
+    assert best.checkpoint == str(path)  # the record of the epoch that wrote the checkpoint names it
 
 
 def test_failed_save_keeps_the_previous_file(tmp_path):
@@ -115,8 +117,10 @@ def test_config_checks_and_schedule():
     model = _tiny_net()
     history = train_unet(model, items, None, target_fn=_foreground_target, loss=soft_jaccard_loss,
                          config=_config(epochs=4, steps_per_epoch=1, lr_milestones=(1, 3), lr_gamma=0.1))
-    assert history.lr == pytest.approx([1e-2, 1e-3, 1e-3, 1e-4])
-    assert history.val_loss == history.loss  # no validation set: the training loss is monitored
+    assert history.learning_rates == pytest.approx([1e-2, 1e-3, 1e-3, 1e-4])
+    # no validation set: the training loss is monitored
+    assert history.monitor == "loss" and history.monitored == history.loss
+    assert history.val_loss == [None] * 4
 
 
 def test_early_stopping_and_progress_stop():
@@ -125,12 +129,23 @@ def test_early_stopping_and_progress_stop():
     # learning rate 0: the validation loss never improves after the first epoch
     history = train_unet(model, items, items, target_fn=_foreground_target, loss=soft_jaccard_loss,
                          config=_config(epochs=10, steps_per_epoch=1, learning_rate=0.0, early_stopping_patience=2))
-    assert history.stopped_early and len(history.loss) == 3 and history.best_epoch == 0
+    assert history.stopped_early and len(history.loss) == 3 and history.best_epoch == 1
     seen = []
     history = train_unet(model, items, None, target_fn=_foreground_target, loss=soft_jaccard_loss,
                          config=_config(epochs=10, steps_per_epoch=1),
-                         progress=lambda epoch, logs: seen.append(epoch) or epoch == 1)
-    assert seen == [0, 1] and len(history.loss) == 2
+                         on_epoch=lambda record: seen.append(record.epoch) or record.epoch == 2)
+    assert seen == [1, 2] and len(history.loss) == 2 and not history.stopped_early
+
+
+def test_progress_goes_to_the_reporter_one_step_per_batch():
+    from nucleaizer_tf.progress import RecordingReporter
+
+    recorder = RecordingReporter()
+    train_unet(_tiny_net(), _tiny_set(1), None, target_fn=_foreground_target, loss=soft_jaccard_loss,
+               config=_config(epochs=2, steps_per_epoch=3), reporter=recorder, name="member A")
+    assert recorder.stages == [("member A", 6)]
+    labels = [label for _, label in recorder.labels]
+    assert len(labels) == 6 and labels[0].startswith("epoch 1 loss ") and labels[-1].startswith("epoch 2 loss ")
 
 
 def test_one_pass_per_epoch_without_steps_per_epoch():

@@ -41,6 +41,8 @@ from nucleaizer_tf.default_model.model import DefaultModel, build_network, media
 from nucleaizer_tf.default_model.preprocess import resize_image, scaled_shape, stretch_rgb8
 from nucleaizer_tf.default_model.targets import make_target_fn, weighted_crossentropy
 from nucleaizer_tf.labels import resize_labels
+from nucleaizer_tf.progress import SILENT, Reporter
+from nucleaizer_tf.train_history import EpochRecord
 
 TRAINED_DIAMETER = 20.0
 ARCHITECTURE = dict(in_channels=3, out_channels=3, base_filters=16, depth=3, output_activation="softmax", name="default_unet")
@@ -148,8 +150,8 @@ def manifest_for(*, weights_file: str, sha256: str, config, history, data: dict)
             "scale_jitter": list(SCALE_JITTER),
             "config": config.to_dict(),
             "best_epoch": history.best_epoch,
-            "best_val_loss": history.best_val_loss,
-            "epochs_run": len(history.loss),
+            "best_val_loss": history.best_value,
+            "epochs_run": len(history.epochs),
             "train_seconds": float(sum(history.seconds)),
             "data": data,
         },
@@ -165,10 +167,12 @@ def train_default_model(
     n_synthetic: int = 40,
     seed: int = 0,
     checkpoint_path=None,
-    progress: Callable[[int, dict], bool | None] | None = None,
+    reporter: Reporter = SILENT,
+    on_epoch: Callable[[EpochRecord], bool | None] | None = None,
 ):
     """Train the default network on real (image, labels) pairs with the recipe; returns
-    (DefaultModel, TrainHistory, TrainConfig). The model's manifest lacks the weight file fields."""
+    (DefaultModel, TrainHistory, TrainConfig). The model's manifest lacks the weight file fields.
+    `reporter` and `on_epoch` are passed to `train_unet`."""
     import keras
 
     from nucleaizer_tf.unet.train import train_unet
@@ -178,7 +182,8 @@ def train_default_model(
     network = build_network(ARCHITECTURE)
     config = train_config(epochs=epochs, steps_per_epoch=steps_per_epoch, seed=seed, checkpoint_path=checkpoint_path)
     history = train_unet(network, train, val, target_fn=make_target_fn(BOUNDARY_WIDTH),
-                         loss=weighted_crossentropy(CLASS_WEIGHTS), config=config, progress=progress)
+                         loss=weighted_crossentropy(CLASS_WEIGHTS), config=config, reporter=reporter,
+                         on_epoch=on_epoch, name="training the default model")
     manifest = {"architecture": dict(ARCHITECTURE), "trained_diameter": TRAINED_DIAMETER, "instance": dict(INSTANCE)}
     return DefaultModel(network, manifest), history, config
 
@@ -186,7 +191,7 @@ def train_default_model(
 def fine_tune(model: DefaultModel, pairs: Sequence[tuple[np.ndarray, np.ndarray]], *, epochs: int = 10,
               steps_per_epoch: int = 20, learning_rate: float = 3e-4, jitter: Sequence[float] = (0.9, 1.0, 1.12),
               val_pairs: Sequence[tuple[np.ndarray, np.ndarray]] = (), seed: int = 0,
-              progress: Callable[[int, dict], bool | None] | None = None):
+              reporter: Reporter = SILENT, on_epoch: Callable[[EpochRecord], bool | None] | None = None):
     """Train `model`'s network further on (image, labels) pairs, in place; returns (model, TrainHistory,
     TrainConfig).
 
@@ -194,6 +199,7 @@ def fine_tune(model: DefaultModel, pairs: Sequence[tuple[np.ndarray, np.ndarray]
     the trained diameter × each of `jitter`), then trained with the recipe's crops, batch, augmentation
     and loss at a smaller learning rate (stepped down ×0.3 at 60 % and 85 % of the epochs). With
     `val_pairs` the best-validation weights are kept; without, the best training-loss weights.
+    `reporter` and `on_epoch` are passed to `train_unet`.
 
     Examples
     --------
@@ -212,5 +218,6 @@ def fine_tune(model: DefaultModel, pairs: Sequence[tuple[np.ndarray, np.ndarray]
     config = train_config(epochs=epochs, steps_per_epoch=steps_per_epoch, seed=seed)
     config = dataclasses.replace(config, learning_rate=learning_rate)
     history = train_unet(model.network, train, val or None, target_fn=make_target_fn(BOUNDARY_WIDTH),
-                         loss=weighted_crossentropy(CLASS_WEIGHTS), config=config, progress=progress)
+                         loss=weighted_crossentropy(CLASS_WEIGHTS), config=config, reporter=reporter,
+                         on_epoch=on_epoch, name="fine-tuning")
     return model, history, config

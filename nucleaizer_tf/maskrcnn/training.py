@@ -34,7 +34,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -49,6 +49,8 @@ from nucleaizer_tf.maskrcnn.model import MaskRCNN
 from nucleaizer_tf.maskrcnn.molding import resize_for_model
 from nucleaizer_tf.maskrcnn.proposal import propose
 from nucleaizer_tf.maskrcnn.targets import detection_targets, gt_from_labels, match_anchors, sample_rpn_targets
+from nucleaizer_tf.progress import SILENT, Reporter
+from nucleaizer_tf.train_history import EpochRecord, TrainHistory
 
 __all__ = [
     "COCO_HEAD_LAYERS",
@@ -63,6 +65,7 @@ __all__ = [
     "layer_regex",
     "prepare_example",
     "read_train_json",
+    "short_losses",
 ]
 
 #: matterport's predefined layer groups (`MaskRCNN.train`), matched with `re.fullmatch`.
@@ -293,37 +296,6 @@ def _is_batchnorm(layer) -> bool:
     return isinstance(inner, keras.layers.BatchNormalization)
 
 
-@dataclass
-class EpochRecord:
-    epoch: int
-    layers: str
-    learning_rate: float
-    steps: int
-    losses: dict
-    seconds: float
-    seconds_per_step: float
-    val_dsb: float | None = None
-    checkpoint: str | None = None
-
-
-@dataclass
-class TrainHistory:
-    epochs: list[EpochRecord] = field(default_factory=list)
-    best_epoch: int | None = None
-    best_val_dsb: float | None = None
-    stopped_early: bool = False
-    resumed_from: int | None = None
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainHistory:
-        data = dict(data)
-        data["epochs"] = [EpochRecord(**e) for e in data.get("epochs", [])]
-        return cls(**data)
-
-
 class MaskRCNNTrainer:
     """Trains a `MaskRCNN` (built here, or given) with the 53afbae recipe.
 
@@ -524,15 +496,43 @@ class MaskRCNNTrainer:
     def train(self, train_items: Sequence, groups: Sequence[EpochGroup], *, out_dir: str | os.PathLike,
               val_items: Sequence = (), steps_per_epoch: int | None = None, resume: bool = False,
               early_stopping_patience: int | None = None, validate_every: int = 1,
-              progress: Callable[[str, dict], None] | None = None, augment=None) -> TrainHistory:
+              reporter: Reporter = SILENT, on_epoch: Callable[[EpochRecord], None] | None = None,
+              augment=None) -> TrainHistory:
         """Run the epoch groups; a legacy checkpoint `mask_rcnn_<name>_<epoch>.h5` after every epoch.
 
-        out_dir: checkpoints and `train_state.json` (history, written after each checkpoint).
-        resume: continue after the last checkpoint in out_dir (weights loaded strictly; the optimiser
+        Parameters
+        ----------
+        train_items, val_items
+            `Pair`s or (image, labels) tuples; the validation images are scored (DSB 2018) every
+            `validate_every` epochs and after the last one.
+        groups
+            The `EpochGroup` schedule (layers, epochs, learning rate per group).
+        out_dir
+            Checkpoints and `train_state.json` (the history, written after each checkpoint).
+        steps_per_epoch
+            None = one step per training image.
+        resume
+            Continue after the last checkpoint in `out_dir` (weights loaded strictly; the optimiser
             starts fresh, as matterport's did at every group and every restart).
-        steps_per_epoch: None = one step per training image.
-        early_stopping_patience: stop after that many validated epochs without a better DSB score.
-        progress(event, info): "step" {epoch, step, steps, losses}, "epoch" {record}.
+        early_stopping_patience
+            Stop after that many validated epochs without a better DSB score.
+        reporter
+            Progress (`nucleaizer_tf.progress.Reporter`): one stage "training", one step per batch,
+            labelled with the epoch and its losses.
+        on_epoch
+            Called with every finished epoch's `EpochRecord`.
+        augment
+            An `Augment` (default: matterport's horizontal flip).
+
+        Returns
+        -------
+        TrainHistory
+            Monitor ``"val_dsb"``; epochs counted from 1, as the checkpoint names; each record keeps
+            its per-step losses in memory (`EpochRecord.step_losses`).
+
+        Examples
+        --------
+        >>> history = trainer.train(pairs, [EpochGroup("heads", 1, 1e-3)], out_dir="run")  # doctest: +SKIP
         """
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -541,7 +541,7 @@ class MaskRCNNTrainer:
         if not examples:
             raise NucleaizerError("no training image has any labelled object")
         steps = steps_per_epoch or len(examples)
-        history = TrainHistory()
+        history = TrainHistory(monitor="val_dsb")
         done = 0
         if resume:
             found = find_checkpoints(out_dir)
@@ -549,59 +549,70 @@ class MaskRCNNTrainer:
                 done, last = found[-1]
                 self.load_weights(last)
                 if state_path.is_file():
-                    history = TrainHistory.from_dict(json.loads(state_path.read_text())["history"])
-                    history.epochs = [e for e in history.epochs if e.epoch <= done]
+                    saved = TrainHistory.from_dict(json.loads(state_path.read_text())["history"])
+                    kept = [e for e in saved.epochs if e.epoch <= done]
+                    for record in kept:
+                        history.add(record)
                 history.resumed_from = done
         schedule = [(gi, g) for gi, g in enumerate(groups) for _ in range(g.epochs)]
-        since_best = 0
         self._current = None
         step_fn = None
-        for epoch_index, (group_index, group) in enumerate(schedule):
-            epoch = epoch_index + 1
-            if epoch <= done:
-                continue
-            if self._current != group_index:  # a fresh optimiser per group, as compile() per train() call
-                step_fn = self.step_for(group.layers, group.learning_rate)
-                self._current = group_index
-            sums: dict = {}
-            start = time.perf_counter()
-            first = None
-            for i, batch in enumerate(self.dataset(examples, epoch=epoch, steps=steps, augment=augment)):
-                values = step_fn(batch, tf.constant(epoch * 1_000_000 + i, tf.int64))
-                values = {k: float(v) for k, v in values.items()}
-                if not math.isfinite(values["loss"]):
-                    raise NucleaizerError(f"training diverged at epoch {epoch}, step {i + 1} (loss {values['loss']})")
-                for k, v in values.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                if first is None:
-                    first = time.perf_counter() - start
-                self.global_step += 1
-                if progress:
-                    progress("step", {"epoch": epoch, "epochs": len(schedule), "step": i + 1, "steps": steps,
-                                      "losses": values})
-            seconds = time.perf_counter() - start
-            n = max(1, steps)
-            per_step = (seconds - first) / (n - 1) if n > 1 and first is not None else seconds / n
-            record = EpochRecord(epoch=epoch, layers=group.layers, learning_rate=group.learning_rate, steps=steps,
-                                 losses={k: v / n for k, v in sums.items()}, seconds=seconds,
-                                 seconds_per_step=per_step)
-            if val_items and (epoch % validate_every == 0 or epoch == len(schedule)):
-                record.val_dsb = self.validate(val_items)
-                if history.best_val_dsb is None or record.val_dsb > history.best_val_dsb:
-                    history.best_val_dsb, history.best_epoch, since_best = record.val_dsb, epoch, 0
-                else:
-                    since_best += 1
-            path = self.save_weights(out_dir / checkpoint_name(self.config, epoch))
-            record.checkpoint = str(path)
-            history.epochs.append(record)
-            _write_json_atomic(state_path, {"config": self.config.to_dict(), "dropped_images": dropped,
-                                            "history": history.to_dict()})
-            if progress:
-                progress("epoch", {"record": record})
-            if early_stopping_patience is not None and since_best >= early_stopping_patience:
-                history.stopped_early = True
-                break
+        with reporter.stage("training", steps * (len(schedule) - min(done, len(schedule)))) as advance:
+            for epoch_index, (group_index, group) in enumerate(schedule):
+                epoch = epoch_index + 1
+                if epoch <= done:
+                    continue
+                if self._current != group_index:  # a fresh optimiser per group, as compile() per train() call
+                    step_fn = self.step_for(group.layers, group.learning_rate)
+                    self._current = group_index
+                record = self._train_epoch(step_fn, examples, epoch, group, steps, augment, advance)
+                if val_items and (epoch % validate_every == 0 or epoch == len(schedule)):
+                    record.val_dsb = record.monitored = self.validate(val_items)
+                record.checkpoint = str(self.save_weights(out_dir / checkpoint_name(self.config, epoch)))
+                history.add(record)
+                _write_json_atomic(state_path, {"config": self.config.to_dict(), "dropped_images": dropped,
+                                                "history": history.to_dict()})
+                if on_epoch:
+                    on_epoch(record)
+                if early_stopping_patience is not None and history.epochs_since_best() >= early_stopping_patience:
+                    history.stopped_early = True
+                    break
         return history
+
+    def _train_epoch(self, step_fn, examples, epoch: int, group: EpochGroup, steps: int, augment,
+                     advance) -> EpochRecord:
+        sums: dict = {}
+        step_losses = []
+        start = time.perf_counter()
+        first = None
+        for i, batch in enumerate(self.dataset(examples, epoch=epoch, steps=steps, augment=augment)):
+            values = step_fn(batch, tf.constant(epoch * 1_000_000 + i, tf.int64))
+            values = {k: float(v) for k, v in values.items()}
+            if not math.isfinite(values["loss"]):
+                raise NucleaizerError(f"training diverged at epoch {epoch}, step {i + 1} (loss {values['loss']})")
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            step_losses.append(values)
+            if first is None:
+                first = time.perf_counter() - start
+            self.global_step += 1
+            advance(f"epoch {epoch} " + short_losses(values))
+        seconds = time.perf_counter() - start
+        n = max(1, steps)
+        per_step = (seconds - first) / (n - 1) if n > 1 and first is not None else seconds / n
+        return EpochRecord(epoch=epoch, layers=group.layers, learning_rate=group.learning_rate, steps=steps,
+                           losses={k: v / n for k, v in sums.items()}, seconds=seconds, seconds_per_step=per_step,
+                           step_losses=step_losses)
+
+
+#: short names of the losses, for progress labels and summaries
+SHORT_LOSS_NAMES = {"rpn_class_loss": "rpn_cls", "rpn_bbox_loss": "rpn_box", "mrcnn_class_loss": "cls",
+                    "mrcnn_bbox_loss": "box", "mrcnn_mask_loss": "mask", "weight_decay": "l2"}
+
+
+def short_losses(losses: dict) -> str:
+    """``"loss 1.234 rpn_cls 0.100 ..."``: a one-line view of a step's or an epoch's losses."""
+    return " ".join(f"{SHORT_LOSS_NAMES.get(k, k)} {v:.3f}" for k, v in losses.items())
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:

@@ -266,10 +266,8 @@ class AdaptRun:
                         f"--extra-data {styled})")
             model = DefaultModel.load()
         p = self.preset
-        with self.r.stage("fine-tuning", p.epochs) as advance:
-            _, history, config = fine_tune(model, pairs, epochs=p.epochs, steps_per_epoch=p.steps_per_epoch,
-                                           seed=self.s.seed,
-                                           progress=lambda epoch, logs: advance(f"loss {logs['loss']:.3f}"))
+        _, history, config = fine_tune(model, pairs, epochs=p.epochs, steps_per_epoch=p.steps_per_epoch,
+                                       seed=self.s.seed, reporter=self.r)
         notes = {"adapted": {"images": str(self.images_dir), "preset": self.s.preset, "synthetic_pairs": n_synthetic,
                              "annotated_pairs": len(pairs) - n_synthetic, "epochs": len(history.loss),
                              "from": self.s.model}}

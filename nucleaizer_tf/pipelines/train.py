@@ -20,7 +20,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ import numpy as np
 from nucleaizer_tf.data import Pair, pair_folders, split_pairs
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.io.write import check_writable_folder
+from nucleaizer_tf.progress import SILENT, Reporter
 
 __all__ = [
     "FINAL_MODEL",
@@ -42,7 +43,6 @@ __all__ = [
 
 FINAL_MODEL = "mask_rcnn_trained.h5"
 SUMMARY = "summary.json"
-ProgressFn = Callable[[str, dict], None]
 
 
 # ----------------------------------------------------------------------------------------- validation
@@ -122,7 +122,11 @@ def original_split(pairs: Sequence[Pair], ratio: float, seed: str | None) -> tup
 
 @dataclass
 class RunSummary:
-    """What a training run did; `summary.json` holds `to_dict()`."""
+    """What a training run did; `summary.json` holds `to_dict()`.
+
+    `epochs` holds every trained epoch as `EpochRecord.to_dict()` (epochs counted from 1; `member`
+    names the ensemble member), `best_epoch` / `best_val` the best by `val_metric`.
+    """
 
     kind: str
     out_dir: str
@@ -151,7 +155,7 @@ class RunSummary:
             out.append(f"resumed after epoch {self.resumed_from}")
         for e in self.epochs[-10:]:
             losses = " ".join(f"{k}={v:.4f}" for k, v in e.get("losses", {}).items())
-            val = f" {self.val_metric}={e['val']:.4f}" if e.get("val") is not None else ""
+            val = f" dsb={e['val_dsb']:.4f}" if e.get("val_dsb") is not None else ""
             who = f"{e['member']} " if e.get("member") else ""
             out.append(f"  {who}epoch {e['epoch']}: {losses}{val} ({e.get('seconds_per_step', 0):.3f} s/step)")
         if self.best_val is not None:
@@ -210,7 +214,7 @@ def train_maskrcnn_folders(
     early_stopping: int | None = None,
     seed: int = 0,
     config=None,
-    progress: ProgressFn | None = None,
+    reporter: Reporter = SILENT,
 ) -> RunSummary:
     """Train the legacy Mask R-CNN on `images_dir`/`masks_dir` into `out_dir` (see module doc).
 
@@ -221,6 +225,12 @@ def train_maskrcnn_folders(
     validation: see `resolve_validation`; None = the JSON's own split (docs/method.md, quirk Q17).
     extra_data: folders with images/ + masks/ added to the training set (e.g. style-transfer output).
     config: a MaskRCNNConfig to start from (tests: a small network); the JSON's sizes/thresholds apply on top.
+    reporter: progress (`nucleaizer_tf.progress.Reporter`), one step per training batch.
+
+    Examples
+    --------
+    >>> summary = train_maskrcnn_folders("train/images", "train/masks", "run", init="scratch")  # doctest: +SKIP
+    >>> print("\n".join(summary.lines()))                                                     # doctest: +SKIP
     """
     from nucleaizer_tf.maskrcnn.training import MaskRCNNTrainer, TrainJSON, find_checkpoints, read_train_json
 
@@ -262,7 +272,7 @@ def train_maskrcnn_folders(
     steps = steps_per_epoch or plan.steps_per_epoch(len(train_pairs))
     history = trainer.train(train_pairs, plan.epoch_groups, out_dir=out_dir, val_items=val_pairs,
                             steps_per_epoch=steps, resume=resume, early_stopping_patience=early_stopping,
-                            progress=progress)
+                            reporter=reporter)
     outputs = []
     if history.epochs:
         last = Path(history.epochs[-1].checkpoint)
@@ -275,10 +285,8 @@ def train_maskrcnn_folders(
     per_step = [e.seconds_per_step for e in history.epochs]
     summary = RunSummary(
         kind="maskrcnn", out_dir=str(out_dir), n_train=len(train_pairs), n_val=len(val_pairs),
-        epochs=[{"epoch": e.epoch, "layers": e.layers, "learning_rate": e.learning_rate, "steps": e.steps,
-                 "losses": e.losses, "val": e.val_dsb, "seconds": e.seconds, "seconds_per_step": e.seconds_per_step,
-                 "checkpoint": e.checkpoint} for e in history.epochs],
-        best_epoch=history.best_epoch, best_val=history.best_val_dsb, val_metric="dsb" if val_pairs else None,
+        epochs=[e.to_dict() for e in history.epochs],
+        best_epoch=history.best_epoch, best_val=history.best_value, val_metric="dsb" if val_pairs else None,
         stopped_early=history.stopped_early, resumed_from=history.resumed_from,
         seconds=time.perf_counter() - start, seconds_per_step=float(np.median(per_step)) if per_step else None,
         outputs=outputs,
@@ -313,7 +321,7 @@ def _unet_val_dsb(model, val_items, image_mode: str) -> float:
 def _train_member(name: str, sigma: float, train_pairs, val_pairs, out_dir: Path, *, arch: dict, epochs: int,
                   batch_size: int, crop_size: int, learning_rate: float, lr_schedule: bool,
                   early_stopping: int | None, steps_per_epoch: int | None, seed: int, val_dsb: bool,
-                  progress: ProgressFn | None, image_mode: str = "nucleaizer"):
+                  reporter: Reporter, image_mode: str = "nucleaizer"):
     import keras
 
     from nucleaizer_tf.unet.ensemble import MemberSpec
@@ -329,26 +337,19 @@ def _train_member(name: str, sigma: float, train_pairs, val_pairs, out_dir: Path
                          lr_milestones=(50, 70, 90) if lr_schedule else (), steps_per_epoch=steps_per_epoch,
                          early_stopping_patience=early_stopping, checkpoint_path=out_dir / spec.weights, seed=seed,
                          image_mode=image_mode)
-    records: list[dict] = []
-    n_steps = steps_per_epoch or max(1, math.ceil(len(train_items) / batch_size))
 
-    def on_epoch(epoch: int, logs: dict):
-        record = {"member": name, "epoch": epoch + 1, "losses": {"soft_jaccard": logs["loss"]},
-                  "val_loss": logs["val_loss"] if val_items else None, "seconds": logs["seconds"],
-                  "seconds_per_step": logs["seconds"] / n_steps, "lr": logs["lr"], "val": None}
+    def on_epoch(record):
+        record.member = name
         if val_dsb and val_pairs:
-            record["val"] = _unet_val_dsb(model, val_pairs, image_mode)
-        records.append(record)
-        if progress:
-            progress("epoch", {"record": record})
+            record.val_dsb = _unet_val_dsb(model, val_pairs, image_mode)
 
     history = train_unet(model, train_items, val_items, target_fn=target_fn, loss=soft_jaccard_loss, config=config,
-                         progress=on_epoch)
+                         reporter=reporter, on_epoch=on_epoch, name=f"training {name}")
     if not (out_dir / spec.weights).is_file():  # no improvement ever recorded: keep the final weights
         from nucleaizer_tf.unet.train import save_weights_atomic
 
         save_weights_atomic(model, out_dir / spec.weights)
-    return spec, model, history, records
+    return spec, model, history
 
 
 def _check_numbers(**values) -> None:
@@ -388,7 +389,7 @@ def train_ensemble_folders(
     val_dsb: bool = True,
     resume: bool = False,
     kind: str = "ensemble",
-    progress: ProgressFn | None = None,
+    reporter: Reporter = SILENT,
 ) -> RunSummary:
     """Train U-Net members (default: the original seven) into the ensemble folder `out_dir`.
 
@@ -396,7 +397,13 @@ def train_ensemble_folders(
     without validation the training loss is monitored); the manifest is written after every finished
     member, so the folder is always a loadable ensemble of the members done so far. With `resume`,
     members listed in the existing manifest are kept and not trained again. `extra_data`: folders with
-    images/ + masks/ added to the training set (e.g. style-transfer output).
+    images/ + masks/ added to the training set (e.g. style-transfer output). `reporter`: progress, one
+    stage per member.
+
+    Examples
+    --------
+    >>> summary = train_ensemble_folders("train/images", "train/masks", "unets", epochs=100)  # doctest: +SKIP
+    >>> UNetEnsemble.load("unets").predict(image)                                          # doctest: +SKIP
     """
     from nucleaizer_tf.unet.ensemble import MANIFEST, ORIGINAL_SIGMAS, member_names, write_ensemble_manifest
 
@@ -439,20 +446,21 @@ def train_ensemble_folders(
     for index, (name, sigma) in enumerate(zip(names, sigmas)):
         if name in done:
             continue
-        spec, _, history, records = _train_member(
+        spec, _, history = _train_member(
             name, sigma, train_pairs, val_pairs, out_dir, arch=arch, epochs=epochs, batch_size=batch_size,
             crop_size=crop_size, learning_rate=learning_rate, lr_schedule=lr_schedule, early_stopping=early_stopping,
-            steps_per_epoch=steps_per_epoch, seed=seed + index, val_dsb=val_dsb, progress=progress)
-        summary.epochs.extend(records)
-        per_step.extend(r["seconds_per_step"] for r in records)
-        summary.members.append({"name": name, "sigma": float(sigma), "best_epoch": history.best_epoch + 1,
-                                "best_monitored_loss": history.best_val_loss, "stopped_early": history.stopped_early})
+            steps_per_epoch=steps_per_epoch, seed=seed + index, val_dsb=val_dsb, reporter=reporter)
+        summary.epochs.extend(e.to_dict() for e in history.epochs)
+        per_step.extend(e.seconds_per_step for e in history.epochs)
+        summary.members.append({"name": name, "sigma": float(sigma), "best_epoch": history.best_epoch,
+                                "monitor": history.monitor, "best_value": history.best_value,
+                                "stopped_early": history.stopped_early})
         summary.stopped_early = summary.stopped_early or history.stopped_early
         finished.append(asdict(spec))
         order = {n: i for i, n in enumerate(names)}
         finished.sort(key=lambda m: order.get(m["name"], len(order)))
         write_ensemble_manifest(out_dir, finished)
-    vals = [(r["val"], r["epoch"]) for r in summary.epochs if r.get("val") is not None]
+    vals = [(r["val_dsb"], r["epoch"]) for r in summary.epochs if r.get("val_dsb") is not None]
     if vals:
         summary.best_val, summary.best_epoch = max(vals)
     summary.seconds = time.perf_counter() - start
@@ -484,7 +492,7 @@ def train_default_folders(
     steps_per_epoch: int | None = None,
     learning_rate: float | None = None,
     seed: int = 0,
-    progress: ProgressFn | None = None,
+    reporter: Reporter = SILENT,
 ) -> RunSummary:
     """Fine-tune (or retrain) the default model on annotated folders; write a model folder to `out_dir`.
 
@@ -502,6 +510,15 @@ def train_default_folders(
         As for the U-Net commands (`resolve_validation`; folders with images/ and masks/).
     epochs, steps_per_epoch, learning_rate
         Defaults: fine-tuning 10 epochs × 20 batches at 3e-4; from scratch the recipe's 30 × 40 at 1e-3.
+    seed
+        Seed of the crops, flips and jitter.
+    reporter
+        Progress (`nucleaizer_tf.progress.Reporter`), one step per batch.
+
+    Returns
+    -------
+    RunSummary
+        What `summary.json` in `out_dir` holds.
 
     Examples
     --------
@@ -530,28 +547,22 @@ def train_default_folders(
     train = [load_pair(p, mode="percentile") for p in train_pairs]
     val = [load_pair(p, mode="percentile") for p in val_pairs]
 
-    def on_epoch(epoch, logs):
-        if progress:
-            record = {"member": "default", "epoch": epoch + 1, "losses": {"loss": logs["loss"]},
-                      "val_loss": logs.get("val_loss") if val else None, "seconds": logs["seconds"]}
-            progress("epoch", {"record": record})
-
     if str(init).lower() == "scratch":
         model, history, config = train_default_model(train, epochs=epochs or 30, steps_per_epoch=steps_per_epoch or 40,
-                                                     seed=seed, progress=on_epoch)
+                                                     seed=seed, reporter=reporter)
         model.manifest.update({"name": "nucleaizer-tf default model (retrained)", "weights_file": "default.weights.h5"})
     else:
         model = DefaultModel.load(None if str(init).lower() == "shipped" else init)
         model, history, config = fine_tune(model, train, epochs=epochs or 10, steps_per_epoch=steps_per_epoch or 20,
                                            learning_rate=learning_rate or 3e-4, val_pairs=val, seed=seed,
-                                           progress=on_epoch)
+                                           reporter=reporter)
     model.save(out_dir, overwrite=True, trained={"init": str(init), "images": str(images_dir),
                                                    "n_train": len(train), "n_val": len(val),
-                                                   "epochs": len(history.loss), "best_epoch": history.best_epoch + 1})
+                                                   "epochs": len(history.epochs), "best_epoch": history.best_epoch})
     summary = RunSummary(kind="default", out_dir=str(out_dir), n_train=len(train), n_val=len(val),
-                         epochs=[{"epoch": i + 1, "losses": {"loss": loss}, "seconds": s}
-                                 for i, (loss, s) in enumerate(zip(history.loss, history.seconds))],
-                         best_epoch=history.best_epoch + 1, seconds=time.perf_counter() - start,
+                         epochs=[e.to_dict() for e in history.epochs], best_epoch=history.best_epoch,
+                         best_val=history.best_value, val_metric=history.monitor, seconds=time.perf_counter() - start,
+                         seconds_per_step=float(np.median([e.seconds_per_step for e in history.epochs])),
                          outputs=[str(out_dir / "manifest.json")],
                          settings={"init": str(init), "config": config.to_dict(),
                                    "validation": [p.stem for p in val_pairs]})

@@ -25,8 +25,10 @@ import numpy as np
 import tensorflow as tf
 
 from nucleaizer_tf.data import Augment, make_dataset
+from nucleaizer_tf.progress import SILENT, Reporter
+from nucleaizer_tf.train_history import EpochRecord, TrainHistory
 
-__all__ = ["TrainConfig", "TrainHistory", "save_weights_atomic", "soft_jaccard_loss", "train_unet"]
+__all__ = ["TrainConfig", "save_weights_atomic", "soft_jaccard_loss", "train_unet"]
 
 WEIGHTS_SUFFIX = ".weights.h5"  # Keras 3 refuses other names for `save_weights`
 
@@ -114,24 +116,6 @@ class TrainConfig:
         return out
 
 
-@dataclass
-class TrainHistory:
-    """Per-epoch record of a run. `val_loss` holds the monitored value (the training loss when there
-    is no validation set); `best_epoch` is 0-based, -1 when no epoch finished."""
-
-    loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    steps: list[int] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    best_epoch: int = -1
-    best_val_loss: float = math.inf
-    stopped_early: bool = False
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 def save_weights_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
     """`model.save_weights(path)` through `io.atomic_path` (a temporary file in the same folder, then a
     rename), so readers only ever see the previous complete file or the new complete file.
@@ -162,25 +146,53 @@ def train_unet(
     target_fn: Callable | None,
     loss: Callable,
     config: TrainConfig = TrainConfig(),
-    progress: Callable[[int, dict], bool | None] | None = None,
+    reporter: Reporter = SILENT,
+    on_epoch: Callable[[EpochRecord], bool | None] | None = None,
+    name: str = "training",
 ) -> TrainHistory:
     """Train `model` in place and return its `TrainHistory`.
 
-    `train_items` / `val_items`: `Pair`s or in-memory (uint8 H×W×3 image, int labels) tuples, as
-    `make_dataset` takes them. `target_fn(image, labels) -> (image, target)` runs inside the tf.data
-    graph after augmentation (images arrive as float32 in [0, 1]); `loss(target, prediction)` returns a
-    scalar. Without validation items the training loss is monitored instead.
+    Parameters
+    ----------
+    model
+        A Keras model (any `build_unet` variant).
+    train_items, val_items
+        `Pair`s or in-memory (uint8 H×W×3 image, int labels) tuples, as `make_dataset` takes them.
+        Without validation items the training loss is monitored instead.
+    target_fn
+        ``target_fn(image, labels) -> (image, target)``, run inside the tf.data graph after augmentation
+        (images arrive as float32 in [0, 1]).
+    loss
+        ``loss(target, prediction)`` returning a scalar.
+    config
+        The `TrainConfig`.
+    reporter
+        Progress (`nucleaizer_tf.progress.Reporter`): one stage named `name`, one step per batch.
+    on_epoch
+        Called with every finished epoch's `EpochRecord` (already in the history; the hook may fill in
+        `val_dsb`); returning True stops training.
 
+    Returns
+    -------
+    TrainHistory
+        Monitor ``"val_loss"`` (``"loss"`` without validation items); epochs counted from 1.
+
+    Notes
+    -----
     Each epoch: the training batches (BatchNorm in training mode), then the mean loss over the
     validation batches (inference mode); when it improves on the best so far by more than
     `config.min_delta`, the weights are kept (and written to `config.checkpoint_path`, atomically).
-    `progress(epoch, logs)` is called after every epoch with {"loss", "val_loss", "lr", "best",
-    "seconds"}; returning True stops training.
+
+    Examples
+    --------
+    >>> history = train_unet(build_unet(base_filters=8), pairs, None, target_fn=None,
+    ...                      loss=soft_jaccard_loss, config=TrainConfig(epochs=2))  # doctest: +SKIP
+    >>> history.best_epoch, history.loss                                          # doctest: +SKIP
     """
-    val_items = list(val_items or [])
+    train_items, val_items = list(train_items), list(val_items or [])
     common = dict(target_fn=target_fn, image_mode=config.image_mode, pad_mode=config.pad_mode)
     endless = config.steps_per_epoch is not None
-    train_ds = make_dataset(list(train_items), crop_size=config.crop_size, batch_size=config.batch_size,
+    train_ds = make_dataset(train_items, crop_size=config.crop_size, batch_size=config.batch_size,
                             shuffle=True, seed=config.seed, augment=config.augment, repeat=endless, **common)
     val_ds = None
     if val_items:
@@ -206,45 +218,38 @@ def train_unet(
     def eval_step(x, y):
         return loss(y, model(x, training=False))
 
-    history = TrainHistory()
+    history = TrainHistory(monitor="val_loss" if val_ds is not None else "loss")
     best_weights = None
-    since_best = 0
     stream = iter(train_ds) if endless else None
-    for epoch in range(config.epochs):
-        start = time.perf_counter()
-        lr = _lr_at(config, epoch)
-        optimizer.learning_rate.assign(lr)
-        batches = (next(stream) for _ in range(config.steps_per_epoch)) if endless else train_ds
-        train_losses = [float(train_step(x, y)) for x, y in batches]
-        train_loss = float(np.mean(train_losses))
-        if val_ds is not None:
-            monitored = float(np.mean([float(eval_step(x, y)) for x, y in val_ds]))
-        else:
-            monitored = train_loss
-        improved = monitored < history.best_val_loss - config.min_delta
-        if improved:
-            history.best_val_loss, history.best_epoch = monitored, epoch
-            best_weights = [w.value.numpy() for w in model.weights]
-            if config.checkpoint_path is not None:
-                save_weights_atomic(model, config.checkpoint_path)
-            since_best = 0
-        else:
-            since_best += 1
-        seconds = time.perf_counter() - start
-        history.loss.append(train_loss)
-        history.val_loss.append(monitored)
-        history.lr.append(lr)
-        history.steps.append(len(train_losses))
-        history.seconds.append(seconds)
-        stop = False
-        if progress is not None:
-            stop = bool(progress(epoch, {"loss": train_loss, "val_loss": monitored, "lr": lr,
-                                         "best": improved, "seconds": seconds}))
-        if config.early_stopping_patience is not None and since_best >= config.early_stopping_patience:
-            history.stopped_early = True
-            stop = True
-        if stop:
-            break
+    steps = config.steps_per_epoch if endless else max(1, math.ceil(len(train_items) / config.batch_size))
+    with reporter.stage(name, config.epochs * steps) as advance:
+        for index in range(config.epochs):
+            start = time.perf_counter()
+            lr = _lr_at(config, index)
+            optimizer.learning_rate.assign(lr)
+            batches = (next(stream) for _ in range(config.steps_per_epoch)) if endless else train_ds
+            train_losses = []
+            for x, y in batches:
+                train_losses.append(float(train_step(x, y)))
+                advance(f"epoch {index + 1} loss {train_losses[-1]:.3f}")
+            train_loss = float(np.mean(train_losses))
+            val_loss = float(np.mean([float(eval_step(x, y)) for x, y in val_ds])) if val_ds is not None else None
+            seconds = time.perf_counter() - start
+            record = EpochRecord(epoch=index + 1, learning_rate=lr, steps=len(train_losses),
+                                 losses={"loss": train_loss}, seconds=seconds,
+                                 seconds_per_step=seconds / max(1, len(train_losses)),
+                                 monitored=train_loss if val_loss is None else val_loss, val_loss=val_loss)
+            if history.add(record, config.min_delta):
+                best_weights = [w.value.numpy() for w in model.weights]
+                if config.checkpoint_path is not None:
+                    record.checkpoint = str(save_weights_atomic(model, config.checkpoint_path))
+            stop = bool(on_epoch(record)) if on_epoch is not None else False
+            if (config.early_stopping_patience is not None
+                    and history.epochs_since_best() >= config.early_stopping_patience):
+                history.stopped_early = True
+                stop = True
+            if stop:
+                break
     if config.restore_best and best_weights is not None:
         for variable, value in zip(model.weights, best_weights):
             variable.assign(value)
