@@ -27,6 +27,11 @@ class Mode(str, Enum):
     full = "full"
 
 
+class Engine(str, Enum):
+    local = "local"
+    dask = "dask"
+
+
 @fail_cleanly
 def predict(
     images: Path = typer.Argument(..., help="An image file or a folder of images (png, tif, tiff, bmp, jpg)."),
@@ -56,6 +61,9 @@ def predict(
     save_geojson: bool = typer.Option(False, "--save-geojson", help="Also write QuPath detections per image: OUT_DIR/geojson/<stem>.geojson."),
     save_csv: bool = typer.Option(False, "--save-csv", help="Also write per-nucleus measurements (OUT_DIR/measurements/<stem>.csv) and OUT_DIR/summary.csv."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Pixel size in µm: adds calibrated µm / µm² columns to the measurements."),
+    engine: Engine = typer.Option(Engine.local, "--engine", help="local: this process. dask: the images are read, segmented and written on Dask workers (--workers local processes, or the cluster at --scheduler); the same files and run record. Needs nucleaizer-tf[dask]; fast mode only."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="--engine dask: local worker processes to start for the run [one per two cores]."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="--engine dask: address of a running Dask scheduler (e.g. tcp://10.0.0.5:8786; SLURM via dask-jobqueue), instead of local workers. Give absolute paths the workers can reach."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Resume an interrupted run: keep the images an earlier run into OUT_DIR finished with the same settings, model and input (checked by checksum); a changed setting recomputes everything."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
@@ -78,7 +86,7 @@ def predict(
                          options=options, overlay=overlay, reporter=CliReporter(quiet),
                          exports=ExportOptions(rois=save_rois, geojson=save_geojson, csv=save_csv,
                                                pixel_size=pixel_size),
-                         skip_existing=skip_existing)
+                         skip_existing=skip_existing, engine=engine.value, workers=workers, scheduler=scheduler)
     _finish_predict(report, out_dir, quiet)
 
 

@@ -257,7 +257,7 @@ def predict_files(
     *,
     overlay: bool = False,
     settings: dict | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[ImageOutcome], None] | None = None,
     exports: ExportOptions | None = None,
     pipelined: bool = True,
 ) -> PredictReport:
@@ -266,7 +266,8 @@ def predict_files(
     A file that cannot be read or segmented is recorded in `failures` and skipped; the run goes on.
     `out_dir/nucleaizer-tf.json` records the settings, package versions and per-image facts.
     `exports` adds ROI sets, GeoJSON and measurement CSVs per image (and `summary.csv`), see
-    `nucleaizer_tf.pipelines.measure.export_image`.
+    `nucleaizer_tf.pipelines.measure.export_image`. `progress` is called with each image's
+    `ImageOutcome` as soon as its files are written (or it failed).
 
     `pipelined` (the default) overlaps the disk with the network: a reader thread reads the next
     images (at most `PIPELINE_DEPTH` ahead) and a writer thread writes the finished ones (at most
@@ -287,7 +288,7 @@ def predict_files(
     def write(work: ImageWork) -> ImageOutcome:
         outcome = write_step(work, out_dir, overlay=overlay, exports=exports, model_name=model_name)
         if progress is not None:  # right after the write (on the writer thread when pipelined), so a
-            progress(outcome.path.name)  # resume journal never lags behind the files on disk
+            progress(outcome)  # resume journal never lags behind the files on disk
         return outcome
 
     outcomes: list[ImageOutcome] = []
@@ -344,6 +345,9 @@ def run_predict(
     exports: ExportOptions | None = None,
     reporter: Reporter = SILENT,
     skip_existing: bool = False,
+    engine: str = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> PredictReport:
     """Segment an image or a folder of images into `out_dir` with any model.
 
@@ -367,6 +371,12 @@ def run_predict(
     skip_existing
         Resume: an image whose outputs an earlier run into `out_dir` finished with the same settings,
         model and input is not recomputed; its old record entry is kept (`pipelines.resume`).
+    engine, workers, scheduler
+        ``"local"``: this process (reading and writing overlapped with the network). ``"dask"``: the
+        images are read, segmented and written on the workers of a Dask cluster, `workers` local
+        processes started for the run or the running cluster at `scheduler`
+        (`pipelines.dask_engine`); the same files, run record and resume journal. The full pipeline
+        runs locally only.
 
     Returns
     -------
@@ -391,6 +401,12 @@ def run_predict(
     kind = segmenter_class(model, mode)
     kind.resolve_options(options)  # refuse inapplicable options before a slow load
     full = kind is FullSegmenter
+    if engine not in ("local", "dask"):
+        raise NucleaizerError(f"--engine {engine!r}: must be local or dask")
+    if engine == "dask" and full:
+        raise NucleaizerError("--engine dask runs the one-pass models; the full pipeline (--mode full) runs locally")
+    if engine != "dask" and (workers is not None or scheduler is not None):
+        raise NucleaizerError("--workers and --scheduler apply to --engine dask only")
     if (keep_intermediate or work_dir is not None) and not full:
         raise NucleaizerError("--work-dir and --keep-intermediate apply to the full pipeline only (--mode full)")
     out_dir = Path(out_dir)
@@ -418,38 +434,28 @@ def run_predict(
             if entry is not None:
                 reused[path] = entry
     todo = [path for path in files if path not in reused]
-    by_stem = {path.stem: path for path in todo}
-    by_name = {path.name: path for path in todo}
-    made: dict[str, dict] = {}  # stem -> record entry of what segment returned in this run
 
     def segment(image, stem):
-        began = time.perf_counter()
-        labels, facts = segmenter.segment_with_facts(image, name=stem, **options)
-        path = by_stem.get(stem)
-        if path is not None:
-            objects = int(np.count_nonzero(np.bincount(np.asarray(labels).ravel())[1:])) if np.size(labels) else 0
-            made[stem] = {"image": str(path), "labels": str(out_dir / f"{stem}.tiff"), "objects": objects,
-                          "seconds": round(time.perf_counter() - began, 3), **facts, "_at": time.time_ns()}
-        return labels, facts
+        return segmenter.segment_with_facts(image, name=stem, **options)
 
-    def finished(name):
-        advance(name)
-        path = by_name.get(name)
-        entry = made.get(path.stem) if path is not None else None
-        if entry is None:
-            return
-        try:  # journal only a label file written after this run segmented the image (not a stale one)
-            fresh = (out_dir / f"{path.stem}.tiff").stat().st_mtime_ns >= entry["_at"] - 10**9
-        except OSError:
-            fresh = False
-        if fresh:
-            journal.add(path, {k: v for k, v in entry.items() if k != "_at"})
+    def finished(outcome: ImageOutcome):
+        advance(outcome.path.name)
+        if outcome.error is None:  # its files are written: a rerun with --skip-existing keeps them
+            journal.add(outcome.path, outcome.record)
 
     with reporter.stage("segmenting", len(files)) as advance:
         for _ in reused:
             advance(None)
-        report = predict_files(todo, out_dir, segment, overlay=overlay, settings=settings, progress=finished,
-                               exports=exports)
+        if engine == "dask":
+            from nucleaizer_tf.pipelines.dask_engine import ModelRequest
+
+            request = ModelRequest(*(None if v is None else str(v) for v in (model, mode, preseg_model, unet)),
+                                   options=options)
+            report = _predict_on_dask(todo, out_dir, request, settings=settings, overlay=overlay, exports=exports,
+                                      workers=workers, scheduler=scheduler, done=finished)
+        else:
+            report = predict_files(todo, out_dir, segment, overlay=overlay, settings=settings, progress=finished,
+                                   exports=exports)
     rows = _summary_rows(out_dir) if exports is not None and exports.csv else {}
     if reused:
         report = _merge_reused(out_dir, files, reused, report, journal, rows, settings, exports)
@@ -459,6 +465,19 @@ def run_predict(
         if default_work and not keep_intermediate and not report.failures:
             shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _predict_on_dask(files, out_dir, request, *, settings, overlay, exports, workers, scheduler, done):
+    """`predict_files` with the images segmented on a Dask cluster (`pipelines.dask_engine`)."""
+    from nucleaizer_tf.pipelines.dask_engine import dask_client, run_on_dask
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outcomes = []
+    if files:
+        with dask_client(workers=workers, scheduler=scheduler) as client:
+            outcomes = run_on_dask(files, out_dir, request, client=client, overlay=overlay, exports=exports,
+                                   model_name=settings.get("model", ""), done=done)
+    return finish_run(out_dir, outcomes, settings=settings, exports=exports)
 
 
 def _summary_rows(out_dir: Path) -> dict[str, dict]:
