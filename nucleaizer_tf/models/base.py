@@ -22,7 +22,28 @@ from nucleaizer_tf.errors import NucleaizerError
 
 @dataclass(frozen=True)
 class Option:
-    """One option of a segmenter: its default and a check returning a problem (or None)."""
+    """One option of a segmenter: its default and a check returning a problem (or None).
+
+    Attributes
+    ----------
+    default : Any
+        The value that applies when the caller does not give the option. None may stand for "decided
+        later" (for instance an estimated nucleus size); None is never passed to `check`.
+    check : callable or None, optional
+        ``check(value) -> str | None``: None when `value` is acceptable, otherwise the problem as a short
+        phrase ("must be between 0 and 1") that `Segmenter.resolve_options` puts after the option's name.
+        None (the default) accepts any value.
+    help : str, optional
+        One line describing the option (empty by default).
+
+    Examples
+    --------
+    >>> option = Option(0.5, fraction, "foreground where the probability is at least this")
+    >>> option.default
+    0.5
+    >>> option.check(2)
+    'must be between 0 and 1'
+    """
 
     default: Any
     check: Callable[[Any], str | None] | None = None
@@ -30,6 +51,27 @@ class Option:
 
 
 def positive(value) -> str | None:
+    """Option check: `value` is a finite number above 0.
+
+    Parameters
+    ----------
+    value : object
+        The value to check; anything `float()` accepts (an int, a float, a numeric string).
+
+    Returns
+    -------
+    str or None
+        None when `value` is acceptable, else ``"must be a finite number above 0"``.
+
+    Examples
+    --------
+    >>> positive(25) is None
+    True
+    >>> positive(-3)
+    'must be a finite number above 0'
+    >>> positive(float("inf"))
+    'must be a finite number above 0'
+    """
     try:
         ok = math.isfinite(float(value)) and float(value) > 0
     except (TypeError, ValueError):
@@ -38,6 +80,25 @@ def positive(value) -> str | None:
 
 
 def fraction(value) -> str | None:
+    """Option check: `value` is a number between 0 and 1 (both included).
+
+    Parameters
+    ----------
+    value : object
+        The value to check; anything `float()` accepts.
+
+    Returns
+    -------
+    str or None
+        None when ``0 <= float(value) <= 1``, else ``"must be between 0 and 1"``.
+
+    Examples
+    --------
+    >>> fraction(0.7) is None
+    True
+    >>> fraction(1.5)
+    'must be between 0 and 1'
+    """
     try:
         ok = 0.0 <= float(value) <= 1.0
     except (TypeError, ValueError):
@@ -46,6 +107,30 @@ def fraction(value) -> str | None:
 
 
 def at_least(minimum: int) -> Callable[[Any], str | None]:
+    """Option check factory: a check that accepts whole numbers of at least `minimum`.
+
+    Parameters
+    ----------
+    minimum : int
+        The smallest accepted value.
+
+    Returns
+    -------
+    callable
+        ``check(value) -> str | None``: None for a Python or NumPy integer (not a bool) that is at least
+        `minimum`, else ``"must be a whole number of at least <minimum>"``. Floats are refused, even
+        whole ones such as ``2.0``.
+
+    Examples
+    --------
+    >>> check = at_least(1)
+    >>> check(800) is None
+    True
+    >>> check(0)
+    'must be a whole number of at least 1'
+    >>> check(2.0)
+    'must be a whole number of at least 1'
+    """
     def check(value) -> str | None:
         ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
         return None if ok else f"must be a whole number of at least {minimum}"
@@ -54,6 +139,27 @@ def at_least(minimum: int) -> Callable[[Any], str | None]:
 
 
 def one_of(*choices) -> Callable[[Any], str | None]:
+    """Option check factory: a check that accepts exactly one of the given values.
+
+    Parameters
+    ----------
+    *choices
+        The accepted values.
+
+    Returns
+    -------
+    callable
+        ``check(value) -> str | None``: None when `value` is one of `choices`, else
+        ``"must be one of <choices, comma-separated>"``.
+
+    Examples
+    --------
+    >>> check = one_of("nucleaizer", "percentile")
+    >>> check("percentile") is None
+    True
+    >>> check("minmax")
+    'must be one of nucleaizer, percentile'
+    """
     def check(value) -> str | None:
         return None if value in choices else f"must be one of {', '.join(map(str, choices))}"
 
@@ -61,17 +167,50 @@ def one_of(*choices) -> Callable[[Any], str | None]:
 
 
 def boolean(value) -> str | None:
+    """Option check: `value` is a bool (Python or NumPy); 0 and 1 are refused.
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+
+    Returns
+    -------
+    str or None
+        None for True or False, else ``"must be true or false"``.
+
+    Examples
+    --------
+    >>> boolean(True) is None
+    True
+    >>> boolean(1)
+    'must be true or false'
+    """
     return None if isinstance(value, (bool, np.bool_)) else "must be true or false"
 
 
 class Segmenter:
-    """Base of the segmenters `load_model` returns; subclasses set `kind`, `title`, `options` and
-    implement `_segment(image, options, name) -> (labels, facts)`.
+    """Base of the segmenters `load_model` returns.
+
+    A segmenter turns 2-D images into label images (`segment`, `segment_many`), checks its options
+    (`resolve_options`), says what it is for the run record (`describe`) and, where it can, saves itself
+    as a model folder (`save`). Subclasses set `kind`, `title` and `options` and implement
+    ``_segment(image, options, name) -> (labels, facts)``.
+
+    Attributes
+    ----------
+    kind : str
+        The model kind as the run record and the model folder's manifest name it (``"default-model"``,
+        ``"maskrcnn"``, ``"unet-ensemble"``, ``"full-pipeline"``).
+    title : str
+        The model's name in messages (``"default model"``).
+    options : dict of str to Option
+        Every option the model takes, by name; any other option is refused.
 
     Examples
     --------
     >>> from nucleaizer_tf import load_model
-    >>> model = load_model("default")
+    >>> model = load_model("default")                      # doctest: +SKIP
     >>> labels = model.segment(image)                      # doctest: +SKIP
     >>> labels = model.segment(image, nucleus_size=30)     # doctest: +SKIP
     """
@@ -84,8 +223,38 @@ class Segmenter:
 
     @classmethod
     def resolve_options(cls, options: dict | None = None) -> dict:
-        """Every option of this kind of model with the given values applied and checked (defaults for
-        the rest); a class method, so options can be checked before a slow model load."""
+        """Every option of this kind of model with the given values applied and checked.
+
+        A class method, so options can be checked before a slow model load.
+
+        Parameters
+        ----------
+        options : dict, optional
+            Option values by name (underscores, as in `segment`'s keywords); the others take their
+            defaults. None means no options.
+
+        Returns
+        -------
+        dict
+            Every option of the model, in the order of `options`, with the defaults that depend on other
+            options (None) replaced by the values that will apply.
+
+        Raises
+        ------
+        NucleaizerError
+            For an option the model does not take, or a value its check refuses; the one-line message
+            names the option as a command-line flag (``--nucleus-size``).
+
+        Examples
+        --------
+        >>> from nucleaizer_tf.models.default import DefaultSegmenter
+        >>> DefaultSegmenter.resolve_options({"nucleus_size": 25})
+        {'nucleus_size': 25, 'tta': False, 'tile': 1024, 'precision': 'float32'}
+        >>> DefaultSegmenter.resolve_options({"threshold": 0.5})
+        Traceback (most recent call last):
+        ...
+        nucleaizer_tf.errors.NucleaizerError: --threshold does not apply to the default model (it takes ...)
+        """
         options = dict(options or {})
         unknown = sorted(set(options) - set(cls.options))
         if unknown:
@@ -110,21 +279,77 @@ class Segmenter:
     # ------------------------------------------------------------------ segmentation
 
     def segment(self, image, **options) -> np.ndarray:
-        """Label image (uint16, uint32 above 65,535 nuclei; 0 = background) of one 2-D image of any dtype.
+        """Label image of one 2-D image of any dtype.
+
+        Parameters
+        ----------
+        image : array_like
+            A grey H×W or H×W×C image (C ≤ 4), at least 2 pixels each way, of any dtype.
+        **options
+            The model's options (see its `options`); the others take their defaults.
+
+        Returns
+        -------
+        numpy.ndarray
+            H×W labels: 0 = background, 1..n = nuclei; uint16, uint32 above 65,535 nuclei.
+
+        Raises
+        ------
+        NucleaizerError
+            For an image of another shape, an option the model does not take or a bad option value.
 
         Examples
         --------
         >>> labels = load_model("default").segment(image)  # doctest: +SKIP
+        >>> int(labels.max())  # the number of nuclei       # doctest: +SKIP
+        412
         """
         return self.segment_with_facts(image, **options)[0]
 
     def segment_with_facts(self, image, *, name: str | None = None, **options) -> tuple[np.ndarray, dict]:
-        """(labels, facts): the facts (network size, estimated nucleus size, ...) go to the run record.
-        `name` identifies the image for models that cache intermediate results (the full pipeline)."""
+        """Labels of one image together with the facts the run record keeps about it.
+
+        Parameters
+        ----------
+        image : array_like
+            A 2-D image, as for `segment`.
+        name : str, optional
+            Identifies the image for models that cache intermediate results (the full pipeline, with a
+            work folder); ignored by the others.
+        **options
+            The model's options, as for `segment`.
+
+        Returns
+        -------
+        labels : numpy.ndarray
+            As `segment` returns them.
+        facts : dict
+            What the model found out on the way (network size, estimated nucleus size, ...).
+
+        Examples
+        --------
+        >>> labels, facts = load_model("default").segment_with_facts(image)  # doctest: +SKIP
+        >>> facts                                                            # doctest: +SKIP
+        {'scale': 0.8, 'estimated_diameter': 31.25}
+        """
         return self._segment(_as_image(image), self.resolve_options(options), name)
 
     def segment_many(self, images: Iterable, **options) -> Iterator[np.ndarray]:
-        """Labels of each image of a list or iterator, in order (options checked once, before the first).
+        """Labels of each image of a list or iterator, in order.
+
+        The options are checked once, before the first image is read from `images`.
+
+        Parameters
+        ----------
+        images : iterable of array_like
+            2-D images, as for `segment`; an iterator is consumed lazily, one image at a time.
+        **options
+            The model's options, as for `segment`.
+
+        Yields
+        ------
+        numpy.ndarray
+            The labels of each image, as `segment` returns them.
 
         Examples
         --------
@@ -136,8 +361,25 @@ class Segmenter:
             yield self._segment(_as_image(image), resolved, None)[0]
 
     def prepare(self, **options) -> dict:
-        """Check the options and load or build every network they need now, so that a bad weight file
-        fails before the first image rather than on each; returns the resolved options."""
+        """Check the options and load or build every network they need now.
+
+        So a bad weight file fails before the first image rather than on each.
+
+        Parameters
+        ----------
+        **options
+            The model's options, as for `segment`.
+
+        Returns
+        -------
+        dict
+            The resolved options (see `resolve_options`).
+
+        Examples
+        --------
+        >>> model = load_model("mask_rcnn_final.h5")           # doctest: +SKIP
+        >>> settings = model.prepare(confidence=0.6)           # doctest: +SKIP
+        """
         return self.resolve_options(options)
 
     def _segment(self, image: np.ndarray, options: dict, name: str | None) -> tuple[np.ndarray, dict]:
@@ -146,15 +388,67 @@ class Segmenter:
     # ------------------------------------------------------------------ identity and saving
 
     def describe(self) -> dict:
-        """What the run record says about the model: its kind, where it came from, its checksum."""
+        """What the run record says about the model: its kind, where it came from, its checksum.
+
+        Returns
+        -------
+        dict
+            At least ``{"kind": kind}``; subclasses add the model's source and, where known, its sha256.
+
+        Examples
+        --------
+        >>> load_model("default").describe()["kind"]  # doctest: +SKIP
+        'default-model'
+        """
         return {"kind": self.kind}
 
     def record_settings(self, options: dict) -> dict:
-        """The applied settings as the run record lists them (resolved options)."""
+        """The applied settings as the run record lists them.
+
+        Parameters
+        ----------
+        options : dict
+            Resolved options (see `resolve_options`).
+
+        Returns
+        -------
+        dict
+            A copy of `options` (the full pipeline lists its own settings block instead).
+
+        Examples
+        --------
+        >>> model = load_model("default")                              # doctest: +SKIP
+        >>> model.record_settings(model.resolve_options({"tta": True}))  # doctest: +SKIP
+        {'nucleus_size': None, 'tta': True, 'tile': 1024, 'precision': 'float32'}
+        """
         return dict(options)
 
     def save(self, folder, *, overwrite: bool = False) -> Path:
-        """Write the model as a model folder (`manifest.json` + weights) that `load_model` reads."""
+        """Write the model as a model folder (`manifest.json` + weights) that `load_model` reads.
+
+        Parameters
+        ----------
+        folder : str or os.PathLike
+            The folder to write (created if needed).
+        overwrite : bool, optional
+            Replace a model already in `folder` (default False: refuse).
+
+        Returns
+        -------
+        pathlib.Path
+            The model folder.
+
+        Raises
+        ------
+        NucleaizerError
+            When the kind of model cannot be saved (the base class), or `folder` already holds a model and
+            `overwrite` is False.
+
+        Examples
+        --------
+        >>> load_model("mask_rcnn_final.h5").save("my_model")  # doctest: +SKIP
+        PosixPath('my_model')
+        """
         raise NucleaizerError(f"the {self.title} cannot be saved as a model folder")
 
     def __repr__(self) -> str:
@@ -174,6 +468,26 @@ def _as_image(image) -> np.ndarray:
 
 
 def labels_dtype(labels: np.ndarray) -> np.ndarray:
-    """uint16 labels, uint32 above 65,535 objects (what the label writers store)."""
+    """Labels as uint16, or uint32 above 65,535 objects (what the label writers store).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        An integer label image (0 = background).
+
+    Returns
+    -------
+    numpy.ndarray
+        `labels` in the smaller of the two types that holds its largest label; `labels` itself, not a
+        copy, when it already has that type.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels_dtype(np.array([[0, 1], [2, 3]])).dtype
+    dtype('uint16')
+    >>> labels_dtype(np.array([[0, 70000]])).dtype
+    dtype('uint32')
+    """
     top = int(labels.max(initial=0))
     return labels.astype(np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32, copy=False)
