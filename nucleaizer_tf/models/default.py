@@ -21,16 +21,28 @@ DEFAULT_PRECISION = "float32"
 class DefaultSegmenter(Segmenter):
     """`nucleaizer_tf.default_model.DefaultModel` with the facade's options.
 
-    Options: `nucleus_size` (typical nucleus diameter in pixels; None = estimated per image), `tta`
-    (average over 8 flips/rotations, about 8× slower), `tile` (core size of tiles for large images),
-    `precision` (the network's compute type: float32, bfloat16 or auto = bfloat16 where the hardware
-    has it, see `nucleaizer_tf.precision`).
+    Made by ``load_model("default")`` (the shipped model) or by `load_model` on a default-model folder
+    (a fine-tuned copy, as `adapt` and `train default` write). Options of `segment`:
+
+    - `nucleus_size`: typical nucleus diameter in pixels; None (default) = estimated per image.
+    - `tta`: average over the 8 flips/rotations, about 8× slower (default False).
+    - `tile`: core size of the tiles large images are run in (default 1024).
+    - `precision`: the network's compute type: float32 (default, `DEFAULT_PRECISION`), bfloat16 or
+      auto = bfloat16 where the hardware has it (see `nucleaizer_tf.precision`).
+
+    Parameters
+    ----------
+    model : nucleaizer_tf.default_model.DefaultModel
+        The loaded network and its manifest.
+    source : str
+        Where the model came from: ``"shipped"`` or the model folder's path (for `describe`).
 
     Examples
     --------
     >>> from nucleaizer_tf import load_model
-    >>> model = load_model("default")
+    >>> model = load_model("default")                   # doctest: +SKIP
     >>> labels = model.segment(image, nucleus_size=25)  # doctest: +SKIP
+    >>> labels = model.segment(image, tta=True)         # doctest: +SKIP
     """
 
     kind = "default-model"
@@ -49,7 +61,23 @@ class DefaultSegmenter(Segmenter):
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> DefaultSegmenter:
-        """The shipped model (None) or a default-model folder."""
+        """The shipped model (None) or a default-model folder.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            A default-model folder or its `manifest.json`; None (default) = the shipped model.
+
+        Returns
+        -------
+        DefaultSegmenter
+            The model, its weight file checked against the manifest's sha256.
+
+        Examples
+        --------
+        >>> model = DefaultSegmenter.load()                 # doctest: +SKIP
+        >>> tuned = DefaultSegmenter.load("adapt_out/model")  # doctest: +SKIP
+        """
         from nucleaizer_tf.default_model import DefaultModel
 
         return cls(DefaultModel.load(path), "shipped" if path is None else str(Path(path)))
@@ -60,6 +88,23 @@ class DefaultSegmenter(Segmenter):
         return resolved
 
     def prepare(self, **options) -> dict:
+        """Check the options and build the network in the chosen precision now; see `Segmenter.prepare`.
+
+        Parameters
+        ----------
+        **options
+            The model's options, as for `segment`.
+
+        Returns
+        -------
+        dict
+            The resolved options.
+
+        Examples
+        --------
+        >>> load_model("default").prepare(precision="bfloat16")  # doctest: +SKIP
+        {'nucleus_size': None, 'tta': False, 'tile': 1024, 'precision': 'bfloat16'}
+        """
         resolved = self.resolve_options(options)
         self.model.with_precision(resolved["precision"])
         return resolved
@@ -72,9 +117,45 @@ class DefaultSegmenter(Segmenter):
         return labels_dtype(labels), {"scale": round(float(info.scale), 4), "estimated_diameter": estimated}
 
     def describe(self) -> dict:
+        """The run record's model entry: kind, source, the weights' sha256 and the model's name.
+
+        Returns
+        -------
+        dict
+            ``kind``, ``model`` (``"default (weights/default)"`` for the shipped model, else the folder),
+            ``model_sha256`` and ``name`` (from the manifest; None where it has none).
+
+        Examples
+        --------
+        >>> load_model("default").describe()["model"]  # doctest: +SKIP
+        'default (weights/default)'
+        """
         manifest = self.model.manifest
         return {"kind": self.kind, "model": "default (weights/default)" if self.source == "shipped" else self.source,
                 "model_sha256": manifest.get("sha256"), "name": manifest.get("name")}
 
     def save(self, folder, *, overwrite: bool = False, **notes) -> Path:
+        """Write the model as a default-model folder (see `DefaultModel.save`).
+
+        The weights are written first, then `manifest.json` with their sha256, each atomically.
+
+        Parameters
+        ----------
+        folder : str or os.PathLike
+            The folder to write.
+        overwrite : bool, optional
+            Replace a model already in `folder` (default False: refuse).
+        **notes
+            Added to the manifest, e.g. what a fine-tuned model was adapted to.
+
+        Returns
+        -------
+        pathlib.Path
+            The model folder.
+
+        Examples
+        --------
+        >>> load_model("default").save("my_model", adapted={"style": "H&E"})  # doctest: +SKIP
+        PosixPath('my_model')
+        """
         return self.model.save(folder, overwrite=overwrite, **notes)
