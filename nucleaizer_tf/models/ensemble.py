@@ -15,10 +15,23 @@ from nucleaizer_tf.models.maskrcnn import CONVERSIONS
 class EnsembleSegmenter(Segmenter):
     """`UNetEnsemble` → labels: 8-connected components of E ≥ threshold·65535.
 
+    E is the ensemble's uint16 mean map (65535 = certain nucleus). A semantic segmenter: touching nuclei
+    stay one object. Options of `segment`: `threshold` (default 0.5, between 0 and 1) and `conversion`
+    (how non-8-bit images become 8-bit RGB: ``"nucleaizer"``, the default, or ``"percentile"``).
+
+    Parameters
+    ----------
+    ensemble : nucleaizer_tf.unet.ensemble.UNetEnsemble
+        The loaded ensemble.
+    source : str
+        The ensemble folder, for `describe`.
+
     Examples
     --------
     >>> from nucleaizer_tf import load_model
-    >>> labels = load_model("unet_ensemble/").segment(image, threshold=0.5)  # doctest: +SKIP
+    >>> model = load_model("unet_ensemble/")                  # doctest: +SKIP
+    >>> labels = model.segment(image, threshold=0.5)          # doctest: +SKIP
+    >>> probability = model.probability(image)                # doctest: +SKIP
     """
 
     kind = "unet-ensemble"
@@ -34,12 +47,47 @@ class EnsembleSegmenter(Segmenter):
 
     @classmethod
     def load(cls, folder) -> EnsembleSegmenter:
+        """Load a U-Net ensemble folder, checking each member's weight file against its sha256.
+
+        Parameters
+        ----------
+        folder : str or os.PathLike
+            A `unet-ensemble` model folder.
+
+        Returns
+        -------
+        EnsembleSegmenter
+            The segmenter of the ensemble.
+
+        Examples
+        --------
+        >>> model = EnsembleSegmenter.load("unet_ensemble/")  # doctest: +SKIP
+        """
         from nucleaizer_tf.unet.ensemble import UNetEnsemble
 
         return cls(UNetEnsemble.load(folder), str(Path(folder)))
 
     def probability(self, image: np.ndarray, conversion: str = "nucleaizer") -> np.ndarray:
-        """The ensemble's uint16 map E (65535 = certain nucleus) of an image of any dtype."""
+        """The ensemble's uint16 map E (65535 = certain nucleus) of an image of any dtype.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            A grey or RGB(A) image of any dtype.
+        conversion : str, optional
+            How a non-8-bit image becomes 8-bit RGB: ``"nucleaizer"`` (default) or ``"percentile"``.
+
+        Returns
+        -------
+        numpy.ndarray
+            H×W uint16: the mean of the members' 16-bit probability maps.
+
+        Examples
+        --------
+        >>> E = load_model("unet_ensemble/").probability(image)  # doctest: +SKIP
+        >>> E.dtype                                              # doctest: +SKIP
+        dtype('uint16')
+        """
         from nucleaizer_tf.io import to_rgb8
 
         return self.ensemble.predict(to_rgb8(np.asarray(image), conversion))
@@ -52,9 +100,40 @@ class EnsembleSegmenter(Segmenter):
         return labels_dtype(labels), {"members": len(self.ensemble)}
 
     def describe(self) -> dict:
+        """The run record's model entry: kind, folder and member names.
+
+        Returns
+        -------
+        dict
+            ``kind``, ``model`` (the folder) and ``members`` (the member names, in order).
+
+        Examples
+        --------
+        >>> load_model("unet_ensemble/").describe()["kind"]  # doctest: +SKIP
+        'unet-ensemble'
+        """
         return {"kind": self.kind, "model": self.source, "members": [m.name for m in self.ensemble.members]}
 
     def save(self, folder, *, overwrite: bool = False) -> Path:
+        """Write the ensemble as a `unet-ensemble` model folder (weights, then the manifest, atomically).
+
+        Parameters
+        ----------
+        folder : str or os.PathLike
+            The folder to write.
+        overwrite : bool, optional
+            Replace a model already in `folder` (default False: refuse).
+
+        Returns
+        -------
+        pathlib.Path
+            The model folder.
+
+        Examples
+        --------
+        >>> load_model("unet_ensemble/").save("ensemble_copy")  # doctest: +SKIP
+        PosixPath('ensemble_copy')
+        """
         from nucleaizer_tf.models.folder import prepare_folder
 
         return self.ensemble.save(prepare_folder(folder, overwrite=overwrite))
