@@ -24,7 +24,7 @@ ensemble without per-member hashes) still load; files without a recorded hash ar
 Examples
 --------
 >>> folder, manifest, kind = read_manifest("weights/default")  # doctest: +SKIP
->>> kind
+>>> kind                                                       # doctest: +SKIP
 'default-model'
 """
 
@@ -45,6 +45,16 @@ KINDS = ("default-model", "unet-ensemble", "full-pipeline", "maskrcnn", "pix2pix
 def sha256_of(path: str | os.PathLike) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    str
+        The 64 lower-case hex digits of the file's sha256.
+
     Examples
     --------
     >>> sha256_of("weights/default/default.weights.h5")[:8]  # doctest: +SKIP
@@ -58,7 +68,29 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 
 def kind_of(manifest: dict) -> str | None:
-    """The model kind a manifest describes (None if it is no nucleaizer-tf model manifest)."""
+    """The model kind a manifest describes (None if it is no nucleaizer-tf model manifest).
+
+    Parameters
+    ----------
+    manifest : dict
+        The parsed `manifest.json`.
+
+    Returns
+    -------
+    str or None
+        One of `KINDS`, from ``"format": "nucleaizer-tf/<kind>"``; ``"default-model"`` for a manifest
+        without a format that has `weights_file` and `architecture` (written before the format field
+        existed); else None.
+
+    Examples
+    --------
+    >>> kind_of({"format": "nucleaizer-tf/unet-ensemble", "format_version": 1})
+    'unet-ensemble'
+    >>> kind_of({"weights_file": "default.weights.h5", "architecture": {}})
+    'default-model'
+    >>> kind_of({"format": "nucleaizer-tf/unknown"}) is None
+    True
+    """
     fmt = manifest.get("format")
     if isinstance(fmt, str) and fmt.startswith(FORMAT_PREFIX) and fmt[len(FORMAT_PREFIX):] in KINDS:
         return fmt[len(FORMAT_PREFIX):]
@@ -70,8 +102,27 @@ def kind_of(manifest: dict) -> str | None:
 def read_manifest(path: str | os.PathLike, expect: str | None = None) -> tuple[Path, dict, str]:
     """(folder, manifest, kind) of a model folder or of its `manifest.json`.
 
-    Raises `NucleaizerError` naming the path when there is no readable manifest, when it describes no
-    known model kind, or when it is not of kind `expect` (if given).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A model folder, or the `manifest.json` file itself.
+    expect : str, optional
+        The kind the folder must be (one of `KINDS`); None (default) accepts any kind.
+
+    Returns
+    -------
+    folder : pathlib.Path
+        The folder holding the manifest.
+    manifest : dict
+        The parsed manifest.
+    kind : str
+        Its model kind (see `kind_of`).
+
+    Raises
+    ------
+    NucleaizerError
+        Naming the path, when there is no readable manifest, when it describes no known model kind, or
+        when it is not of kind `expect` (if given).
 
     Examples
     --------
@@ -94,7 +145,35 @@ def read_manifest(path: str | os.PathLike, expect: str | None = None) -> tuple[P
 
 
 def checked_file(folder: Path, name: str, sha256: str | None, what: str) -> Path:
-    """`folder/name` after checking it exists and, when a hash is recorded, that it matches."""
+    """`folder/name` after checking it exists and, when a hash is recorded, that it matches.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The model folder.
+    name : str
+        A file name from the folder's manifest; it must stay inside `folder` (not absolute, no ``..``).
+    sha256 : str or None
+        The recorded hex sha256; None or empty = not checked.
+    what : str
+        What the file is, for the messages (``"weight file"``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder / name``.
+
+    Raises
+    ------
+    NucleaizerError
+        When `name` points outside the folder, the file is missing or its sha256 differs.
+
+    Examples
+    --------
+    >>> entry = manifest["weights"]                                                     # doctest: +SKIP
+    >>> checked_file(folder, entry["file"], entry.get("sha256"), "weight file")        # doctest: +SKIP
+    PosixPath('my_model/mask_rcnn_final.h5')
+    """
     path = Path(folder) / name
     if Path(name).is_absolute() or ".." in Path(name).parts:
         raise NucleaizerError(f"{folder / MANIFEST}: {what} {name!r} must be a file inside the model folder")
@@ -106,7 +185,30 @@ def checked_file(folder: Path, name: str, sha256: str | None, what: str) -> Path
 
 
 def prepare_folder(folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Create `folder` for a new model; refuse one that already holds a model unless `overwrite`."""
+    """Create `folder` for a new model; refuse one that already holds a model unless `overwrite`.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The model folder to write; created with its parents if absent.
+    overwrite : bool, optional
+        Accept a folder that already has a `manifest.json` (default False).
+
+    Returns
+    -------
+    pathlib.Path
+        The folder, now existing.
+
+    Raises
+    ------
+    NucleaizerError
+        When `folder` is a file, or already holds a model and `overwrite` is False.
+
+    Examples
+    --------
+    >>> prepare_folder("my_model")  # doctest: +SKIP
+    PosixPath('my_model')
+    """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise NucleaizerError(f"{folder}: exists and is not a folder")
@@ -117,7 +219,36 @@ def prepare_folder(folder: str | os.PathLike, *, overwrite: bool = False) -> Pat
 
 
 def write_manifest(folder: str | os.PathLike, kind: str, manifest: dict, format_version: int) -> Path:
-    """Write `manifest.json` of a `kind` folder (atomically; call it after every weight file is written)."""
+    """Write `manifest.json` of a `kind` folder (atomically; call it after every weight file is written).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The model folder.
+    kind : str
+        One of `KINDS`; written as ``"format": "nucleaizer-tf/<kind>"``.
+    manifest : dict
+        The rest of the manifest (weight file names, their sha256, what rebuilds the network); any
+        ``format`` or ``format_version`` in it is replaced.
+    format_version : int
+        The version of the kind's manifest layout.
+
+    Returns
+    -------
+    pathlib.Path
+        The written `manifest.json`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown `kind`.
+
+    Examples
+    --------
+    >>> body = {"weights": {"file": "mask_rcnn.h5", "sha256": sha256_of("my_model/mask_rcnn.h5")}}  # doctest: +SKIP
+    >>> write_manifest("my_model", "maskrcnn", body, format_version=1)                              # doctest: +SKIP
+    PosixPath('my_model/manifest.json')
+    """
     from nucleaizer_tf.io import write_json
 
     if kind not in KINDS:
