@@ -33,6 +33,32 @@ class FullSegmenter(Segmenter):
     """The full pipeline. With `work_dir`, intermediate results are cached per image name
     (`segment_with_facts(image, name=stem)`), so an interrupted folder run resumes.
 
+    Made by ``load_model(FINAL.h5, mode="full", unet=DIR)`` or by `load_model` on a `full-pipeline` folder.
+    Options of `segment`: `image_size` (presegmentation network size, default 1024), `confidence` (minimum
+    detection score of the final model, 0.6), `nms` (0.35), `max_instances` (800), `padding` (0.05),
+    `dilation` (1), `fill_holes` (False), `absolute_mask_threshold` (False), `conversion` ("nucleaizer"),
+    `postprocess_params` (the 9 post-processing parameters or a param-search result file; None = the
+    defaults), `max_network_size` (cap of the 2x/4x Mask R-CNN sizes; None = no cap) and `precision`
+    (Mask R-CNN compute type, "float32").
+
+    Parameters
+    ----------
+    preseg_model : str or os.PathLike
+        The presegmentation Mask R-CNN (`mask_rcnn_presegmentation.h5`).
+    final_model : str or os.PathLike
+        The final Mask R-CNN (`mask_rcnn_final.h5`).
+    unet_dir : str or os.PathLike
+        The U-Net ensemble folder (an original PyTorch folder is converted once into the work folder).
+    work_dir : str or os.PathLike, optional
+        Folder for the cached intermediate results; None (default) keeps nothing on disk.
+    source : str, optional
+        The `full-pipeline` model folder the parts came from, for `describe`.
+
+    Raises
+    ------
+    NucleaizerError
+        When one of the three parts does not exist.
+
     Examples
     --------
     >>> from nucleaizer_tf import load_model
@@ -71,6 +97,27 @@ class FullSegmenter(Segmenter):
 
     @classmethod
     def from_folder(cls, folder, manifest: dict, *, work_dir=None) -> FullSegmenter:
+        """The full pipeline of a `full-pipeline` model folder, both `.h5` files checked by sha256.
+
+        Parameters
+        ----------
+        folder : str or os.PathLike
+            The model folder.
+        manifest : dict
+            Its parsed manifest (see `nucleaizer_tf.models.folder.read_manifest`).
+        work_dir : str or os.PathLike, optional
+            Folder for the cached intermediate results; None (default) keeps nothing on disk.
+
+        Returns
+        -------
+        FullSegmenter
+            The pipeline, with the folder as its source.
+
+        Examples
+        --------
+        >>> folder, manifest, _ = read_manifest("my_nucleaizer", expect="full-pipeline")  # doctest: +SKIP
+        >>> full = FullSegmenter.from_folder(folder, manifest, work_dir="work")          # doctest: +SKIP
+        """
         from nucleaizer_tf.models.folder import checked_file
 
         parts = [checked_file(folder, manifest[k]["file"], manifest[k].get("sha256"), f"{k} weight file")
@@ -78,7 +125,24 @@ class FullSegmenter(Segmenter):
         return cls(*parts, Path(folder) / manifest["unet"], work_dir=work_dir, source=str(folder))
 
     def settings(self, options: dict):
-        """The `FullSettings` of resolved options."""
+        """The `FullSettings` of resolved options.
+
+        Parameters
+        ----------
+        options : dict
+            Resolved options (see `resolve_options`); `postprocess_params` None means
+            `DEFAULT_PARAMS`, a path is read as a param-search result file.
+
+        Returns
+        -------
+        nucleaizer_tf.pipelines.full.FullSettings
+            The settings the pipeline runs with.
+
+        Examples
+        --------
+        >>> full.settings(full.resolve_options({"confidence": 0.5})).final_confidence  # doctest: +SKIP
+        0.5
+        """
         from nucleaizer_tf.pipelines.full import FullSettings
         from nucleaizer_tf.postprocess.params import DEFAULT_PARAMS, PostprocessParams, read_params
 
@@ -99,7 +163,22 @@ class FullSegmenter(Segmenter):
                             precision=resolve_precision(options["precision"]))
 
     def pipeline(self, options: dict):
-        """The `FullPipeline` for resolved options (one per distinct settings)."""
+        """The `FullPipeline` for resolved options (one per distinct settings, kept for reuse).
+
+        Parameters
+        ----------
+        options : dict
+            Resolved options (see `resolve_options`).
+
+        Returns
+        -------
+        nucleaizer_tf.pipelines.full.FullPipeline
+            The pipeline, its networks loaded on first need.
+
+        Examples
+        --------
+        >>> pipeline = full.pipeline(full.resolve_options())  # doctest: +SKIP
+        """
         from nucleaizer_tf.pipelines.full import FullPipeline
 
         settings = self.settings(options)
@@ -109,6 +188,22 @@ class FullSegmenter(Segmenter):
         return self._pipelines[settings]
 
     def prepare(self, **options) -> dict:
+        """Check the options and load all three networks now; see `Segmenter.prepare`.
+
+        Parameters
+        ----------
+        **options
+            The pipeline's options, as for `segment`.
+
+        Returns
+        -------
+        dict
+            The resolved options.
+
+        Examples
+        --------
+        >>> settings = full.prepare(confidence=0.5)  # doctest: +SKIP
+        """
         resolved = self.resolve_options(options)
         self.pipeline(resolved).load_networks()
         return resolved
@@ -118,14 +213,51 @@ class FullSegmenter(Segmenter):
         return labels_dtype(labels), facts
 
     def record_settings(self, options: dict) -> dict:
-        """The settings block of the run record (the 9 parameters as a vector)."""
+        """The settings block of the run record (the 9 parameters as a vector).
+
+        Parameters
+        ----------
+        options : dict
+            Resolved options.
+
+        Returns
+        -------
+        dict
+            `FullSettings.to_dict` of the options' settings.
+
+        Examples
+        --------
+        >>> full.record_settings(full.resolve_options())["final_confidence"]  # doctest: +SKIP
+        0.6
+        """
         return self.settings(options).to_dict()
 
     def write_scale_tables(self) -> None:
+        """Write the original's scales-rcnn-{1,2,4}x.csv of every image segmented so far.
+
+        Into ``<work_dir>/sizes``, one set per distinct settings used; nothing without a work folder.
+
+        Examples
+        --------
+        >>> full.write_scale_tables()  # doctest: +SKIP
+        """
         for pipeline in self._pipelines.values():
             pipeline.write_scale_tables()
 
     def describe(self) -> dict:
+        """The run record's model entry: the three parts, and the model folder and work folder if any.
+
+        Returns
+        -------
+        dict
+            ``kind``, ``model`` (the final `.h5`), ``preseg_model``, ``unet``, and ``folder`` and
+            ``work_dir`` where they apply.
+
+        Examples
+        --------
+        >>> full.describe()["preseg_model"]  # doctest: +SKIP
+        'mask_rcnn_presegmentation.h5'
+        """
         info = {"kind": self.kind, "model": str(self.final_model), "preseg_model": str(self.preseg_model),
                 "unet": str(self.unet_dir)}
         if self.source:
@@ -135,7 +267,28 @@ class FullSegmenter(Segmenter):
         return info
 
     def save(self, folder, *, overwrite: bool = False) -> Path:
-        """One `full-pipeline` folder: copies of both `.h5` files and the ensemble as `unet/`."""
+        """One `full-pipeline` folder: copies of both `.h5` files and the ensemble as `unet/`.
+
+        Each file is written atomically and the manifest last, so ``load_model(folder)`` gives this
+        pipeline back.
+
+        Parameters
+        ----------
+        folder : str or os.PathLike
+            The folder to write.
+        overwrite : bool, optional
+            Replace a model already in `folder` (default False: refuse).
+
+        Returns
+        -------
+        pathlib.Path
+            The model folder.
+
+        Examples
+        --------
+        >>> full.save("my_nucleaizer")  # doctest: +SKIP
+        PosixPath('my_nucleaizer')
+        """
         from nucleaizer_tf.io import atomic_path
         from nucleaizer_tf.models.folder import prepare_folder, sha256_of, write_manifest
         from nucleaizer_tf.unet.ensemble import UNetEnsemble
