@@ -12,8 +12,36 @@ SHIPPED = ("default", "shipped")
 
 
 def segmenter_class(name_or_path=None, mode: str | None = None) -> type[Segmenter]:
-    """The class of segmenter `load_model(name_or_path, mode=mode)` returns, found without loading
-    anything (for checking options before a slow load); `Segmenter` itself when undecidable."""
+    """The class of segmenter `load_model(name_or_path, mode=mode)` returns, found without loading anything.
+
+    For checking options (`Segmenter.resolve_options` is a class method) before a slow load. Only the
+    folder's `manifest.json` is read, no weight file.
+
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike, optional
+        What `load_model` takes: ``"default"``/``"shipped"`` or None (the shipped model), a model folder
+        or its `manifest.json`, or a legacy Mask R-CNN `.h5` file.
+    mode : str, optional
+        ``"full"`` for the full pipeline (then `name_or_path` is not looked at); None or ``"fast"``
+        otherwise.
+
+    Returns
+    -------
+    type
+        `DefaultSegmenter`, `MaskRCNNSegmenter` (any existing file other than a `manifest.json`),
+        `EnsembleSegmenter` or `FullSegmenter`; `Segmenter` itself when undecidable (no such path, no
+        readable manifest, a kind that is not a segmentation model).
+
+    Examples
+    --------
+    >>> segmenter_class("default").__name__
+    'DefaultSegmenter'
+    >>> segmenter_class("mask_rcnn_final.h5", mode="full").__name__
+    'FullSegmenter'
+    >>> segmenter_class("default").resolve_options({"tta": True})["tta"]
+    True
+    """
     from nucleaizer_tf.models.default import DefaultSegmenter
     from nucleaizer_tf.models.ensemble import EnsembleSegmenter
     from nucleaizer_tf.models.folder import MANIFEST, read_manifest
@@ -40,33 +68,81 @@ def load_model(name_or_path: str | os.PathLike | None = "default", *, mode: str 
                work_dir: str | os.PathLike | None = None) -> Segmenter:
     """A segmenter for a model name, model folder or legacy weight file.
 
+    The one way to get a segmenter, whatever the model is. Every segmenter has the same methods
+    (`Segmenter.segment`, `Segmenter.segment_many`, `Segmenter.describe`, `Segmenter.save`) and refuses,
+    with a one-line `NucleaizerError`, an option that does not apply to it or a value that makes no sense.
+
     Parameters
     ----------
-    name_or_path
-        ``"default"`` (or None): the model shipped with the package. A model folder (a `manifest.json`
-        and its weight files): a fine-tuned default model (what `adapt` and `train default` write), a
-        U-Net ensemble, a full-pipeline folder or a saved Mask R-CNN. A legacy matterport/nucleAIzer
-        Mask R-CNN ``.h5`` (`mask_rcnn_final.h5`, `mask_rcnn_presegmentation.h5`): nucleAIzer's fast mode.
-    mode
+    name_or_path : str or os.PathLike or None, optional
+        What to load (default ``"default"``):
+
+        - ``"default"`` (or ``"shipped"``, or None): the model shipped with the package.
+        - A model folder (a `manifest.json` and its weight files, sha256-checked): a fine-tuned default
+          model (what `adapt` and `train default` write), a U-Net ensemble, a full-pipeline folder or a
+          saved Mask R-CNN; its `manifest.json` may be given instead of the folder.
+        - A legacy matterport/nucleAIzer Mask R-CNN ``.h5`` (`mask_rcnn_final.h5`,
+          `mask_rcnn_presegmentation.h5`): nucleAIzer's fast mode.
+    mode : {None, "fast", "full"}, optional
         ``"full"`` with a legacy ``.h5`` (the final model): nucleAIzer's full pipeline, which also needs
-        `unet` (an ensemble folder) and takes `preseg_model` (default: the same file).
-    preseg_model, unet
-        The full pipeline's other parts.
-    work_dir
-        Full pipeline only: cache intermediate results here, per image name, so a folder run resumes.
+        `unet` and takes `preseg_model`. None (default) or ``"fast"``: the model `name_or_path` names.
+    preseg_model : str or os.PathLike, optional
+        Full pipeline only: the presegmentation Mask R-CNN ``.h5`` (default: the same file as
+        `name_or_path`).
+    unet : str or os.PathLike, optional
+        Full pipeline only, and required there: the U-Net ensemble folder (a converted ensemble, or the
+        original PyTorch `kaggle_workflow/unet` folder, converted once into the work folder).
+    work_dir : str or os.PathLike, optional
+        Full pipeline only (``mode="full"`` or a full-pipeline folder): cache intermediate results here,
+        per image name, so a folder run resumes. None (default) keeps nothing on disk.
 
     Returns
     -------
     Segmenter
-        With `segment(image, **options) -> labels`, `segment_many(images, **options)`, `describe()`
-        and, where the model can be saved, `save(folder)`.
+        A `DefaultSegmenter`, `MaskRCNNSegmenter`, `EnsembleSegmenter` or `FullSegmenter`, with
+        `segment(image, **options) -> labels`, `segment_many(images, **options)`, `describe()` and,
+        where the model can be saved, `save(folder)`.
+
+    Raises
+    ------
+    NucleaizerError
+        For an unknown `mode`; ``mode="full"`` without `unet` or with the shipped model; `preseg_model`,
+        `unet` or `work_dir` given for a model that is not the full pipeline; a path that does not exist;
+        a folder without a readable manifest, with a missing or corrupt (sha256) weight file, or of a kind
+        that is not a segmentation model (a style-transfer generator).
+
+    See Also
+    --------
+    segmenter_class : The class `load_model` would return, found without loading anything.
+
+    Notes
+    -----
+    The default model and a U-Net ensemble are loaded now. A legacy ``.h5`` is only inspected now (a
+    wrong file fails here) and its network built on first use; the full pipeline checks that its parts
+    exist and loads its networks on first need. `Segmenter.prepare` loads everything at once.
 
     Examples
     --------
+    The shipped model, with the nucleus size estimated per image or given in pixels:
+
     >>> from nucleaizer_tf import load_model
-    >>> labels = load_model("default").segment(image)                   # doctest: +SKIP
-    >>> labels = load_model("mask_rcnn_final.h5").segment(image)         # doctest: +SKIP
+    >>> model = load_model("default")                                    # doctest: +SKIP
+    >>> labels = model.segment(image)                                    # doctest: +SKIP
+    >>> labels = model.segment(image, nucleus_size=25)                   # doctest: +SKIP
+
+    A fine-tuned model folder, and nucleAIzer's fast and full modes from its legacy files:
+
     >>> labels = load_model("adapt_out/model").segment(image)            # doctest: +SKIP
+    >>> labels = load_model("mask_rcnn_final.h5").segment(image)         # doctest: +SKIP
+    >>> full = load_model("mask_rcnn_final.h5", mode="full",
+    ...                   unet="unet_ensemble/", work_dir="work/")       # doctest: +SKIP
+
+    Settings that do not fit are refused before anything is loaded:
+
+    >>> load_model("default", unet="unet_ensemble/")
+    Traceback (most recent call last):
+    ...
+    nucleaizer_tf.errors.NucleaizerError: --unet applies to the full pipeline only (--mode full)
     """
     from nucleaizer_tf.models.default import DefaultSegmenter
     from nucleaizer_tf.models.ensemble import EnsembleSegmenter
