@@ -16,13 +16,50 @@ CONVERSIONS = ("nucleaizer", "percentile")
 
 
 def file_key(path: str | os.PathLike) -> dict:
-    """Cheap identity of a weight file or folder (path, size, modification time) for caches."""
+    """Cheap identity of a weight file or folder (path, size, modification time) for caches.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An existing file or folder.
+
+    Returns
+    -------
+    dict
+        ``path`` (resolved, as a string), ``size`` (bytes) and ``mtime_ns``; a changed file gives a
+        different key.
+
+    Examples
+    --------
+    >>> file_key("mask_rcnn_final.h5")  # doctest: +SKIP
+    {'path': '/data/models/mask_rcnn_final.h5', 'size': 255856928, 'mtime_ns': 1699999999000000000}
+    """
     path = Path(path).resolve()
     stat = path.stat()
     return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def padding_fraction(value) -> str | None:
+    """Option check of `padding`: a fraction of the image size per side, between 0 and 0.5.
+
+    Parameters
+    ----------
+    value : object
+        The value to check; anything `float()` accepts.
+
+    Returns
+    -------
+    str or None
+        None when ``0 <= value <= 0.5``; the problem of `fraction` outside 0..1, else
+        ``"must be between 0 and 0.5"``.
+
+    Examples
+    --------
+    >>> padding_fraction(0.05) is None
+    True
+    >>> padding_fraction(0.7)
+    'must be between 0 and 0.5'
+    """
     return fraction(value) or (None if float(value) <= 0.5 else "must be between 0 and 0.5")
 
 
@@ -36,8 +73,31 @@ def _built(path: str, size: int, mtime_ns: int, config, precision: str = "float3
 
 
 def build_maskrcnn(path: str | os.PathLike, config, precision: str = "float32"):
-    """The `MaskRCNN` of a legacy `.h5` with `config` and compute `precision` ("float32", "bfloat16",
-    "auto"), from the process-wide cache."""
+    """The `MaskRCNN` of a legacy `.h5` with `config` and compute `precision`, from the process-wide cache.
+
+    The two most recently built networks are kept for the next use in this process (a notebook re-running
+    a cell, a resumed run): building and loading a 255 MB file takes seconds. The file's size and
+    modification time are part of the key, so a changed file is loaded again.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A legacy matterport/nucleAIzer Mask R-CNN `.h5` file.
+    config : nucleaizer_tf.maskrcnn.MaskRCNNConfig
+        The network's configuration (detection thresholds included: they are part of the graph).
+    precision : str, optional
+        The compute type: ``"float32"`` (default), ``"bfloat16"`` or ``"auto"``.
+
+    Returns
+    -------
+    nucleaizer_tf.maskrcnn.MaskRCNN
+        The built network with the file's weights.
+
+    Examples
+    --------
+    >>> from nucleaizer_tf.maskrcnn import MaskRCNNConfig                           # doctest: +SKIP
+    >>> net = build_maskrcnn("mask_rcnn_final.h5", MaskRCNNConfig.presegment())    # doctest: +SKIP
+    """
     from nucleaizer_tf.precision import resolve_precision
 
     key = file_key(path)
@@ -48,11 +108,37 @@ class MaskRCNNSegmenter(Segmenter):
     """nucleAIzer's presegmentation (`segmentation.py` + `presegment.json`), or its manual-size mode when
     `nucleus_size` is given (confidence 0.5 and 1200 nuclei by default there).
 
+    nucleAIzer's fast mode: what ``load_model("mask_rcnn_final.h5")`` returns. Options of `segment`
+    (defaults of the presegmentation):
+
+    - `confidence`: minimum detection score (0.7; 0.5 with `nucleus_size`).
+    - `nms`: IoU above which the lower-scoring detection is suppressed (0.35).
+    - `max_instances`: most nuclei per image (800; 1200 with `nucleus_size`).
+    - `image_size`: network size D, rounded up to a multiple of 64 (1024).
+    - `nucleus_size`: nucleus diameter in pixels; D is then chosen per image so nuclei reach 80 px.
+    - `padding`: reflect padding per side, as a fraction of the image size (0.05, at most 0.5).
+    - `dilation`: radius of the per-nucleus dilation (1; 0 = off).
+    - `fill_holes`: fill holes per nucleus (False; the original's was a no-op).
+    - `absolute_mask_threshold`: cut masks at 0.5, not the min-max mid-point (False).
+    - `conversion`: how non-8-bit images become 8-bit RGB (``"nucleaizer"`` or ``"percentile"``).
+    - `precision`: network compute type (``"float32"``, to reproduce the original's numbers;
+      ``"bfloat16"`` or ``"auto"`` opt-in).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The legacy `.h5` weight file; it is inspected now, so a wrong file fails here, not at the first
+        image.
+    source : str, optional
+        Where the model came from, for `describe` (default: `path`; a `maskrcnn` model folder when
+        loaded from one).
+
     Examples
     --------
     >>> from nucleaizer_tf import load_model
     >>> model = load_model("mask_rcnn_final.h5")                 # doctest: +SKIP
     >>> labels = model.segment(image, confidence=0.6)            # doctest: +SKIP
+    >>> labels = model.segment(image, nucleus_size=20)           # doctest: +SKIP
     """
 
     kind = "maskrcnn"
@@ -97,7 +183,22 @@ class MaskRCNNSegmenter(Segmenter):
         return MaskRCNNConfig.manual_size() if options.get("nucleus_size") is not None else MaskRCNNConfig.presegment()
 
     def network(self, options: dict):
-        """The built network for resolved `options` (its detection thresholds are part of the graph)."""
+        """The built network for resolved `options` (its detection thresholds are part of the graph).
+
+        Parameters
+        ----------
+        options : dict
+            Resolved options (see `resolve_options`).
+
+        Returns
+        -------
+        nucleaizer_tf.maskrcnn.MaskRCNN
+            The network, from the process-wide cache of `build_maskrcnn`.
+
+        Examples
+        --------
+        >>> net = model.network(model.resolve_options({"confidence": 0.6}))  # doctest: +SKIP
+        """
         config = self._preset(options).replace(DETECTION_MIN_CONFIDENCE=float(options["confidence"]),
                                                DETECTION_NMS_THRESHOLD=float(options["nms"]),
                                                DETECTION_MAX_INSTANCES=int(options["max_instances"]))
@@ -105,6 +206,24 @@ class MaskRCNNSegmenter(Segmenter):
 
     @staticmethod
     def segment_options(options: dict):
+        """The per-image `SegmentOptions` of resolved options.
+
+        Parameters
+        ----------
+        options : dict
+            Resolved options (see `resolve_options`).
+
+        Returns
+        -------
+        nucleaizer_tf.maskrcnn.inference.SegmentOptions
+            Network size, nucleus size, padding, dilation, hole filling, mask threshold and conversion.
+
+        Examples
+        --------
+        >>> opts = MaskRCNNSegmenter.segment_options(MaskRCNNSegmenter.resolve_options())  # doctest: +SKIP
+        >>> opts.image_size                                                              # doctest: +SKIP
+        1024
+        """
         from nucleaizer_tf.maskrcnn.inference import SegmentOptions
 
         return SegmentOptions(image_size=int(options["image_size"]), nucleus_size=options["nucleus_size"],
@@ -114,6 +233,22 @@ class MaskRCNNSegmenter(Segmenter):
                               conversion=options["conversion"])
 
     def prepare(self, **options) -> dict:
+        """Check the options and build the network now; see `Segmenter.prepare`.
+
+        Parameters
+        ----------
+        **options
+            The model's options, as for `segment`.
+
+        Returns
+        -------
+        dict
+            The resolved options.
+
+        Examples
+        --------
+        >>> settings = load_model("mask_rcnn_final.h5").prepare(confidence=0.6)  # doctest: +SKIP
+        """
         resolved = self.resolve_options(options)
         self.network(resolved)
         return resolved
@@ -127,10 +262,43 @@ class MaskRCNNSegmenter(Segmenter):
         return labels_dtype(labels), {"network_size": found.network_size, "detections": len(found)}
 
     def describe(self) -> dict:
+        """The run record's model entry: kind and source.
+
+        Returns
+        -------
+        dict
+            ``{"kind": "maskrcnn", "model": source}``.
+
+        Examples
+        --------
+        >>> load_model("mask_rcnn_final.h5").describe()  # doctest: +SKIP
+        {'kind': 'maskrcnn', 'model': 'mask_rcnn_final.h5'}
+        """
         return {"kind": self.kind, "model": self.source}
 
     def save(self, folder, *, overwrite: bool = False) -> Path:
-        """A `maskrcnn` model folder holding a copy of the `.h5` (e.g. to ship a fine-tuned model)."""
+        """A `maskrcnn` model folder holding a copy of the `.h5` (e.g. to ship a fine-tuned model).
+
+        The copy keeps the file's name (``mask_rcnn.h5`` if it does not end in `.h5`) and is written
+        atomically, then the manifest with its sha256.
+
+        Parameters
+        ----------
+        folder : str or os.PathLike
+            The folder to write.
+        overwrite : bool, optional
+            Replace a model already in `folder` (default False: refuse).
+
+        Returns
+        -------
+        pathlib.Path
+            The model folder.
+
+        Examples
+        --------
+        >>> load_model("mask_rcnn_final.h5").save("my_maskrcnn")  # doctest: +SKIP
+        PosixPath('my_maskrcnn')
+        """
         from nucleaizer_tf.io import atomic_path
         from nucleaizer_tf.models.folder import prepare_folder, sha256_of, write_manifest
 
