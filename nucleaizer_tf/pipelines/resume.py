@@ -7,9 +7,9 @@ A line is appended as soon as the image is written, so a run stopped by Ctrl-C, 
 cut leaves a journal of what it finished; a half-written last line is ignored.
 
 With `--skip-existing`, an image is not recomputed when its journal line has the current fingerprint,
-its input is unchanged and its label file (and overlay, ROI set, GeoJSON, measurements, when asked
-for) is still there with the recorded checksum; its old run-record entry (and `summary.csv` row) is
-reused, so the record of a resumed run equals an uninterrupted one apart from timings. A changed
+its input is unchanged, its label file is still there with the recorded checksum and its overlay, ROI
+set, GeoJSON and measurements (when asked for) are still there; its old run-record entry (and
+`summary.csv` row) is reused, so the record of a resumed run equals an uninterrupted one apart from timings. A changed
 setting or model changes the fingerprint, so every image is recomputed.
 
 Examples
@@ -39,6 +39,21 @@ __all__ = ["JOURNAL_NAME", "RunJournal", "file_digest", "fingerprint"]
 def file_digest(path: str | os.PathLike) -> dict:
     """Size and sha256 of a file, as the journal and the stage caches record them.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file, read in 1 MiB blocks.
+
+    Returns
+    -------
+    dict
+        ``{"size": bytes, "sha256": hex digest}``.
+
+    Raises
+    ------
+    OSError
+        When the file cannot be read.
+
     Examples
     --------
     >>> file_digest("out/a.tiff")  # doctest: +SKIP
@@ -54,7 +69,31 @@ def file_digest(path: str | os.PathLike) -> dict:
 
 
 def output_files(out_dir: Path, stem: str, *, overlay: bool, exports) -> list[Path]:
-    """Every file `process_image` writes for `stem` with these options (the label image first)."""
+    """Every file `process_image` writes for `stem` with these options (the label image first).
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        The run's output folder.
+    stem : str
+        The input image's file stem.
+    overlay : bool
+        Whether an outline overlay is written (``overlays/<stem>.png``).
+    exports : ExportOptions or None
+        The per-image exports asked for: ``rois/<stem>.zip``, ``geojson/<stem>.geojson``,
+        ``measurements/<stem>.csv``; None = none.
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``<out_dir>/<stem>.tiff``, then the overlay and export files asked for.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> [str(p) for p in output_files(Path("out"), "a", overlay=True, exports=None)]
+    ['out/a.tiff', 'out/overlays/a.png']
+    """
     files = [out_dir / f"{stem}.tiff"]
     if overlay:
         files.append(out_dir / "overlays" / f"{stem}.png")
@@ -69,7 +108,37 @@ def output_files(out_dir: Path, stem: str, *, overlay: bool, exports) -> list[Pa
 
 
 class RunJournal:
-    """The finished images of the runs into `out_dir` made with the settings `key` (a fingerprint)."""
+    """The finished images of the runs into `out_dir` made with the settings `key` (a fingerprint).
+
+    The journal is ``<out_dir>/.nucleaizer-tf.journal.jsonl`` (`JOURNAL_NAME`), one JSON line per
+    finished image. Opening it reads the lines with this `key` (the latest per stem); lines of other
+    settings and a half-written last line are ignored. A journal that cannot be read is an empty one.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The run's output folder.
+    key : str
+        The fingerprint of the run's settings (model description with its weights' checksum, resolved
+        options, overlay and exports), see `fingerprint`.
+
+    Attributes
+    ----------
+    out_dir : pathlib.Path
+        The output folder.
+    path : pathlib.Path
+        The journal file.
+    key : str
+        The settings fingerprint.
+    lines : dict of str to dict
+        The latest journal line with this key, by image stem.
+
+    Examples
+    --------
+    >>> journal = RunJournal("out", fingerprint({"model": "default"}))          # doctest: +SKIP
+    >>> journal.finished(Path("images/a.png"), overlay=False, exports=None)     # doctest: +SKIP
+    {'image': 'images/a.png', 'labels': 'out/a.tiff', 'objects': 12, 'seconds': 0.41}
+    """
 
     def __init__(self, out_dir: str | os.PathLike, key: str):
         self.out_dir = Path(out_dir)
@@ -87,7 +156,31 @@ class RunJournal:
                     self.lines[line["stem"]] = line
 
     def finished(self, image: Path, *, overlay: bool, exports) -> dict | None:
-        """The old run-record entry of `image` if it need not be recomputed, else None."""
+        """The old run-record entry of `image` if it need not be recomputed, else None.
+
+        An image need not be recomputed when its journal line has this key and the same input file
+        name, the input's size and sha256 are unchanged, its label file has the recorded size and sha256,
+        the other outputs asked for exist and, with measurements, a summary row was recorded.
+
+        Parameters
+        ----------
+        image : pathlib.Path
+            The input image.
+        overlay : bool
+            Whether this run writes overlays.
+        exports : ExportOptions or None
+            The exports this run writes.
+
+        Returns
+        -------
+        dict or None
+            The recorded entry with ``image`` and ``labels`` set to this run's paths, or None.
+
+        Examples
+        --------
+        >>> journal.finished(Path("images/a.png"), overlay=True, exports=None) is None  # doctest: +SKIP
+        False
+        """
         stem = image.stem
         line = self.lines.get(stem)
         if line is None or line.get("input_name") != image.name:
@@ -107,11 +200,44 @@ class RunJournal:
         return {**line["entry"], "image": str(image), "labels": str(self.out_dir / f"{stem}.tiff")}
 
     def summary_row(self, stem: str) -> dict | None:
+        """The `summary.csv` row recorded for `stem` (see `compact`), or None.
+
+        Parameters
+        ----------
+        stem : str
+            The input image's file stem.
+
+        Returns
+        -------
+        dict or None
+            The row as recorded, or None when there is no line or no row for `stem`.
+
+        Examples
+        --------
+        >>> journal.summary_row("a")["objects"]  # doctest: +SKIP
+        '12'
+        """
         line = self.lines.get(stem)
         return None if line is None else line.get("summary_row")
 
     def add(self, image: Path, entry: dict) -> None:
-        """Append the line of `image`, just written; a file that cannot be read is not journaled."""
+        """Append the line of `image`, just written; a file that cannot be read is not journaled.
+
+        The line (key, stem, input file name, input and label file digests, run-record entry) is flushed
+        and synced at once, so a killed run leaves a journal of what it finished. A journal that cannot
+        be written never fails the run.
+
+        Parameters
+        ----------
+        image : pathlib.Path
+            The input image; its labels are ``<out_dir>/<stem>.tiff``.
+        entry : dict
+            Its run-record entry.
+
+        Examples
+        --------
+        >>> journal.add(Path("images/a.png"), {"image": "images/a.png", "labels": "out/a.tiff"})  # doctest: +SKIP
+        """
         stem = image.stem
         try:
             line = {"key": self.key, "stem": stem, "input_name": image.name, "input": file_digest(image),
@@ -127,8 +253,22 @@ class RunJournal:
                     os.fsync(fh.fileno())
 
     def compact(self, entries: list[dict], summary_rows: dict[str, dict] | None = None) -> None:
-        """Rewrite the journal (atomically) with the lines of the run record's `entries` only, each with
-        its entry as recorded (timings of the whole step) and its summary row attached."""
+        """Rewrite the journal (atomically) with the lines of the run record's `entries` only.
+
+        Each kept line gets its entry as recorded (timings of the whole step) and its summary row
+        attached. A journal that cannot be written is left as it is.
+
+        Parameters
+        ----------
+        entries : list of dict
+            The run record's image entries (each with its ``labels`` path).
+        summary_rows : dict of str to dict, optional
+            `summary.csv` rows by label stem.
+
+        Examples
+        --------
+        >>> journal.compact(report.images, rows)  # doctest: +SKIP
+        """
         from nucleaizer_tf.io.write import atomic_path
 
         with self._lock:
