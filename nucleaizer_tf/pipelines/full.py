@@ -5,10 +5,10 @@ presegmentation (Mask R-CNN at 1024) → nucleus size (zero-inclusive median equ
 the "2x" and "4x" sizes → post-processing (cleanup, scale merge, U-Net refinement) → label image.
 
 Every intermediate result is cached under the work folder (`pipelines.stages.ItemCache`), written
-atomically, in a folder whose `stage.json` records the settings it was made with: an interrupted run resumes from what exists, and a
-run with other settings (or other model files) recomputes instead of reusing stale results. The cached
-files are lossless (uint16 TIFF/PNG, uint8 PNG), so a resumed run gives the same labels as an
-uninterrupted one.
+atomically, in a folder whose `stage.json` records the settings it was made with: an interrupted run
+resumes from what exists, and a run with other settings (or other model files) recomputes instead of
+reusing stale results. The cached files are lossless (uint16 TIFF/PNG, uint8 PNG), so a resumed run
+gives the same labels as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -35,7 +35,49 @@ FACTORS = (2, 4)
 
 @dataclass(frozen=True)
 class FullSettings:
-    """The original's defaults: presegment.json, segmentation_params_{2x,4x}.json, postProcCodeRunnerFINAL."""
+    """Settings of the full pipeline; the defaults are the original's: presegment.json,
+    segmentation_params_{2x,4x}.json, postProcCodeRunnerFINAL.
+
+    Attributes
+    ----------
+    preseg_size : int
+        Network size of the presegmentation Mask R-CNN (1024).
+    preseg_confidence : float
+        Minimum detection score of the presegmentation (0.7).
+    final_confidence : float
+        Minimum detection score of the final Mask R-CNN at 2x and 4x (0.6).
+    nms : float
+        Detection NMS IoU threshold of both networks (0.35).
+    max_instances : int
+        Most detections per image (800).
+    padding : float
+        Reflect padding per side, as a fraction of the image size (0.05).
+    dilation : int
+        Radius of the per-nucleus dilation (1; 0 = off).
+    fill_holes : bool
+        Fill holes per nucleus (False; the original's was a no-op).
+    absolute_mask_threshold : bool
+        Cut masks at probability 0.5 instead of the min-max mid-point (False).
+    conversion : str
+        How non-8-bit images become 8-bit RGB (``"nucleaizer"`` or ``"percentile"``).
+    params : PostprocessParams
+        The 9 post-processing parameters (`DEFAULT_PARAMS`: ``[76, 32, 0, 1, 44, 17, 32, 25, 21]``).
+    max_network_size : int or None
+        Cap on the 2x/4x network sizes (the original's own cap is 6000 before rounding); lower it to
+        bound time and memory on CPU. Sizes above it are reduced to the largest multiple of 64 below the
+        cap (at least 64). None (default): no cap.
+    precision : str
+        Compute type of both Mask R-CNN networks (``"float32"``; the U-Net ensemble always runs in
+        float32).
+
+    Examples
+    --------
+    >>> settings = FullSettings(final_confidence=0.5, max_network_size=2048)
+    >>> settings.to_dict()["params"]
+    [76, 32, 0, 1, 44, 17, 32, 25, 21]
+    >>> settings.segment_options(1536).image_size
+    1536
+    """
 
     preseg_size: int = 1024
     preseg_confidence: float = 0.7
@@ -55,6 +97,24 @@ class FullSettings:
     precision: str = "float32"
 
     def segment_options(self, image_size: int) -> SegmentOptions:
+        """The per-image Mask R-CNN options of these settings at network size `image_size`.
+
+        Parameters
+        ----------
+        image_size : int
+            The network size of this run (presegmentation, 2x or 4x).
+
+        Returns
+        -------
+        SegmentOptions
+            `image_size` with these settings' padding, dilation, hole filling, mask threshold and
+            conversion.
+
+        Examples
+        --------
+        >>> FullSettings().segment_options(2048).padding
+        0.05
+        """
         return SegmentOptions(
             image_size=image_size,
             padding=self.padding,
@@ -65,6 +125,18 @@ class FullSettings:
         )
 
     def to_dict(self) -> dict:
+        """The settings as a JSON-able dict (for the run record), the 9 parameters as a vector.
+
+        Returns
+        -------
+        dict
+            One entry per field; ``params`` as a list of 9 numbers in the original order.
+
+        Examples
+        --------
+        >>> FullSettings().to_dict()["final_confidence"]
+        0.6
+        """
         values = asdict(self)
         values["params"] = list(self.params.to_vector())
         return values
@@ -74,7 +146,46 @@ class FullPipeline:
     """Callable per image (`segment(image, stem)`), with the networks loaded on first need.
 
     `work_dir` None keeps nothing on disk (each call computes every stage); with a folder, results are
-    cached per image stem and a rerun resumes from them."""
+    cached per image stem and a rerun resumes from them. The cached stages are ``presegment/``,
+    ``2ximages/``, ``ensemble/`` and ``maskrcnn/{2x,4x}/`` under `work_dir`, each an `ItemCache` keyed by
+    the settings and model files it depends on.
+
+    Parameters
+    ----------
+    work_dir : str or os.PathLike or None
+        The work folder of the cached intermediate results, or None.
+    preseg_model : pathlib.Path
+        The presegmentation Mask R-CNN `.h5`.
+    final_model : pathlib.Path
+        The final Mask R-CNN `.h5`.
+    unet_dir : pathlib.Path
+        The U-Net ensemble folder; an original PyTorch folder is converted once into
+        ``work_dir/unet-converted/<fingerprint>/`` (see `pipelines.unet_import.ensemble_folder_for`).
+    settings : FullSettings, optional
+        The pipeline's settings (default: the original's).
+
+    Attributes
+    ----------
+    unet_dir : pathlib.Path
+        The ensemble folder actually loaded (after any conversion).
+    stages : dict of str to ItemCache
+        The stage caches, by stage name.
+    sizes : dict
+        The size record (`postprocess.size.measure`) of each image segmented so far, by stem.
+
+    Raises
+    ------
+    NucleaizerError
+        When one of the three model paths does not exist.
+
+    Examples
+    --------
+    >>> pipeline = FullPipeline("work", Path("mask_rcnn_presegmentation.h5"), Path("mask_rcnn_final.h5"),
+    ...                         Path("unet_ensemble"))                                    # doctest: +SKIP
+    >>> labels, facts = pipeline.segment(image, "a")                                      # doctest: +SKIP
+    >>> sorted(facts)                                                                      # doctest: +SKIP
+    ['median_diameter', 'network_size_2x', 'network_size_4x']
+    """
 
     def __init__(self, work_dir, preseg_model: Path, final_model: Path, unet_dir: Path, settings: FullSettings = FullSettings()):
         for path, what in ((preseg_model, "presegmentation weight file"), (final_model, "weight file"), (unet_dir, "U-Net ensemble folder")):
@@ -131,7 +242,12 @@ class FullPipeline:
         return self._networks["unet"]
 
     def load_networks(self) -> None:
-        """Load every network now rather than on first need (for timing, or to fail early on a bad file)."""
+        """Load every network now rather than on first need (for timing, or to fail early on a bad file).
+
+        Examples
+        --------
+        >>> pipeline.load_networks()  # doctest: +SKIP
+        """
         self._maskrcnn("presegment")
         self._maskrcnn("final")
         self._ensemble()
@@ -147,7 +263,28 @@ class FullPipeline:
         return size
 
     def intermediates(self, image: np.ndarray, stem: str | None) -> dict:
-        """Everything the post-processing needs, from cache where possible."""
+        """Everything the post-processing needs, from cache where possible.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            The input image, any dtype.
+        stem : str or None
+            The name the results are cached under; None computes without caching.
+
+        Returns
+        -------
+        dict
+            ``presegment`` (labels), ``ensemble`` (uint16 map), ``median_diameter`` (pixels, NaN without
+            nuclei), ``size_2x``/``size_4x`` (network sizes, None for an image without nuclei) and
+            ``2x``/``4x`` (Mask R-CNN labels on the 2× image, or None when that run is skipped).
+
+        Examples
+        --------
+        >>> parts = pipeline.intermediates(image, "a")  # doctest: +SKIP
+        >>> parts["size_2x"], parts["size_4x"]          # doctest: +SKIP
+        (1472, 2944)
+        """
         s = self.settings
         rgb = to_rgb8(image, s.conversion)
 
@@ -177,6 +314,26 @@ class FullPipeline:
         return result
 
     def segment(self, image: np.ndarray, stem: str | None) -> tuple[np.ndarray, dict]:
+        """Labels of one image: the intermediate results, then the post-processing.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            The input image, any dtype.
+        stem : str or None
+            The name the intermediate results are cached under; None computes without caching.
+
+        Returns
+        -------
+        labels : numpy.ndarray
+            uint16 labels 1..n (0 = background).
+        facts : dict
+            ``median_diameter`` (rounded, None without nuclei), ``network_size_2x``, ``network_size_4x``.
+
+        Examples
+        --------
+        >>> labels, facts = pipeline.segment(image, "a")  # doctest: +SKIP
+        """
         from nucleaizer_tf.postprocess.chain import postprocess
 
         parts = self.intermediates(image, stem)
@@ -187,7 +344,14 @@ class FullPipeline:
         return labels, facts
 
     def write_scale_tables(self) -> None:
-        """The original's scales-rcnn-{1,2,4}x.csv of every image segmented so far, for inspection."""
+        """Write the original's scales-rcnn-{1,2,4}x.csv of every image segmented so far, for inspection.
+
+        Into ``<work_dir>/sizes``; nothing without a work folder or before the first image.
+
+        Examples
+        --------
+        >>> pipeline.write_scale_tables()  # doctest: +SKIP
+        """
         if self.sizes and self.work_dir is not None:
             write_scale_csvs(network_sizes(list(self.sizes.values())), self.work_dir / "sizes")
 
@@ -207,7 +371,35 @@ def _upscale(rgb: np.ndarray) -> np.ndarray:
 
 def validation_samples(pipeline: FullPipeline, gt_dir, images_dir, progress: Callable[[str], None] | None = None) -> list:
     """Run (or reuse) the full pipeline's network stages on validation images and pair them with their
-    ground truth, ready for `postprocess.search.search_parameters` (docs/method.md §5.8 reads the same outputs)."""
+    ground truth, ready for `postprocess.search.search_parameters` (docs/method.md §5.8 reads the same
+    outputs).
+
+    Parameters
+    ----------
+    pipeline : FullPipeline
+        The pipeline; with a work folder, cached results are reused.
+    gt_dir : str or os.PathLike
+        The ground-truth label images, paired with the images by file stem.
+    images_dir : str or os.PathLike
+        The validation images.
+    progress : callable, optional
+        Called with each image's stem when it is done.
+
+    Returns
+    -------
+    list of ValidationSample
+        One per image pair: its stem, ground truth, raw 2x/4x labels and ensemble map.
+
+    Raises
+    ------
+    PairingError
+        When the image and ground-truth folders do not pair up by file stem.
+
+    Examples
+    --------
+    >>> from nucleaizer_tf.postprocess.search import search_parameters                  # doctest: +SKIP
+    >>> samples = validation_samples(pipeline, "val/masks", "val/images", progress=print)  # doctest: +SKIP
+    """
     from nucleaizer_tf.data.pairs import pair_folders
     from nucleaizer_tf.postprocess.search import ValidationSample
 
