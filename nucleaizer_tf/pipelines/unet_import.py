@@ -29,7 +29,24 @@ CONVERTED_SUBFOLDER = "unet-converted"
 
 @dataclass(frozen=True)
 class OriginalMember:
-    """One original member: its name (`UNet_sigma0.5_2`), the sigma in that name and its pickle file."""
+    """One original member: its name (`UNet_sigma0.5_2`), the sigma in that name and its pickle file.
+
+    Attributes
+    ----------
+    name : str
+        The member's name, ``UNet_sigma<σ>_<k>``.
+    sigma : float
+        The σ in that name.
+    path : pathlib.Path
+        Its whole-module `torch.save` file.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> member = OriginalMember("UNet_sigma0.5_2", 0.5, Path("unet/UNet_sigma0.5_2/UNet_sigma0.5_2"))
+    >>> member.sigma
+    0.5
+    """
 
     name: str
     sigma: float
@@ -40,7 +57,22 @@ def original_members(folder: str | os.PathLike) -> list[OriginalMember]:
     """The members of an original U-Net folder, ordered by sigma then replicate.
 
     A member is a sub-folder `UNet_sigma<σ>_<k>` holding the file of the same name (the original
-    layout), or such a file directly in `folder`.
+    layout), or such a file directly in `folder`. Other entries are ignored.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The original U-Net folder (`kaggle_workflow/unet`).
+
+    Returns
+    -------
+    list of OriginalMember
+        The members, sorted by σ, then by replicate number k.
+
+    Raises
+    ------
+    NucleaizerError
+        When `folder` is not a folder, holds no member, or a member folder lacks its file.
 
     Examples
     --------
@@ -67,6 +99,16 @@ def original_members(folder: str | os.PathLike) -> list[OriginalMember]:
 
 def fingerprint(members: list[OriginalMember]) -> str:
     """A short hex digest of the members' names, file sizes and SHA-256 contents.
+
+    Parameters
+    ----------
+    members : list of OriginalMember
+        The members, in order (as `original_members` gives them); every file is read.
+
+    Returns
+    -------
+    str
+        16 hex digits; the same member files give the same fingerprint.
 
     Examples
     --------
@@ -164,6 +206,24 @@ def ensemble_folder_for(path: str | os.PathLike, work_dir: str | os.PathLike | N
     conversion of the original PyTorch folder `path` into `work_dir/unet-converted/<fingerprint>/`
     (converted once; a later call with the same member files reuses it). Without a `work_dir` (the
     Python API without caching) the conversion goes to a temporary folder of this process.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A converted ensemble folder (with `manifest.json`) or an original PyTorch U-Net folder.
+    work_dir : str or os.PathLike or None
+        The work folder the conversion is written into; None = a new temporary folder (not removed).
+
+    Returns
+    -------
+    pathlib.Path
+        The ensemble folder, which `UNetEnsemble.load` reads.
+
+    Raises
+    ------
+    NucleaizerError
+        When `path` is neither a converted ensemble nor an original folder, or a member cannot be
+        converted.
 
     Examples
     --------
