@@ -30,10 +30,33 @@ SUMMARY_NAME = "summary.csv"
 class ExportOptions:
     """Which per-image files to write besides the label image, and the pixel size for µm columns.
 
+    Attributes
+    ----------
+    rois : bool
+        Write an ImageJ/Fiji ROI set, ``rois/<stem>.zip`` (default False).
+    geojson : bool
+        Write QuPath-readable outlines with their measurements, ``geojson/<stem>.geojson`` (default False).
+    csv : bool
+        Write one measurement row per nucleus, ``measurements/<stem>.csv``, and the run's `summary.csv`
+        (default False).
+    pixel_size : float or None
+        µm per pixel: adds the µm columns (default None: pixels only). Only with `csv` or `geojson`.
+
+    Raises
+    ------
+    NucleaizerError
+        For a pixel size that is not a finite positive number, or one given without `csv` or `geojson`.
+
     Examples
     --------
     >>> ExportOptions(rois=True, csv=True, pixel_size=0.325).any
     True
+    >>> ExportOptions().any
+    False
+    >>> ExportOptions(rois=True, pixel_size=0.325)
+    Traceback (most recent call last):
+    ...
+    nucleaizer_tf.errors.NucleaizerError: --pixel-size applies to the measurements: give --save-csv or ...
     """
 
     rois: bool = False
@@ -49,6 +72,18 @@ class ExportOptions:
 
     @property
     def any(self) -> bool:
+        """Whether any export is asked for (ROI set, GeoJSON or CSV).
+
+        Returns
+        -------
+        bool
+            ``rois or geojson or csv``.
+
+        Examples
+        --------
+        >>> ExportOptions(geojson=True).any
+        True
+        """
         return self.rois or self.geojson or self.csv
 
 
@@ -56,7 +91,35 @@ def export_image(out_dir: str | os.PathLike, stem: str, image: np.ndarray | None
                  options: ExportOptions, facts: dict | None = None) -> dict:
     """Write the chosen exports of one image and return its summary row (`facts` first, then counts).
 
-    Measurements use `image`'s own values (a 16-bit image gives 16-bit intensities).
+    Measurements use `image`'s own values (a 16-bit image gives 16-bit intensities). Each file is written
+    atomically: ``<out_dir>/measurements/<stem>.csv``, ``<out_dir>/rois/<stem>.zip`` and
+    ``<out_dir>/geojson/<stem>.geojson``, as `options` asks.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The output folder.
+    stem : str
+        The image's file stem, which names its files.
+    image : numpy.ndarray or None
+        The image the labels were made from (for intensity columns), or None (shape columns only).
+    labels : numpy.ndarray
+        Its label image (0 = background).
+    options : ExportOptions
+        Which files to write, and the pixel size.
+    facts : dict, optional
+        The row's first entries (image, labels, model, seconds, ...).
+
+    Returns
+    -------
+    dict
+        `facts`, then ``nuclei`` and, with `options.csv`, ``median_area_px`` and ``median_diameter_px``
+        (and the µm versions with a pixel size).
+
+    Raises
+    ------
+    NucleaizerError
+        When `image` and `labels` differ in height or width.
 
     Examples
     --------
@@ -93,6 +156,22 @@ SUMMARY_COLUMNS = ["image", "labels", "nuclei", "median_area_px", "median_diamet
 def write_summary(out_dir: str | os.PathLike, rows: list[dict], options: ExportOptions) -> Path | None:
     """`OUT/summary.csv`, one row per image, when CSV output is on (header only when no image succeeded).
 
+    Written atomically, with the columns of `SUMMARY_COLUMNS` (the µm columns only with a pixel size).
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The output folder.
+    rows : list of dict
+        The summary rows, as `export_image` returns them, in order.
+    options : ExportOptions
+        The run's exports; nothing is written without `options.csv`.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The written `summary.csv`, or None when CSV output is off.
+
     Examples
     --------
     >>> write_summary("out", rows, ExportOptions(csv=True))  # doctest: +SKIP
@@ -105,6 +184,22 @@ def write_summary(out_dir: str | os.PathLike, rows: list[dict], options: ExportO
 
 @dataclass
 class MeasureReport:
+    """What `measure_folders` did: the summary rows and the `summary.csv` written.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One summary row per image pair, in order (see `export_image`), with its ``seconds``.
+    summary : pathlib.Path or None
+        The written `summary.csv`.
+
+    Examples
+    --------
+    >>> report = measure_folders(pairs, "out", ExportOptions(csv=True))  # doctest: +SKIP
+    >>> report.rows[0]["nuclei"], report.summary                        # doctest: +SKIP
+    (42, PosixPath('out/summary.csv'))
+    """
+
     rows: list[dict] = field(default_factory=list)
     summary: Path | None = None
 
@@ -114,6 +209,27 @@ def pair_images_with_labels(images_dir: str | os.PathLike, labels_dir: str | os.
     """(stem, image, label source) triples, matched by stem like `evaluate`; OUT must be a third folder.
 
     Label sources are label images, ImageJ ROI sets (.zip) or GeoJSON (.geojson).
+
+    Parameters
+    ----------
+    images_dir : str or os.PathLike
+        The image folder.
+    labels_dir : str or os.PathLike
+        The label folder.
+    out_dir : str or os.PathLike
+        The output folder; it must differ from both input folders.
+
+    Returns
+    -------
+    list of tuple
+        ``(stem, image path, label path)``, sorted by stem.
+
+    Raises
+    ------
+    NucleaizerError
+        When `out_dir` is one of the input folders.
+    PairingError
+        When the folders do not pair up by stem (see `nucleaizer_tf.data.pairs.match_stems`).
 
     Examples
     --------
@@ -133,6 +249,29 @@ def measure_folders(pairs: list[tuple[str, Path, Path]], out_dir: str | os.PathL
     """Measurements (and the chosen ROI / GeoJSON exports) for each image / label pair, then `summary.csv`.
 
     A pair whose image and labels differ in shape stops the run with an error naming both files.
+    Per-nucleus measurements are always written (`options.csv` is taken as True); ROI sets and GeoJSON
+    as `options` asks.
+
+    Parameters
+    ----------
+    pairs : list of tuple
+        ``(stem, image path, label path)``, as `pair_images_with_labels` gives them.
+    out_dir : str or os.PathLike
+        The output folder.
+    options : ExportOptions
+        The ROI / GeoJSON exports and the pixel size.
+    progress : callable, optional
+        Called with each stem after its files are written.
+
+    Returns
+    -------
+    MeasureReport
+        The summary rows and the path of `summary.csv`.
+
+    Raises
+    ------
+    NucleaizerError
+        When an image and its labels differ in shape, or a file cannot be read.
 
     Examples
     --------
