@@ -45,6 +45,33 @@ SegmentFn = Callable[[np.ndarray, str], "tuple[np.ndarray, dict]"]
 
 @dataclass
 class PredictReport:
+    """What a `predict` run did: the label files written, the images that failed, the run record.
+
+    Attributes
+    ----------
+    outputs : list of pathlib.Path
+        The label images written (``<out_dir>/<stem>.tiff``), in input order.
+    failures : list of tuple
+        ``(input path, one-line error)`` of each image that could not be read, segmented or written.
+    images : list of dict
+        The run record's entry of each segmented image (image, labels, objects, seconds, model facts).
+    record : pathlib.Path or None
+        The run record, ``<out_dir>/nucleaizer-tf.json`` (None if it could not be written).
+    skipped : int
+        Images not recomputed (`skip_existing`).
+    write_error : str or None
+        Why the run record or `summary.csv` could not be written (disk full...), else None.
+
+    Examples
+    --------
+    >>> report = run_predict("images/", "out/")                  # doctest: +SKIP
+    >>> for path, error in report.failures:                      # doctest: +SKIP
+    ...     print(error)
+    images/broken.png: empty file (0 bytes)
+    >>> PredictReport().skipped
+    0
+    """
+
     outputs: list[Path] = field(default_factory=list)
     failures: list[tuple[Path, str]] = field(default_factory=list)
     images: list[dict] = field(default_factory=list)
@@ -60,6 +87,29 @@ def collect_inputs(images: str | os.PathLike, out_dir: str | os.PathLike) -> lis
     output folder equal to the input folder, and any output path (label image, overlay, exports, run
     record) that is an input: no run writes over a file it did not create. A broken symbolic link is
     an input like any other (it is reported as unreadable).
+
+    Parameters
+    ----------
+    images : str or os.PathLike
+        An image file, or a folder of images (`nucleaizer_tf.io.IMAGE_EXTENSIONS`).
+    out_dir : str or os.PathLike
+        The output folder the run will write.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The input files, sorted.
+
+    Raises
+    ------
+    NucleaizerError
+        For a file of an unsupported type, a folder without images, an output folder equal to the
+        input folder, two inputs with the same stem, or an output path that is an input.
+
+    Examples
+    --------
+    >>> collect_inputs("images/", "out/")  # doctest: +SKIP
+    [PosixPath('images/a.png'), PosixPath('images/b.tif')]
     """
     images, out_dir = Path(images), Path(out_dir)
     if images.is_file() or (is_broken_link(images) and images.suffix.lower() in IMAGE_EXTENSIONS):
@@ -93,7 +143,25 @@ def _real(path: Path) -> str:
 
 @dataclass
 class ImageOutcome:
-    """What segmenting one input gave: its run-record entry and summary row, or the one-line error."""
+    """What segmenting one input gave: its run-record entry and summary row, or the one-line error.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The input image.
+    record : dict or None
+        Its run-record entry (image, labels, objects, seconds, model facts); None when it failed.
+    summary_row : dict or None
+        Its `summary.csv` row, when exports were asked for.
+    error : str or None
+        The one-line error of a failed image, else None.
+
+    Examples
+    --------
+    >>> outcome = ImageOutcome(Path("images/a.png"), error="images/a.png: empty file (0 bytes)")
+    >>> outcome.record is None
+    True
+    """
 
     path: Path
     record: dict | None = None
@@ -117,6 +185,27 @@ class ImageWork:
 
     `error` is set by the first step that failed (later steps pass the image on untouched);
     `seconds` adds up the time the steps spent on this image (not the time it waited between them).
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The input image.
+    image : numpy.ndarray or None
+        Its pixels, once read (dropped again by `write_step`).
+    labels : numpy.ndarray or None
+        Its labels, once segmented (dropped again by `write_step`).
+    facts : dict
+        What the segmenter reported about the image (network size, estimated nucleus size, ...).
+    error : str or None
+        The one-line error of the first step that failed.
+    seconds : float
+        The time the steps spent on this image so far.
+
+    Examples
+    --------
+    >>> work = ImageWork(Path("images/a.png"))
+    >>> work.error, work.seconds
+    (None, 0.0)
     """
 
     path: Path
@@ -129,6 +218,16 @@ class ImageWork:
 
 def read_step(path: Path) -> ImageWork:
     """Read one input image (the first step of `process_image`); never raises for a bad file.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The input image.
+
+    Returns
+    -------
+    ImageWork
+        With `image` set, or with `error` set when the file cannot be read.
 
     Examples
     --------
@@ -149,11 +248,35 @@ def read_step(path: Path) -> ImageWork:
 def segment_step(work: ImageWork, segment: SegmentFn) -> ImageWork:
     """Segment an image that was read (the network step); an exception becomes `work.error`.
 
+    Parameters
+    ----------
+    work : ImageWork
+        The image, as `read_step` gives it; one that already failed is passed on untouched.
+    segment : callable
+        ``segment(image, stem) -> (labels, facts)``.
+
+    Returns
+    -------
+    ImageWork
+        `work`, with `labels` and `facts` set, or `error`; its `seconds` include this step.
+
     Examples
     --------
     >>> work = segment_step(read_step(Path("images/a.png")), segment)  # doctest: +SKIP
     >>> int(work.labels.max())                                       # doctest: +SKIP
     42
+
+    With a stand-in segmenter:
+
+    >>> image = np.zeros((4, 4), np.uint8)
+    >>> work = segment_step(ImageWork(Path("a.png"), image=image),
+    ...                     lambda image, stem: (np.ones(image.shape, np.uint16), {"stem": stem}))
+    >>> int(work.labels.max()), work.facts, work.error
+    (1, {'stem': 'a'}, None)
+    >>> def broken(image, stem):
+    ...     raise ValueError("image too small")
+    >>> segment_step(ImageWork(Path("b.png"), image=image), broken).error
+    'image too small'
     """
     if work.error is not None:
         return work
@@ -170,6 +293,27 @@ def write_step(work: ImageWork, out_dir: Path, *, overlay: bool = False, exports
                model_name: str = "") -> ImageOutcome:
     """Write a segmented image's labels (and overlay, exports) and give its outcome; never raises for a
     bad image. The image array is dropped afterwards, so a finished `ImageWork` holds no pixels.
+
+    Writes ``<out_dir>/<stem>.tiff`` and, if asked, ``overlays/<stem>.png`` and the exports of
+    `pipelines.measure.export_image`, each atomically.
+
+    Parameters
+    ----------
+    work : ImageWork
+        The image, as `segment_step` gives it; one that failed gives an outcome with its `error`.
+    out_dir : pathlib.Path
+        The output folder.
+    overlay : bool, optional
+        Also write an outline overlay PNG (default False).
+    exports : ExportOptions, optional
+        ROI set, GeoJSON and measurement CSV to write (default None: none).
+    model_name : str, optional
+        The model, for the summary row.
+
+    Returns
+    -------
+    ImageOutcome
+        Its run-record entry and summary row, or the one-line error of a failed write.
 
     Examples
     --------
@@ -210,6 +354,32 @@ def process_image(path: Path, out_dir: Path, segment: SegmentFn, *, overlay: boo
     bytes: `read_step`, `segment_step` and `write_step` in turn (the pipelined folder loop runs the
     same three on different threads). An image that cannot be read or segmented gives an outcome with
     `error` set. `seconds` in the record is the time of the three steps.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The input image.
+    out_dir : pathlib.Path
+        The output folder.
+    segment : callable
+        ``segment(image, stem) -> (labels, facts)``.
+    overlay : bool, optional
+        Also write an outline overlay PNG (default False).
+    exports : ExportOptions, optional
+        ROI set, GeoJSON and measurement CSV to write (default None: none).
+    model_name : str, optional
+        The model, for the summary row.
+
+    Returns
+    -------
+    ImageOutcome
+        The image's run-record entry and summary row, or its one-line error.
+
+    Examples
+    --------
+    >>> outcome = process_image(Path("images/a.png"), Path("out"), segment)  # doctest: +SKIP
+    >>> outcome.record["objects"], outcome.error                             # doctest: +SKIP
+    (42, None)
     """
     work = segment_step(read_step(Path(path)), segment)
     return write_step(work, Path(out_dir), overlay=overlay, exports=exports, model_name=model_name)
@@ -218,7 +388,35 @@ def process_image(path: Path, out_dir: Path, segment: SegmentFn, *, overlay: boo
 def finish_run(out_dir: str | os.PathLike, outcomes: list[ImageOutcome], *, settings: dict | None = None,
                exports: ExportOptions | None = None) -> PredictReport:
     """The report of a run from its outcomes (in input order), with `summary.csv` (exports) and the
-    run record `nucleaizer-tf.json` written."""
+    run record `nucleaizer-tf.json` written.
+
+    The run record holds the command, the settings, the package versions, one entry per segmented
+    image and the failures. A record that cannot be written (a full disk) does not raise: the report
+    says why in `write_error`, so the failures still reach the user.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The output folder.
+    outcomes : list of ImageOutcome
+        One per input, in input order.
+    settings : dict, optional
+        The applied settings for the run record (model description and resolved options).
+    exports : ExportOptions, optional
+        The exports of the run; with `exports.csv`, `summary.csv` is written too.
+
+    Returns
+    -------
+    PredictReport
+        Outputs, failures, per-image entries and the run record's path.
+
+    Examples
+    --------
+    >>> outcomes = [process_image(path, Path("out"), segment) for path in files]  # doctest: +SKIP
+    >>> report = finish_run("out", outcomes, settings={"model": "default"})       # doctest: +SKIP
+    >>> report.record                                                             # doctest: +SKIP
+    PosixPath('out/nucleaizer-tf.json')
+    """
     out_dir = Path(out_dir)
     report = PredictReport()
     for outcome in outcomes:
@@ -275,6 +473,30 @@ def predict_files(
     called from two threads. The outputs, the order of the run record and the handling of a bad
     image are those of the sequential loop (`pipelined=False`, one image at a time). An exception
     that ends the run (KeyboardInterrupt) still lets the images already segmented be written.
+
+    Parameters
+    ----------
+    files : list of pathlib.Path
+        The input images, as `collect_inputs` gives them.
+    out_dir : str or os.PathLike
+        The output folder (created if needed).
+    segment : callable
+        ``segment(image, stem) -> (labels, facts)``; always called from the calling thread.
+    overlay : bool, optional
+        Also write ``overlays/<stem>.png`` (default False).
+    settings : dict, optional
+        The applied settings for the run record; its ``model`` entry goes to the summary rows.
+    progress : callable, optional
+        Called with each input's file name right after its outputs are written (or it failed).
+    exports : ExportOptions, optional
+        ROI set, GeoJSON and measurement CSV per image (default None: none).
+    pipelined : bool, optional
+        Overlap reading and writing with `segment` (default True).
+
+    Returns
+    -------
+    PredictReport
+        Outputs, failures, per-image entries and the run record's path.
 
     Examples
     --------
@@ -353,22 +575,24 @@ def run_predict(
 
     Parameters
     ----------
-    images, out_dir
+    images, out_dir : str or os.PathLike
         An image file or folder (see `collect_inputs`), and the output folder.
-    model, mode, preseg_model, unet
+    model, mode, preseg_model, unet : optional
         What `nucleaizer_tf.load_model` takes: "default", a model folder or a legacy `.h5`; `mode="full"`
         with the final `.h5`, `unet` (an ensemble folder) and optionally `preseg_model`.
-    work_dir, keep_intermediate
+    work_dir, keep_intermediate : optional
         Full pipeline: where intermediate results are cached (a rerun resumes from them); by default
         `out_dir/.nucleaizer-work`, removed after a run without failures unless `keep_intermediate`.
-    options
+    options : dict, optional
         The model's options (`segment(image, **options)`); an option the model does not take, or a
         nonsensical value, raises `NucleaizerError` before any model is loaded.
-    exports
+    overlay : bool, optional
+        Also write an outline overlay per image, `out_dir/overlays/<stem>.png` (default False).
+    exports : ExportOptions, optional
         ROI sets, GeoJSON and measurement CSVs per image (`pipelines.measure.ExportOptions`).
-    reporter
+    reporter : Reporter, optional
         Progress (`nucleaizer_tf.progress.Reporter`): one stage, "segmenting", a step per image.
-    skip_existing
+    skip_existing : bool, optional
         Resume: an image whose outputs an earlier run into `out_dir` finished with the same settings,
         model and input is not recomputed; its old record entry is kept (`pipelines.resume`).
     engine, workers, scheduler
@@ -383,11 +607,22 @@ def run_predict(
     PredictReport
         Outputs, failures, per-image facts and the run record's path.
 
+    Raises
+    ------
+    NucleaizerError
+        Before anything slow: bad inputs (see `collect_inputs`), a missing `preseg_model` or `unet`, an
+        option the model does not take or a bad value, `work_dir`/`keep_intermediate` without the full
+        pipeline, an output or work folder that cannot be written; then any error of `load_model`.
+        A bad image does not raise: it is listed in the report's `failures`.
+
     Examples
     --------
     >>> report = run_predict("images/", "out/", options={"nucleus_size": 25})  # doctest: +SKIP
-    >>> len(report.outputs), report.failures
+    >>> len(report.outputs), report.failures                                   # doctest: +SKIP
     (12, [])
+    >>> report = run_predict("images/", "out/", skip_existing=True)           # doctest: +SKIP
+    >>> report.skipped                                                         # doctest: +SKIP
+    12
     """
     from nucleaizer_tf.models.full import FullSegmenter
     from nucleaizer_tf.models.load import load_model, segmenter_class
