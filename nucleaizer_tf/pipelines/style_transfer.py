@@ -1,8 +1,9 @@
-"""Style-transfer adaptation workflow over folders (docs/method.md §6.1 steps 3-10, §6.12): resumable, stage by stage.
+"""Style-transfer adaptation workflow over folders, resumable stage by stage (docs/method.md §6.1, §6.12).
 
     IMAGES_DIR (+ masks or a presegmentation model) ──> OUT_DIR/train/{images,masks}
 
-Stages, each finished stage recorded in `OUT_DIR/stages/<stage>.json` with a fingerprint of the
+The workflow is steps 3-10 of docs/method.md §6.1. Stages, each finished stage recorded in
+`OUT_DIR/stages/<n>_<stage>.json` (`pipelines.stages.StageLog`) with a fingerprint of the
 settings it depends on (a rerun skips finished stages whose fingerprint still matches, and redoes a
 stage and everything after it when it does not; inside the long stages finished clusters are kept):
 
@@ -61,7 +62,82 @@ IMAGES_PER_CLUSTER = 20
 
 @dataclass(frozen=True)
 class StyleTransferSettings:
-    """Everything the workflow depends on (see the CLI `nucleaizer-tf style-transfer` for meanings)."""
+    """Everything the workflow depends on (the CLI `nucleaizer-tf style-transfer` options, same meanings).
+
+    The quirk switches (Q8-Q15 of docs/method.md) default to False, the original's behaviour; True gives
+    the intended one.
+
+    Attributes
+    ----------
+    masks_dir : str or None
+        Label images (``<stem>.tiff``) of the images: presegmentations or annotations. Exactly one of
+        `masks_dir` and `preseg_model` is given.
+    preseg_model : str or None
+        Legacy Mask R-CNN weights (`mask_rcnn_presegmentation.h5`) that presegment the images instead.
+    mask_db : str or None
+        The nucleus-shape database: a folder of label images or a `mask_db.npz` of an earlier run;
+        None (default) = the run's own masks.
+    single_experiment : bool
+        One style for all images (no clustering) and 1000 synthetic images (default False).
+    images_per_cluster : int or None
+        Synthetic images per style cluster; None (default) = 20 (1000 with `single_experiment`).
+    keep_best : int
+        Images kept per cluster, the closest to its centre (3).
+    replicates : int
+        Replicates of the correlation k-means (30).
+    ngf : int
+        pix2pix generator width (64 = original; 8-16 for a quick CPU run).
+    depth : int
+        Generator down-sampling steps (8 for 256 tiles).
+    iterations : int
+        pix2pix constant-learning-rate iterations per style: 5000 // tiles epochs (5000).
+    decay_epochs : int
+        pix2pix epochs of linear learning-rate decay after those (100).
+    final_generator : bool
+        Q12: True synthesises with the final generator, not the one saved at the last multiple of 5000
+        steps.
+    eval_mode_synthesis : bool
+        Q13: True synthesises with BatchNorm moving statistics and no dropout.
+    sqrt_mask_resize : bool
+        Q8: True resizes database nuclei by sqrt(area ratio), to the target area.
+    stretched_simcep : bool
+        Q9: True uses random shapes stretched/rotated as accepted.
+    n_db_masks : int
+        Database nuclei fetched per cluster as candidates for the synthetic masks (750).
+    fresh_augmentations : bool
+        Q10: True augments a fresh copy per output (the original compounded augmentations).
+    augment_copies : int
+        Augmented outputs per synthetic image (5).
+    style_step : int
+        Augment every k-th synthetic image (6, the original's).
+    include_real : bool
+        Also augment the input images with their masks into the training set (default False).
+    validation : str or None
+        A stem list file (one stem per line): those images go to ``OUT_DIR/validation`` and anything
+        derived from them leaves the training set.
+    validation_64_only : bool
+        Q15 faithful when True: only 64-character stems (Kaggle ids) are moved to validation.
+    seed : int
+        Seed of every random choice (clustering, masks, pix2pix, augmentation) (0).
+    conversion : str
+        `to_rgb8` mode of the input images (``"nucleaizer"``; adapt uses ``"percentile"``, as the
+        default model).
+    match_cluster : bool
+        False = the original's synthetic masks (canvas-filling counts, Normal areas); True = each
+        cluster's own nucleus sizes and nuclei per area (what `adapt` uses; see
+        `style.synth_masks.SynthesisOptions`).
+    last_stage : str
+        Stop after this stage (default ``"augment"``, the last; adapt stops after ``"collect"`` and
+        trains its own way).
+
+    Examples
+    --------
+    >>> settings = StyleTransferSettings(masks_dir="masks", ngf=16, iterations=600)
+    >>> settings.n_images()
+    20
+    >>> StyleTransferSettings(masks_dir="masks", single_experiment=True).n_images()
+    1000
+    """
 
     masks_dir: str | None = None
     preseg_model: str | None = None
@@ -94,15 +170,54 @@ class StyleTransferSettings:
     last_stage: str = "augment"  # stop after this stage (adapt stops after "collect" and trains its own way)
 
     def n_images(self) -> int:
+        """Synthetic images per cluster: `images_per_cluster`, else 20 (1000 with `single_experiment`).
+
+        Returns
+        -------
+        int
+            The number of synthetic images asked for per cluster.
+
+        Examples
+        --------
+        >>> StyleTransferSettings(images_per_cluster=40).n_images()
+        40
+        """
         if self.images_per_cluster is not None:
             return int(self.images_per_cluster)
         return SINGLE_EXPERIMENT_IMAGES if self.single_experiment else IMAGES_PER_CLUSTER
 
     def synthesis(self) -> SynthesisOptions:
+        """The synthetic-mask options of these settings (database size, quirks Q8 and Q9, `match_cluster`).
+
+        Returns
+        -------
+        SynthesisOptions
+            The options of `style.synth_masks.generate_cluster_masks`.
+
+        Examples
+        --------
+        >>> StyleTransferSettings(sqrt_mask_resize=True).synthesis().linear_area_ratio
+        False
+        """
         return SynthesisOptions(n_db_masks=self.n_db_masks, linear_area_ratio=not self.sqrt_mask_resize,
                                 unstretched_simcep=not self.stretched_simcep, match_cluster=self.match_cluster)
 
     def pix2pix(self):
+        """The pix2pix training configuration of these settings.
+
+        The discriminator width is 64, or `ngf` when that is smaller; without `final_generator` a
+        snapshot is kept every 5000 steps (the generator synthesis uses).
+
+        Returns
+        -------
+        nucleaizer_tf.pix2pix.train.Pix2PixConfig
+            Width, depth, tile size, iterations, decay epochs, snapshot interval and seed.
+
+        Examples
+        --------
+        >>> StyleTransferSettings(ngf=16).pix2pix().ndf  # doctest: +SKIP
+        16
+        """
         from nucleaizer_tf.pix2pix.train import Pix2PixConfig
 
         return Pix2PixConfig(ngf=self.ngf, ndf=64 if self.ngf >= 64 else self.ngf, depth=self.depth, tile=TILE,
@@ -112,6 +227,38 @@ class StyleTransferSettings:
 
 @dataclass
 class RunReport:
+    """What a style-transfer run did and made (also written to ``OUT_DIR/run.json``).
+
+    Attributes
+    ----------
+    out_dir : pathlib.Path
+        The run's output folder.
+    stages_run : list of str
+        The stages run now, in order.
+    stages_skipped : list of str
+        The stages already done by an earlier run.
+    clusters : dict of str to list of str
+        The image stems of each style cluster (``group_NNN``).
+    missing_masks : list of str
+        The image stems left out because they have no mask.
+    pix2pix : dict of str to dict
+        Per cluster with a trained generator: tiles, steps, generator step, seconds per iteration, ngf.
+    n_train : int
+        Training pairs written (in ``train/``, or ``styled/`` when the run stops before `augment`).
+    n_validation : int
+        Validation pairs in ``validation/``.
+    comparisons : dict of str to str
+        The real-vs-synthetic sheet of each cluster.
+
+    Examples
+    --------
+    >>> report = run_style_transfer("images", "out", StyleTransferSettings(masks_dir="masks"))  # doctest: +SKIP
+    >>> report.n_train, sorted(report.clusters)                                                # doctest: +SKIP
+    (120, ['group_001', 'group_002'])
+    >>> RunReport(Path("out")).to_dict()["n_train"]
+    0
+    """
+
     out_dir: Path
     stages_run: list[str] = field(default_factory=list)
     stages_skipped: list[str] = field(default_factory=list)
@@ -123,6 +270,18 @@ class RunReport:
     comparisons: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The report as a JSON-able dict (`out_dir` as a string).
+
+        Returns
+        -------
+        dict
+            One entry per field.
+
+        Examples
+        --------
+        >>> RunReport(Path("out")).to_dict()["out_dir"]
+        'out'
+        """
         d = asdict(self)
         d["out_dir"] = str(self.out_dir)
         return d
@@ -146,10 +305,37 @@ def _labels_in(folder: Path) -> dict[str, Path]:
 
 
 def carve_out_validation(train_dir: Path, val_dir: Path, stems, *, only_64_characters: bool = False) -> tuple[int, int]:
-    """docs/method.md §6.9 `moveToValidation`: for each listed stem, files of `train_dir/{images,masks}` whose stem
-    equals it are MOVED to `val_dir/{images,masks}`; derivatives (stems that start with it: augmentations,
-    tiles) are DELETED so nothing of a validation image stays in training. With `only_64_characters`
-    (docs/method.md, quirk Q15) only 64-character stems (Kaggle ids) are moved, the others deleted. Returns (moved, deleted)."""
+    """docs/method.md §6.9 `moveToValidation`: move validation images out of a training folder pair.
+
+    For each listed stem, files of `train_dir/{images,masks}` whose stem equals it are MOVED to
+    `val_dir/{images,masks}`; derivatives (stems that start with it: augmentations, tiles) are DELETED so
+    nothing of a validation image stays in training. With `only_64_characters` (docs/method.md, quirk
+    Q15) only 64-character stems (Kaggle ids) are moved, the others deleted.
+
+    Parameters
+    ----------
+    train_dir : pathlib.Path
+        The training folder, with `images/` and `masks/`.
+    val_dir : pathlib.Path
+        The validation folder; its `images/` and `masks/` are created as needed.
+    stems : iterable of str
+        The validation stems (empty ones are ignored); each file is matched against the first stem it
+        starts with.
+    only_64_characters : bool, optional
+        Move only 64-character stems (default False: move every exact match).
+
+    Returns
+    -------
+    moved : int
+        Files moved to `val_dir`.
+    deleted : int
+        Files deleted from `train_dir`.
+
+    Examples
+    --------
+    >>> carve_out_validation(Path("out/train"), Path("out/validation"), ["img07"])  # doctest: +SKIP
+    (2, 10)
+    """
     moved = deleted = 0
     stems = [s for s in stems if s]
     for kind in ("images", "masks"):
@@ -173,7 +359,30 @@ def carve_out_validation(train_dir: Path, val_dir: Path, stems, *, only_64_chara
 
 def save_generator(model, folder: Path, manifest: dict) -> Path:
     """A model folder of kind `pix2pix-generator`: the Keras-format generator, then `manifest.json` with
-    its sha256 (written last: its presence marks a finished model)."""
+    its sha256 (written last: its presence marks a finished model).
+
+    Both files are written atomically: ``<folder>/generator.keras`` and ``<folder>/manifest.json``.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The trained generator.
+    folder : pathlib.Path
+        The model folder (created if needed).
+    manifest : dict
+        More manifest entries (cluster, fingerprint, training configuration and results).
+
+    Returns
+    -------
+    pathlib.Path
+        The written `manifest.json`.
+
+    Examples
+    --------
+    >>> folder = Path("out/style/group_001/model")
+    >>> save_generator(trainer.generator, folder, {"cluster": "group_001"})  # doctest: +SKIP
+    PosixPath('out/style/group_001/model/manifest.json')
+    """
     from nucleaizer_tf.models.folder import sha256_of, write_manifest
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -185,7 +394,31 @@ def save_generator(model, folder: Path, manifest: dict) -> Path:
 
 
 def load_generator(folder: Path):
-    """(generator, manifest) of a folder `save_generator` wrote; the file's sha256 is checked."""
+    """(generator, manifest) of a folder `save_generator` wrote; the file's sha256 is checked.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A `pix2pix-generator` model folder.
+
+    Returns
+    -------
+    generator : keras.Model
+        The generator (not compiled).
+    manifest : dict
+        Its manifest.
+
+    Raises
+    ------
+    NucleaizerError
+        When the folder is not a `pix2pix-generator` folder, or its generator file is missing or corrupt.
+
+    Examples
+    --------
+    >>> generator, manifest = load_generator(Path("out/style/group_001/model"))  # doctest: +SKIP
+    >>> manifest["cluster"]                                                       # doctest: +SKIP
+    'group_001'
+    """
     import keras
 
     from nucleaizer_tf.models.folder import checked_file, read_manifest
@@ -199,6 +432,43 @@ def load_generator(folder: Path):
 
 
 class StyleTransferRun:
+    """One style-transfer run over a folder (see the module docstring); `run()` does or resumes it.
+
+    The constructor checks the settings and inputs before any work.
+
+    Parameters
+    ----------
+    images_dir : str or os.PathLike
+        The images of the new style(s).
+    out_dir : str or os.PathLike
+        The work and output folder; a rerun resumes the finished stages.
+    settings : StyleTransferSettings, optional
+        What the workflow does (default: the original's settings; `masks_dir` or `preseg_model` must be
+        given).
+    reporter : Reporter, optional
+        Progress and notes (default: silent).
+
+    Attributes
+    ----------
+    images : list of pathlib.Path
+        The input images.
+    log : StageLog
+        The stage markers, under ``OUT_DIR/stages``.
+    report : RunReport
+        What the run did, filled by `run`.
+
+    Raises
+    ------
+    NucleaizerError
+        When not exactly one of `masks_dir` and `preseg_model` is given, a given file or folder does not
+        exist, or `images_dir` holds no images.
+
+    Examples
+    --------
+    >>> run = StyleTransferRun("images", "out", StyleTransferSettings(masks_dir="masks"))  # doctest: +SKIP
+    >>> report = run.run()                                                               # doctest: +SKIP
+    """
+
     def __init__(self, images_dir, out_dir, settings: StyleTransferSettings = StyleTransferSettings(),
                  reporter: Reporter | None = None):
         self.images_dir = Path(images_dir)
@@ -245,6 +515,24 @@ class StyleTransferRun:
     # ----------------------------------------------------------------- run
 
     def run(self) -> RunReport:
+        """Run or resume the stages up to `settings.last_stage`, then write ``OUT_DIR/run.json``.
+
+        ``OUT_DIR/settings.json`` records the settings first.
+
+        Returns
+        -------
+        RunReport
+            The stages run and skipped, clusters, pix2pix results and pair counts.
+
+        Raises
+        ------
+        ValueError
+            When `settings.last_stage` is not a stage name.
+
+        Examples
+        --------
+        >>> report = StyleTransferRun("images", "out", settings).run()  # doctest: +SKIP
+        """
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "settings.json", {"images_dir": str(self.images_dir), **asdict(self.s)})
         steps = {"masks": self.stage_masks, "clusters": self.stage_clusters, "tiles": self.stage_tiles,
@@ -292,6 +580,19 @@ class StyleTransferRun:
         return Path(self.s.masks_dir) if self.s.masks_dir is not None else self.out / "presegment"
 
     def stage_masks(self) -> dict:
+        """Stage 1: check the user's masks, or presegment every image with `preseg_model`.
+
+        Presegmentations go to ``OUT_DIR/presegment/<stem>.tiff``; an existing file there is kept.
+
+        Returns
+        -------
+        dict
+            What the stage marker records: ``source``: the mask folder.
+
+        Examples
+        --------
+        >>> facts = run.stage_masks()  # doctest: +SKIP
+        """
         if self.s.preseg_model is None:
             match_stems(self.images_dir, self._mask_dir(), allow_missing_right=True)  # raises on a bad folder
             return {"source": str(self._mask_dir())}
@@ -315,6 +616,20 @@ class StyleTransferRun:
     # ----------------------------------------------------------------- 2. clusters
 
     def stage_clusters(self) -> dict:
+        """Stage 2: style features and correlation k-means, best `keep_best` per cluster (docs/method.md §6.3).
+
+        Writes ``clusters/``: report.csv, styles.csv, clusters.json, group_NNN.png sheets and (unless
+        `single_experiment`: every image in group_001) features.csv.
+
+        Returns
+        -------
+        dict
+            What the stage marker records: ``clusters``: the number of clusters.
+
+        Examples
+        --------
+        >>> facts = run.stage_clusters()  # doctest: +SKIP
+        """
         from nucleaizer_tf.style.clustering import THRASH, cluster_styles, contact_sheet
         from nucleaizer_tf.style.features import FEATURE_NAMES, image_style_features, style_distances
 
@@ -363,6 +678,19 @@ class StyleTransferRun:
     # ----------------------------------------------------------------- 3. tiles
 
     def stage_tiles(self) -> dict:
+        """Stage 3: each cluster's images and masks cut to 256×256 tiles (docs/method.md §6.4).
+
+        Into ``style/<cluster>/tiles/{images,masks}``; a cluster of one image uses its four quadrants.
+
+        Returns
+        -------
+        dict
+            What the stage marker records: ``tiles``: the number of tiles written.
+
+        Examples
+        --------
+        >>> facts = run.stage_tiles()  # doctest: +SKIP
+        """
         from nucleaizer_tf.style.clustering import quadrants
 
         pairs = {s: (i, m) for s, i, m in self._pairs()[0]}
@@ -391,6 +719,19 @@ class StyleTransferRun:
     # ----------------------------------------------------------------- 4. mask database
 
     def stage_mask_db(self) -> dict:
+        """Stage 4: the nucleus-shape database, written atomically to ``OUT_DIR/mask_db.npz``.
+
+        Built from `settings.mask_db` (a folder of label images, or an .npz read as it is), else the run's masks.
+
+        Returns
+        -------
+        dict
+            What the stage marker records: ``objects`` (nuclei in the database) and ``source``.
+
+        Examples
+        --------
+        >>> facts = run.stage_mask_db()  # doctest: +SKIP
+        """
         from nucleaizer_tf.style.maskdb import MaskDB, build_mask_db
 
         target = self.out / "mask_db.npz"
@@ -414,6 +755,20 @@ class StyleTransferRun:
     # ----------------------------------------------------------------- 5. synthetic masks
 
     def stage_synth_masks(self) -> dict:
+        """Stage 5: synthetic label images per cluster.
+
+        Into ``style/<cluster>/synthetic_masks/<cluster>_NNN.tiff``; a cluster whose tiles give no
+        statistics is noted and skipped.
+
+        Returns
+        -------
+        dict
+            What the stage marker records: ``images``: synthetic masks written per cluster.
+
+        Examples
+        --------
+        >>> facts = run.stage_synth_masks()  # doctest: +SKIP
+        """
         from nucleaizer_tf.style.maskdb import MaskDB
         from nucleaizer_tf.style.synth_masks import cluster_statistics, generate_cluster_masks, images_for_cluster
 
@@ -441,6 +796,20 @@ class StyleTransferRun:
     # ----------------------------------------------------------------- 6. pix2pix
 
     def stage_pix2pix(self) -> dict:
+        """Stage 6: one pix2pix generator per cluster, saved with `save_generator`.
+
+        Into ``style/<cluster>/model/``; a generator already trained with the same fingerprint is kept (a
+        resumed stage).
+
+        Returns
+        -------
+        dict
+            What the stage marker records: ``models``: steps and seconds per iteration of each generator trained now.
+
+        Examples
+        --------
+        >>> facts = run.stage_pix2pix()  # doctest: +SKIP
+        """
         from nucleaizer_tf.pix2pix.train import Pix2PixTrainer, schedule
 
         config = self.s.pix2pix()
@@ -473,6 +842,19 @@ class StyleTransferRun:
     # ----------------------------------------------------------------- 7. generate
 
     def stage_generate(self) -> dict:
+        """Stage 7: synthetic images from the synthetic masks, and a real-vs-synthetic sheet per cluster.
+
+        Into ``style/<cluster>/synthetic_images/<cluster>_NNN.png`` and ``style/<cluster>/comparison.png``.
+
+        Returns
+        -------
+        dict
+            What the stage marker records: ``images``: the number of synthetic images.
+
+        Examples
+        --------
+        >>> facts = run.stage_generate()  # doctest: +SKIP
+        """
         import keras
 
         from nucleaizer_tf.pix2pix.generate import generate_images
@@ -508,6 +890,19 @@ class StyleTransferRun:
     # ----------------------------------------------------------------- 8. collect
 
     def stage_collect(self) -> dict:
+        """Stage 8: every synthetic pair copied to ``OUT_DIR/styled/{images,masks}``.
+
+        The folder is made anew (docs/method.md, quirk Q11 resolved).
+
+        Returns
+        -------
+        dict
+            What the stage marker records: ``pairs``: the number of pairs.
+
+        Examples
+        --------
+        >>> facts = run.stage_collect()  # doctest: +SKIP
+        """
         out = self.out / "styled"
         shutil.rmtree(out, ignore_errors=True)
         count = 0
@@ -528,6 +923,19 @@ class StyleTransferRun:
     # ----------------------------------------------------------------- 9. augment
 
     def stage_augment(self) -> dict:
+        """Stage 9: augmented 512 crops to ``OUT_DIR/train/{images,masks}``, then the validation carve-out.
+
+        Style data: every `style_step`-th pair × `augment_copies`; with `include_real` also the input pairs.
+
+        Returns
+        -------
+        dict
+            What the stage marker records: ``written``, ``validation_moved`` and ``validation_deleted``.
+
+        Examples
+        --------
+        >>> facts = run.stage_augment()  # doctest: +SKIP
+        """
         from nucleaizer_tf.style.augment import augment_set, settings_for
 
         train = self.out / "train"
@@ -575,5 +983,35 @@ class StyleTransferRun:
 
 def run_style_transfer(images_dir, out_dir, settings: StyleTransferSettings = StyleTransferSettings(),
                        reporter: Reporter | None = None) -> RunReport:
-    """Run (or resume) the style-transfer workflow; see the module doc for stages and outputs."""
+    """Run (or resume) the style-transfer workflow; see the module doc for stages and outputs.
+
+    Parameters
+    ----------
+    images_dir : str or os.PathLike
+        The images of the new style(s).
+    out_dir : str or os.PathLike
+        The work and output folder; the training set is ``OUT_DIR/train/{images,masks}``.
+    settings : StyleTransferSettings, optional
+        What the workflow does; `masks_dir` or `preseg_model` must be given.
+    reporter : Reporter, optional
+        Progress and notes (default: silent).
+
+    Returns
+    -------
+    RunReport
+        The stages run and skipped, clusters, pix2pix results and pair counts.
+
+    Raises
+    ------
+    NucleaizerError
+        For bad settings or inputs (see `StyleTransferRun`), or a stage that cannot go on (no image with
+        a mask, no training pair written).
+
+    Examples
+    --------
+    >>> settings = StyleTransferSettings(masks_dir="masks", ngf=16, iterations=600)  # doctest: +SKIP
+    >>> report = run_style_transfer("images", "out", settings)                      # doctest: +SKIP
+    >>> report.n_train                                                              # doctest: +SKIP
+    120
+    """
     return StyleTransferRun(images_dir, out_dir, settings, reporter).run()
