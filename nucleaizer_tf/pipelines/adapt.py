@@ -16,8 +16,8 @@ the stages it affects):
                collected synthetic pairs -> OUT/work/style/styled/{images,masks}; clusters and
                real-vs-synthetic sheets under OUT/work/style/. Synthetic masks follow each cluster's
                own nucleus sizes and nuclei per area (`match_cluster`), database nuclei are resized to
-               the target area (docs/method.md, quirk Q8: the intended form), images are read with the percentile stretch
-               the default model uses.
+               the target area (docs/method.md, quirk Q8: the intended form), images are read with the
+               percentile stretch the default model uses.
 3. finetune    the default model (the starting one when it is a default model, else the shipped one)
                trained further on the synthetic pairs (+ `--masks` annotations, + the recipe's own
                generated images with `include_recipe`) -> OUT/model/ (a model folder `predict --model`
@@ -55,7 +55,31 @@ SHIPPED_MASK_DB = "mask_db.npz"
 @dataclass(frozen=True)
 class AdaptPreset:
     """pix2pix width (`ngf`), constant-rate iterations and decay epochs, synthetic images per style,
-    and the fine-tuning length (epochs × batches of 16 crops)."""
+    and the fine-tuning length (epochs × batches of 16 crops).
+
+    Attributes
+    ----------
+    ngf : int
+        pix2pix generator width.
+    iterations : int
+        pix2pix constant-learning-rate iterations per style.
+    decay_epochs : int
+        pix2pix epochs of linear learning-rate decay after those.
+    images_per_cluster : int or None
+        Synthetic images per style; None = the style-transfer default (20, 1000 with a single
+        experiment).
+    epochs : int
+        Fine-tuning epochs.
+    steps_per_epoch : int
+        Fine-tuning batches (of 16 crops) per epoch.
+
+    Examples
+    --------
+    >>> PRESETS["quick"]
+    AdaptPreset(ngf=16, iterations=600, decay_epochs=0, images_per_cluster=20, epochs=8, steps_per_epoch=20)
+    >>> PRESETS["original"].ngf
+    64
+    """
 
     ngf: int
     iterations: int
@@ -79,7 +103,39 @@ PRESETS = {
 
 @dataclass(frozen=True)
 class AdaptSettings:
-    """What `adapt` does (the CLI's `nucleaizer-tf adapt` options, same names)."""
+    """What `adapt` does (the CLI's `nucleaizer-tf adapt` options, same names).
+
+    Attributes
+    ----------
+    model : str
+        The starting model: ``"default"`` (the shipped model), a fine-tuned model folder or legacy
+        Mask R-CNN weights (default ``"default"``).
+    preset : str
+        ``"quick"`` (default), ``"standard"`` or ``"original"``: pix2pix size and iterations and the
+        fine-tuning length (`PRESETS`).
+    single_experiment : bool
+        One style for all images (no clustering) (default False).
+    mask_db : str or None
+        The nucleus-shape database; None (default) = the one shipped with the package.
+    masks : str or None
+        Annotations of some of the images, used for fine-tuning too.
+    include_recipe : bool
+        Add the default recipe's generated training images to the fine-tuning (default False).
+    evaluate_masks : str or None
+        Annotations to score before/after (never used for training).
+    nucleus_size : float or None
+        Nucleus diameter in pixels for the presegmentation; None (default) = estimated per image.
+    seed : int
+        Seed of the style transfer and the fine-tuning (0).
+    ngf, iterations, epochs : int or None
+        Overrides of the preset's values (None: the preset's value).
+
+    Examples
+    --------
+    >>> settings = AdaptSettings(preset="standard", epochs=5)
+    >>> settings.resolved_preset().epochs
+    5
+    """
 
     model: str = "default"
     preset: str = "quick"
@@ -96,6 +152,27 @@ class AdaptSettings:
     epochs: int | None = None
 
     def resolved_preset(self) -> AdaptPreset:
+        """The preset with the overrides `ngf`, `iterations` and `epochs` applied.
+
+        Returns
+        -------
+        AdaptPreset
+            The values the run uses.
+
+        Raises
+        ------
+        NucleaizerError
+            For an unknown preset, or an override that is not a whole number of at least 1.
+
+        Examples
+        --------
+        >>> AdaptSettings(iterations=300).resolved_preset().iterations
+        300
+        >>> AdaptSettings(preset="fast").resolved_preset()
+        Traceback (most recent call last):
+        ...
+        nucleaizer_tf.errors.NucleaizerError: --preset must be one of quick, standard, original, got 'fast'
+        """
         if self.preset not in PRESETS:
             raise NucleaizerError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
         base = PRESETS[self.preset]
@@ -109,6 +186,28 @@ class AdaptSettings:
 
 @dataclass
 class AdaptReport:
+    """What an adaptation run did.
+
+    Attributes
+    ----------
+    out_dir : pathlib.Path
+        The output folder.
+    stages_run : list of str
+        The stages run now, in order.
+    stages_skipped : list of str
+        The stages already done by an earlier run.
+    failures : list of tuple
+        ``(image, one-line error)`` of each image the presegmentation skipped.
+    summary : dict
+        The content of ``OUT/report.json``.
+
+    Examples
+    --------
+    >>> report = adapt("new_stain/", "adapted/")        # doctest: +SKIP
+    >>> report.summary["scores"], report.stages_skipped  # doctest: +SKIP
+    (None, [])
+    """
+
     out_dir: Path
     stages_run: list[str] = field(default_factory=list)
     stages_skipped: list[str] = field(default_factory=list)
@@ -117,14 +216,65 @@ class AdaptReport:
 
 
 def shipped_mask_db() -> Path:
-    """The small nucleus-shape database shipped with the package (`weights/mask_db.npz`)."""
+    """The small nucleus-shape database shipped with the package (`weights/mask_db.npz`).
+
+    Returns
+    -------
+    pathlib.Path
+        Its path inside the installed package.
+
+    Examples
+    --------
+    >>> shipped_mask_db().name
+    'mask_db.npz'
+    """
     from importlib.resources import files
 
     return Path(str(files("nucleaizer_tf.weights"))) / SHIPPED_MASK_DB
 
 
 class AdaptRun:
-    """One adaptation run over a folder (see the module docstring); `run()` does or resumes it."""
+    """One adaptation run over a folder (see the module docstring); `run()` does or resumes it.
+
+    The constructor checks the settings, inputs and options before any work.
+
+    Parameters
+    ----------
+    images_dir : str or os.PathLike
+        The new experiment's images.
+    out_dir : str or os.PathLike
+        The output folder; it must differ from `images_dir`.
+    settings : AdaptSettings, optional
+        What the run does (default: `AdaptSettings()`).
+    reporter : Reporter, optional
+        Progress and notes (default: silent).
+
+    Attributes
+    ----------
+    images : list of pathlib.Path
+        The input images.
+    preset : AdaptPreset
+        The preset with the overrides applied.
+    mask_db : pathlib.Path
+        The nucleus-shape database used.
+    start_kind : type
+        The class of the starting model (see `models.load.segmenter_class`).
+    log : StageLog
+        The stage markers, under ``OUT/work/stages``.
+    report : AdaptReport
+        What the run did, filled by `run`.
+
+    Raises
+    ------
+    NucleaizerError
+        For a bad preset or override, no images, an output folder equal to the image folder, a missing
+        mask database, mask folder or starting model, or a `nucleus_size` the starting model refuses.
+
+    Examples
+    --------
+    >>> run = AdaptRun("new_stain/", "adapted/", AdaptSettings(preset="quick"))  # doctest: +SKIP
+    >>> report = run.run()                                                       # doctest: +SKIP
+    """
 
     def __init__(self, images_dir, out_dir, settings: AdaptSettings = AdaptSettings(), reporter: Reporter = SILENT):
         self.images_dir, self.out = Path(images_dir), Path(out_dir)
@@ -171,6 +321,17 @@ class AdaptRun:
         }[stage]
 
     def run(self) -> AdaptReport:
+        """Run or resume the five stages (see the module docstring).
+
+        Returns
+        -------
+        AdaptReport
+            The stages run and skipped, the images the presegmentation skipped and the report's content.
+
+        Examples
+        --------
+        >>> report = AdaptRun("new_stain/", "adapted/").run()  # doctest: +SKIP
+        """
         self.out.mkdir(parents=True, exist_ok=True)
         steps = {"presegment": self.stage_presegment, "style": self.stage_style, "finetune": self.stage_finetune,
                  "segment": self.stage_segment, "report": self.stage_report}
@@ -186,6 +347,20 @@ class AdaptRun:
         return self.work / "presegment"
 
     def stage_presegment(self) -> dict:
+        """Stage 1: the starting model segments every image into ``OUT/work/presegment/<stem>.tiff``.
+
+        An image that cannot be read is reported and skipped. Fewer than `MIN_NUCLEI` nuclei of at least
+        `MIN_NUCLEUS_AREA` px² in all images stop the run with a `NucleaizerError`.
+
+        Returns
+        -------
+        dict
+            What the stage marker records: ``model`` (its description), ``nuclei`` (per image) and ``failures``.
+
+        Examples
+        --------
+        >>> facts = run.stage_presegment()  # doctest: +SKIP
+        """
         from nucleaizer_tf.models.load import load_model
 
         model = load_model(self.s.model)
@@ -226,6 +401,19 @@ class AdaptRun:
                                      conversion="percentile", last_stage="collect", seed=self.s.seed)
 
     def stage_style(self) -> dict:
+        """Stage 2: the style-transfer workflow on those nuclei, up to its collected synthetic pairs.
+
+        Into ``OUT/work/style/``; no synthetic pair at all stops the run with a `NucleaizerError`.
+
+        Returns
+        -------
+        dict
+            What the stage marker records: ``clusters``, ``pix2pix``, ``synthetic_pairs`` and ``comparisons``.
+
+        Examples
+        --------
+        >>> facts = run.stage_style()  # doctest: +SKIP
+        """
         from nucleaizer_tf.pipelines.style_transfer import run_style_transfer
 
         run = run_style_transfer(self.images_dir, self.work / "style", self._style_settings(), self.r)
@@ -245,6 +433,22 @@ class AdaptRun:
         return [(read_image(i), read_labels(m)) for _, i, m in matched if m is not None]
 
     def stage_finetune(self) -> dict:
+        """Stage 3: the default model trained further on the synthetic pairs, saved as ``OUT/model/``.
+
+        Starts from the starting model when it is a default model, else from the shipped one; adds the
+        `masks` annotations and, with `include_recipe`, the recipe's generated images. ``OUT/model/`` is
+        replaced on a rerun.
+
+        Returns
+        -------
+        dict
+            What the stage marker records: ``pairs``, ``synthetic_pairs``, ``loss`` (per epoch),
+            ``train_seconds`` and ``config``.
+
+        Examples
+        --------
+        >>> facts = run.stage_finetune()  # doctest: +SKIP
+        """
         from nucleaizer_tf.default_model import DefaultModel
         from nucleaizer_tf.default_model.recipe import fine_tune, synthetic_items
         from nucleaizer_tf.models.default import DefaultSegmenter
@@ -278,6 +482,19 @@ class AdaptRun:
     # ----------------------------------------------------------------- 4. segment
 
     def stage_segment(self) -> dict:
+        """Stage 4: the images segmented with the adapted model into ``OUT/labels/`` (+ run record).
+
+        With `run_predict`, so a bad image is reported, not fatal.
+
+        Returns
+        -------
+        dict
+            What the stage marker records: ``outputs`` (label files written) and ``failures``.
+
+        Examples
+        --------
+        >>> facts = run.stage_segment()  # doctest: +SKIP
+        """
         from nucleaizer_tf.pipelines.predict import run_predict
 
         report = run_predict(self.images_dir, self.out / "labels", model=self.out / "model", reporter=self.r)
@@ -286,6 +503,19 @@ class AdaptRun:
     # ----------------------------------------------------------------- 5. report
 
     def stage_report(self) -> dict:
+        """Stage 5: ``OUT/report.json``, ``OUT/report.md`` and ``OUT/before_after.png``.
+
+        Nucleus counts before and after per image, and DSB/F1 before and after with `evaluate_masks`.
+
+        Returns
+        -------
+        dict
+            What the stage marker records: nothing ({}).
+
+        Examples
+        --------
+        >>> facts = run.stage_report()  # doctest: +SKIP
+        """
         before_dir, after_dir = self._presegment_dir(), self.out / "labels"
         rows = []
         for path in self.images:
@@ -340,6 +570,25 @@ class AdaptRun:
 
 
 def atomic_text(path: Path, text: str) -> Path:
+    """Write `text` to `path` atomically (a temporary file beside it, renamed on success).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file to write; its folder is created if needed.
+    text : str
+        The content.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+
+    Examples
+    --------
+    >>> atomic_text(Path("adapted/report.md"), report_markdown(summary))  # doctest: +SKIP
+    PosixPath('adapted/report.md')
+    """
     from nucleaizer_tf.io import atomic_path
 
     with atomic_path(path) as tmp:
@@ -349,7 +598,24 @@ def atomic_text(path: Path, text: str) -> Path:
 
 def before_after_figure(items) -> np.ndarray:
     """uint8 RGB sheet: per (image, before labels, after labels, name) one row of two outline overlays
-    (starting model left, adapted model right), captioned with the nucleus counts."""
+    (starting model left, adapted model right), captioned with the nucleus counts.
+
+    Parameters
+    ----------
+    items : iterable of tuple
+        ``(image, before labels, after labels, name)``; images of any dtype (percentile-stretched for
+        display), names cut to 16 characters in the captions.
+
+    Returns
+    -------
+    numpy.ndarray
+        The H×W×3 uint8 sheet, 384-pixel thumbnails in two columns.
+
+    Examples
+    --------
+    >>> sheet = before_after_figure([(image, before, after, "a")])  # doctest: +SKIP
+    >>> write_rgb(Path("adapted/before_after.png"), sheet)           # doctest: +SKIP
+    """
     from nucleaizer_tf.io import to_rgb8
     from nucleaizer_tf.style.clustering import contact_sheet
     from nucleaizer_tf.visualize import outline_overlay
@@ -364,7 +630,33 @@ def before_after_figure(items) -> np.ndarray:
 
 
 def report_markdown(summary: dict) -> str:
-    """The human-readable `report.md` of an adaptation run."""
+    """The human-readable `report.md` of an adaptation run.
+
+    Parameters
+    ----------
+    summary : dict
+        The run's `report.json` content (as `AdaptRun.stage_report` makes it).
+
+    Returns
+    -------
+    str
+        Markdown: the starting and adapted models, stage times, styles, nuclei per image, scores against
+        the annotations (if any) and the skipped images.
+
+    Examples
+    --------
+    >>> summary = {"images": "new_stain", "preset": "quick", "preset_values": {"ngf": 16, "epochs": 8},
+    ...            "adapted_model": "adapted/model", "stages": {"presegment": 12.5, "style": 250.0},
+    ...            "clusters": {"group_001": ["a", "b"]}, "pix2pix": {"group_001": {"steps": 600}},
+    ...            "synthetic_pairs": 20, "figures": {"real_vs_synthetic": []},
+    ...            "nuclei": {"a": {"before": 31, "after": 40}}, "failures": []}
+    >>> print(report_markdown(summary).splitlines()[0])
+    # Adaptation report: new_stain
+    >>> for line in report_markdown(summary).splitlines():
+    ...     if line.startswith("| a "):
+    ...         print(line)
+    | a | 31 | 40 |
+    """
     def fmt(x):
         return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else (f"{x:.3f}" if isinstance(x, float) else str(x))
 
@@ -401,21 +693,28 @@ def adapt(images_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: A
 
     Parameters
     ----------
-    images_dir, out_dir
+    images_dir, out_dir : str or os.PathLike
         The new experiment's images (any size, bit depth, grey or colour) and the output folder:
         `model/` (the adapted model), `labels/` (the images segmented with it), `report.md`,
         `report.json`, `before_after.png` and `work/` (the stages' results, for resuming).
-    settings, **options
-        An `AdaptSettings`, or its fields as keywords (`model`, `preset`, `single_experiment`, `mask_db`,
-        `masks`, `include_recipe`, `evaluate_masks`, `nucleus_size`, `seed`, `ngf`, `iterations`,
-        `epochs`).
-    reporter
+    settings : AdaptSettings, optional
+        What the run does; keywords given too replace its fields.
+    **options
+        `AdaptSettings` fields as keywords (`model`, `preset`, `single_experiment`, `mask_db`, `masks`,
+        `include_recipe`, `evaluate_masks`, `nucleus_size`, `seed`, `ngf`, `iterations`, `epochs`).
+    reporter : Reporter, optional
         Progress (`nucleaizer_tf.progress.Reporter`).
 
     Returns
     -------
     AdaptReport
         The stages run and skipped, skipped images and the report's content.
+
+    Raises
+    ------
+    NucleaizerError
+        For bad settings or inputs (see `AdaptRun`), or a stage that cannot go on (too few nuclei for a
+        style, no synthetic training image, annotations that match no image).
 
     Examples
     --------
