@@ -48,7 +48,8 @@ class FullSegmenter(Segmenter):
     final_model : str or os.PathLike
         The final Mask R-CNN (`mask_rcnn_final.h5`).
     unet_dir : str or os.PathLike
-        The U-Net ensemble folder (an original PyTorch folder is converted once into the work folder).
+        The U-Net ensemble folder (an original PyTorch folder is converted once into the work folder, or
+        into a temporary folder without one).
     work_dir : str or os.PathLike, optional
         Folder for the cached intermediate results; None (default) keeps nothing on disk.
     source : str, optional
