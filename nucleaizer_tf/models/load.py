@@ -91,7 +91,8 @@ def load_model(name_or_path: str | os.PathLike | None = "default", *, mode: str 
         `name_or_path`).
     unet : str or os.PathLike, optional
         Full pipeline only, and required there: the U-Net ensemble folder (a converted ensemble, or the
-        original PyTorch `kaggle_workflow/unet` folder, converted once into the work folder).
+        original PyTorch `kaggle_workflow/unet` folder, converted once into the work folder, or into a
+        temporary folder without one).
     work_dir : str or os.PathLike, optional
         Full pipeline only (``mode="full"`` or a full-pipeline folder): cache intermediate results here,
         per image name, so a folder run resumes. None (default) keeps nothing on disk.
