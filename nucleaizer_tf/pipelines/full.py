@@ -160,7 +160,8 @@ class FullPipeline:
         The final Mask R-CNN `.h5`.
     unet_dir : pathlib.Path
         The U-Net ensemble folder; an original PyTorch folder is converted once into
-        ``work_dir/unet-converted/<fingerprint>/`` (see `pipelines.unet_import.ensemble_folder_for`).
+        ``work_dir/unet-converted/<fingerprint>/`` (a temporary folder without `work_dir`; see
+        `pipelines.unet_import.ensemble_folder_for`).
     settings : FullSettings, optional
         The pipeline's settings (default: the original's).
 
