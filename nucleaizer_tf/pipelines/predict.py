@@ -464,8 +464,7 @@ def predict_files(
     A file that cannot be read or segmented is recorded in `failures` and skipped; the run goes on.
     `out_dir/nucleaizer-tf.json` records the settings, package versions and per-image facts.
     `exports` adds ROI sets, GeoJSON and measurement CSVs per image (and `summary.csv`), see
-    `nucleaizer_tf.pipelines.measure.export_image`. `progress` is called with each image's
-    `ImageOutcome` as soon as its files are written (or it failed).
+    `nucleaizer_tf.pipelines.measure.export_image`.
 
     `pipelined` (the default) overlaps the disk with the network: a reader thread reads the next
     images (at most `PIPELINE_DEPTH` ahead) and a writer thread writes the finished ones (at most
@@ -487,7 +486,7 @@ def predict_files(
     settings : dict, optional
         The applied settings for the run record; its ``model`` entry goes to the summary rows.
     progress : callable, optional
-        Called with each input's file name right after its outputs are written (or it failed).
+        Called with each input's `ImageOutcome` right after its outputs are written (or it failed).
     exports : ExportOptions, optional
         ROI set, GeoJSON and measurement CSV per image (default None: none).
     pipelined : bool, optional
