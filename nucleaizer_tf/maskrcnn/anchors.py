@@ -34,7 +34,30 @@ def _level_anchors_np(grid: int, stride: int, scale: float, config: MaskRCNNConf
 
 @functools.lru_cache(maxsize=16)
 def pyramid_anchors(image_size: int, config: MaskRCNNConfig) -> np.ndarray:
-    """[A, 4] float32 anchors (y1, x1, y2, x2) for a square molded image of side `image_size`."""
+    """[A, 4] float32 anchors (y1, x1, y2, x2) for a square molded image of side `image_size`.
+
+    Parameters
+    ----------
+    image_size : int
+        Side D of the molded image in pixels.
+    config : MaskRCNNConfig
+        Gives BACKBONE_STRIDES, RPN_ANCHOR_SCALES, RPN_ANCHOR_RATIOS and RPN_ANCHOR_STRIDE.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 [A, 4] in pixels of the molded image, level P2 first, then row-major over each level's
+        ceil(D / stride)² grid and the ratios. The array is read-only: results are cached per
+        (image_size, config).
+
+    Examples
+    --------
+    >>> anchors = pyramid_anchors(64, MaskRCNNConfig())
+    >>> anchors.shape, anchors.dtype
+    ((1023, 4), dtype('float32'))
+    >>> anchors[0]  # P2, cell (0, 0), ratio 0.5: scale 32
+    array([-22.627417, -11.313708,  22.627417,  11.313708], dtype=float32)
+    """
     levels = [_level_anchors_np(-(-image_size // stride), stride, scale, config)
               for stride, scale in zip(config.BACKBONE_STRIDES, config.RPN_ANCHOR_SCALES)]
     anchors = np.concatenate(levels).astype(np.float32)
@@ -43,7 +66,30 @@ def pyramid_anchors(image_size: int, config: MaskRCNNConfig) -> np.ndarray:
 
 
 def pyramid_anchors_graph(feature_maps, config: MaskRCNNConfig) -> tf.Tensor:
-    """In-graph `pyramid_anchors` whose grid sizes are read from the feature maps P2..P6."""
+    """In-graph `pyramid_anchors` whose grid sizes are read from the feature maps P2..P6.
+
+    Parameters
+    ----------
+    feature_maps : sequence of tf.Tensor
+        P2..P6, [1, H_l, W_l, C] each; only their dynamic shapes are used.
+    config : MaskRCNNConfig
+        Gives BACKBONE_STRIDES, RPN_ANCHOR_SCALES, RPN_ANCHOR_RATIOS and RPN_ANCHOR_STRIDE.
+
+    Returns
+    -------
+    tf.Tensor
+        float32 [A, 4] anchors (y1, x1, y2, x2) in molded-image pixels, computed in float64 and cast,
+        equal bit for bit to `pyramid_anchors` of the same image size.
+
+    Examples
+    --------
+    >>> import tensorflow as tf
+    >>> config = MaskRCNNConfig()
+    >>> maps = [tf.zeros([1, 64 // s, 64 // s, 1]) for s in config.BACKBONE_STRIDES]
+    >>> anchors = pyramid_anchors_graph(maps, config)
+    >>> anchors.shape, bool(np.array_equal(anchors.numpy(), pyramid_anchors(64, config)))
+    (TensorShape([1023, 4]), True)
+    """
     levels = []
     for fmap, stride, scale in zip(feature_maps, config.BACKBONE_STRIDES, config.RPN_ANCHOR_SCALES):
         half_h, half_w = _half_sizes(scale, config.RPN_ANCHOR_RATIOS)
@@ -60,7 +106,26 @@ def pyramid_anchors_graph(feature_maps, config: MaskRCNNConfig) -> tf.Tensor:
 
 
 class AnchorLayer(layers.Layer):
-    """[1, A, 4] anchors for the feature maps it is given, so one model serves every image size."""
+    """[1, A, 4] anchors for the feature maps it is given, so one model serves every image size.
+
+    Called on the list P2..P6, it returns `pyramid_anchors_graph(feature_maps, config)` with a
+    leading batch axis of 1.
+
+    Parameters
+    ----------
+    config : MaskRCNNConfig
+        The anchor settings (see `pyramid_anchors_graph`).
+    **kwargs
+        Passed to `keras.layers.Layer` (e.g. ``name="anchors"``).
+
+    Examples
+    --------
+    >>> import tensorflow as tf
+    >>> config = MaskRCNNConfig()
+    >>> maps = [tf.zeros([1, 64 // s, 64 // s, 1]) for s in config.BACKBONE_STRIDES]
+    >>> AnchorLayer(config, name="anchors")(maps).shape
+    TensorShape([1, 1023, 4])
+    """
 
     def __init__(self, config: MaskRCNNConfig, **kwargs):
         super().__init__(**kwargs)
