@@ -21,6 +21,21 @@ class BatchNorm(layers.BatchNormalization):
 
     matterport's BatchNorm passed `training=False` unconditionally; the weights were trained that
     way, so the port must not switch to batch statistics even when called in training mode.
+
+    Parameters
+    ----------
+    epsilon : float
+        Keras' default 1e-3, which matterport kept.
+    **kwargs
+        Passed to `keras.layers.BatchNormalization` (e.g. the legacy ``name="bn_conv1"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bn = BatchNorm(name="bn_conv1")
+    >>> x = np.ones((1, 2, 2, 3), np.float32)
+    >>> np.asarray(bn(x, training=True))[0, 0, 0]  # moving mean 0, variance 1: x / sqrt(1 + 1e-3)
+    array([0.9995004, 0.9995004, 0.9995004], dtype=float32)
     """
 
     def __init__(self, epsilon: float = 1e-3, **kwargs):
@@ -51,7 +66,28 @@ def _block(x, stage: int, block: str, strides: int, projection: bool):
 
 
 def resnet101(image: keras.KerasTensor) -> list[keras.KerasTensor]:
-    """C2..C5 (strides 4, 8, 16, 32) of ResNet-101 for a mean-subtracted RGB image."""
+    """C2..C5 (strides 4, 8, 16, 32) of ResNet-101 for a mean-subtracted RGB image.
+
+    Layer names are matterport's (conv1, bn_conv1, res2a_branch2a, ..., res5c_out); the stages have
+    `RESNET101_BLOCKS` residual blocks.
+
+    Parameters
+    ----------
+    image : keras.KerasTensor
+        [B, H, W, 3] molded (mean-subtracted) image.
+
+    Returns
+    -------
+    list of keras.KerasTensor
+        C2, C3, C4, C5 with 256, 512, 1024 and 2048 channels at 1/4, 1/8, 1/16 and 1/32 of the image size.
+
+    Examples
+    --------
+    >>> import keras
+    >>> image = keras.Input(shape=(None, None, 3), batch_size=1)
+    >>> [c.shape[-1] for c in resnet101(image)]  # doctest: +SKIP
+    [256, 512, 1024, 2048]
+    """
     x = layers.ZeroPadding2D(3)(image)
     x = layers.Conv2D(64, 7, strides=2, name="conv1")(x)
     x = BatchNorm(name="bn_conv1")(x)
