@@ -21,6 +21,22 @@ class TimeDistributed(layers.TimeDistributed):
     Keras 3's TimeDistributed unrolls a Python loop over a static T (1000 ROIs) or vectorises the
     layer; one folded call is what Keras 2 did and is far cheaper. The wrapper carries the legacy
     name; its weights are the wrapped layer's, in the legacy order.
+
+    Parameters
+    ----------
+    layer : keras.layers.Layer
+        The layer applied to every [T] slice (as for `keras.layers.TimeDistributed`).
+    **kwargs
+        Passed to `keras.layers.TimeDistributed` (e.g. ``name="mrcnn_class_conv1"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> td = TimeDistributed(layers.Dense(3), name="mrcnn_class_logits")
+    >>> td(np.zeros((1, 5, 4), np.float32)).shape
+    TensorShape([1, 5, 3])
+    >>> [tuple(w.shape) for w in td.weights]
+    [(4, 3), (3,)]
     """
 
     def call(self, inputs, training=None, mask=None):
@@ -35,6 +51,29 @@ class ClassifierHead:
 
     `precision` is the compute type of the convolutions; ROI align, the logits, the softmax and the
     box deltas are float32 layers.
+
+    Parameters
+    ----------
+    config : MaskRCNNConfig
+        Gives POOL_SIZE (7), FPN_CLASSIF_FC_LAYERS_SIZE (1024), NUM_CLASSES and BACKBONE_STRIDES.
+    precision : str
+        "float32" (default), "bfloat16" or "float16".
+
+    Attributes
+    ----------
+    roi_align : PyramidROIAlign
+        The layer "roi_align_classifier".
+    layers : list of keras.layers.Layer
+        mrcnn_class_conv1, mrcnn_class_bn1, ReLU, mrcnn_class_conv2, mrcnn_class_bn2, ReLU, pool_squeeze.
+    logits, probs, bbox_fc, bbox : keras.layers.Layer
+        mrcnn_class_logits, mrcnn_class (softmax), mrcnn_bbox_fc and the reshape mrcnn_bbox.
+
+    Examples
+    --------
+    >>> head = ClassifierHead(MaskRCNNConfig())
+    >>> logits, probs, deltas = head(rois, p_maps[:4])  # doctest: +SKIP
+    >>> deltas.shape  # doctest: +SKIP
+    TensorShape([1, 1000, 2, 4])
     """
 
     def __init__(self, config: MaskRCNNConfig, *, precision: str = "float32"):
@@ -57,7 +96,10 @@ class ClassifierHead:
         self.bbox = layers.Reshape((-1, nc, 4), dtype="float32", name="mrcnn_bbox")
 
     def __call__(self, rois, feature_maps):
-        """rois [1, N, 4] normalised, feature_maps P2..P5 -> ([1,N,NC], [1,N,NC], [1,N,NC,4])."""
+        """rois [1, N, 4] normalised, feature_maps P2..P5 -> ([1,N,NC], [1,N,NC], [1,N,NC,4]).
+
+        The three outputs are the class logits, the class probabilities and the per-class box deltas.
+        """
         x = self.roi_align([rois, *feature_maps])
         for layer in self.layers:
             x = layer(x)
@@ -66,7 +108,29 @@ class ClassifierHead:
 
 
 class MaskHead:
-    """ROI features (14x14) -> 28x28 per-class sigmoid masks."""
+    """ROI features (14x14) -> 28x28 per-class sigmoid masks.
+
+    Parameters
+    ----------
+    config : MaskRCNNConfig
+        Gives MASK_POOL_SIZE (14), NUM_CLASSES and BACKBONE_STRIDES.
+    precision : str
+        Compute type of the convolutions ("float32", "bfloat16", "float16"); ROI align and the final
+        1x1 sigmoid convolution are float32.
+
+    Attributes
+    ----------
+    roi_align : PyramidROIAlign
+        The layer "roi_align_mask".
+    layers : list of keras.layers.Layer
+        mrcnn_mask_conv1..4 with mrcnn_mask_bn1..4 and ReLUs, mrcnn_mask_deconv, mrcnn_mask.
+
+    Examples
+    --------
+    >>> head = MaskHead(MaskRCNNConfig())
+    >>> head(boxes, p_maps[:4]).shape  # doctest: +SKIP
+    TensorShape([1, 12, 28, 28, 2])
+    """
 
     def __init__(self, config: MaskRCNNConfig, *, precision: str = "float32"):
         size = config.MASK_POOL_SIZE
