@@ -46,7 +46,25 @@ __all__ = [
 
 
 def box_iou(boxes1, boxes2) -> tf.Tensor:
-    """[N, M] IoU of (y1, x1, y2, x2) boxes, no "+1" (matterport's `compute_overlaps`/`overlaps_graph`)."""
+    """[N, M] IoU of (y1, x1, y2, x2) boxes, no "+1" (matterport's `compute_overlaps`/`overlaps_graph`).
+
+    Parameters
+    ----------
+    boxes1 : array_like or tf.Tensor
+        [N, 4] boxes (cast to float32).
+    boxes2 : array_like or tf.Tensor
+        [M, 4] boxes in the same unit.
+
+    Returns
+    -------
+    tf.Tensor
+        float32 [N, M] intersection over union.
+
+    Examples
+    --------
+    >>> box_iou([[0, 0, 10, 10]], [[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]]).numpy()
+    array([[1.        , 0.33333334, 0.        ]], dtype=float32)
+    """
     b1 = tf.cast(boxes1, tf.float32)[:, None, :]
     b2 = tf.cast(boxes2, tf.float32)[None, :, :]
     h = tf.maximum(tf.minimum(b1[..., 2], b2[..., 2]) - tf.maximum(b1[..., 0], b2[..., 0]), 0.0)
@@ -58,7 +76,27 @@ def box_iou(boxes1, boxes2) -> tf.Tensor:
 
 
 def box_deltas(boxes, gt_boxes) -> tf.Tensor:
-    """(dy, dx, log dh, log dw) that turn `boxes` [N, 4] into `gt_boxes` [N, 4] (centre/size form)."""
+    """(dy, dx, log dh, log dw) that turn `boxes` [N, 4] into `gt_boxes` [N, 4] (centre/size form).
+
+    The inverse of `proposal.apply_box_deltas`; not divided by any std dev.
+
+    Parameters
+    ----------
+    boxes : array_like or tf.Tensor
+        [N, 4] boxes (y1, x1, y2, x2), e.g. anchors or ROIs.
+    gt_boxes : array_like or tf.Tensor
+        [N, 4] the ground-truth box of each, in the same unit.
+
+    Returns
+    -------
+    tf.Tensor
+        float32 [N, 4]: dy = (gcy - cy) / h, dx = (gcx - cx) / w, log(gh / h), log(gw / w).
+
+    Examples
+    --------
+    >>> box_deltas([[0, 0, 10, 10]], [[0, 0, 20, 10]]).numpy()
+    array([[0.5      , 0.       , 0.6931472, 0.       ]], dtype=float32)
+    """
     boxes = tf.cast(boxes, tf.float32)
     gt_boxes = tf.cast(gt_boxes, tf.float32)
     h = boxes[:, 2] - boxes[:, 0]
@@ -73,7 +111,27 @@ def box_deltas(boxes, gt_boxes) -> tf.Tensor:
 
 
 def trim_zero_rows(boxes) -> tuple[tf.Tensor, tf.Tensor]:
-    """Drop all-zero rows (padding) of [N, 4]; returns (boxes, keep mask)."""
+    """Drop all-zero rows (padding) of [N, 4]; returns (boxes, keep mask).
+
+    Parameters
+    ----------
+    boxes : tf.Tensor
+        [N, 4] boxes, zero rows being padding.
+
+    Returns
+    -------
+    boxes : tf.Tensor
+        [K, 4] the rows that are not all zero.
+    keep : tf.Tensor
+        bool [N], True for the kept rows.
+
+    Examples
+    --------
+    >>> import tensorflow as tf
+    >>> boxes, keep = trim_zero_rows(tf.constant([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0]]))
+    >>> boxes.numpy(), keep.numpy()
+    (array([[1., 2., 3., 4.]], dtype=float32), array([ True, False]))
+    """
     keep = tf.reduce_sum(tf.abs(boxes), axis=1) > 0
     return tf.boolean_mask(boxes, keep), keep
 
@@ -87,6 +145,33 @@ def minimize_masks(labels, ids, boxes, mini_shape=(56, 56), *, legacy_constant_c
     Bilinear with antialiasing when shrinking (what Pillow did for `scipy.misc.imresize`), threshold at
     half height. `legacy_constant_crop`: imresize byte-scaled a float mask to its own min..max, so a
     crop that is all foreground came out all zero; True reproduces that.
+
+    Parameters
+    ----------
+    labels : array_like or tf.Tensor
+        [H, W] int label image.
+    ids : array_like or tf.Tensor
+        [G] label ids of the instances.
+    boxes : array_like or tf.Tensor
+        [G, 4] pixel boxes (y1, x1, y2, x2), y2/x2 exclusive (as `gt_from_labels` gives them).
+    mini_shape : tuple of int
+        (h, w) of the mini-masks, MINI_MASK_SHAPE (56, 56).
+    legacy_constant_crop : bool
+        True (faithful): a crop that is all foreground gives an all-zero mini-mask.
+
+    Returns
+    -------
+    tf.Tensor
+        uint8 [G, h, w] {0, 1}.
+
+    Examples
+    --------
+    >>> labels = np.zeros((8, 8), np.int32)
+    >>> labels[1:4, 1:5] = 3  # fills its box completely
+    >>> int(minimize_masks(labels, [3], [[1, 1, 4, 5]], (4, 4)).numpy().sum())  # the legacy empty mini-mask
+    0
+    >>> int(minimize_masks(labels, [3], [[1, 1, 4, 5]], (4, 4), legacy_constant_crop=False).numpy().sum())
+    16
     """
     labels = tf.convert_to_tensor(labels)
     ibox = tf.cast(boxes, tf.int32)
@@ -106,7 +191,39 @@ def minimize_masks(labels, ids, boxes, mini_shape=(56, 56), *, legacy_constant_c
 
 def gt_from_labels(labels, mini_shape=(56, 56), *, legacy_constant_crop: bool = True):
     """Instances of an int label image [H, W] (0 = background): (ids [G], boxes [G, 4] float32 pixels,
-    mini-masks [G, h, w] uint8), in ascending id order, ids absent from the image skipped."""
+    mini-masks [G, h, w] uint8), in ascending id order, ids absent from the image skipped.
+
+    Each box is the tight pixel box (y1, x1, y2 + 1, x2 + 1) of its instance; the mini-masks come
+    from `minimize_masks`.
+
+    Parameters
+    ----------
+    labels : array_like or tf.Tensor
+        [H, W] int label image, 0 = background.
+    mini_shape : tuple of int
+        (h, w) of the mini-masks, MINI_MASK_SHAPE (56, 56).
+    legacy_constant_crop : bool
+        Passed to `minimize_masks` (True: faithful).
+
+    Returns
+    -------
+    ids : tf.Tensor
+        [G] label ids, ascending, in the dtype of `labels`.
+    boxes : tf.Tensor
+        float32 [G, 4] pixel boxes.
+    masks : tf.Tensor
+        uint8 [G, h, w] {0, 1} mini-masks.
+
+    Examples
+    --------
+    >>> labels = np.zeros((8, 8), np.int32)
+    >>> labels[1:4, 1:5] = 3
+    >>> labels[5:7, 5:8] = 7
+    >>> ids, boxes, masks = gt_from_labels(labels, (4, 4))
+    >>> ids.numpy(), boxes.numpy(), masks.shape
+    (array([3, 7], dtype=int32), array([[1., 1., 4., 5.],
+           [5., 5., 7., 8.]], dtype=float32), TensorShape([2, 4, 4]))
+    """
     labels = tf.convert_to_tensor(labels)
     where = tf.where(labels > 0)
     values = tf.gather_nd(labels, where)
@@ -124,7 +241,28 @@ def gt_from_labels(labels, mini_shape=(56, 56), *, legacy_constant_crop: bool = 
 
 def expand_mini_mask(mini_mask, box, image_shape) -> np.ndarray:
     """Inverse of the mini-mask (for checks and visualisation): paste a [h, w] mini-mask back into a
-    bool image of `image_shape` at pixel `box` (y1, x1, y2, x2) with bilinear resizing, threshold 0.5."""
+    bool image of `image_shape` at pixel `box` (y1, x1, y2, x2) with bilinear resizing, threshold 0.5.
+
+    Parameters
+    ----------
+    mini_mask : array_like
+        [h, w] {0, 1} mini-mask.
+    box : sequence of int
+        Pixel box (y1, x1, y2, x2), y2/x2 exclusive.
+    image_shape : sequence of int
+        Shape of the output image; only (H, W) is used.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool [H, W], True inside the pasted mask.
+
+    Examples
+    --------
+    >>> mask = expand_mini_mask(np.ones((4, 4), np.uint8), (1, 1, 4, 5), (8, 8))
+    >>> mask.shape, int(mask.sum())
+    ((8, 8), 12)
+    """
     y1, x1, y2, x2 = (int(v) for v in box)
     m = tf.image.resize(tf.cast(tf.convert_to_tensor(mini_mask), tf.float32)[..., None], (y2 - y1, x2 - x1),
                         method="bilinear", antialias=True)[..., 0].numpy()
@@ -142,6 +280,28 @@ def match_anchors(anchors, gt_boxes) -> tuple[tf.Tensor, tf.Tensor]:
 
     -1 where the best IoU < 0.3; then +1 at every ground truth's best anchor (first on ties, even
     below 0.3); then +1 where the best IoU >= 0.7. No ground truth: everything negative.
+
+    Parameters
+    ----------
+    anchors : array_like or tf.Tensor
+        [A, 4] anchors in pixels.
+    gt_boxes : array_like or tf.Tensor
+        [G, 4] ground-truth boxes in pixels (G may be 0).
+
+    Returns
+    -------
+    match : tf.Tensor
+        int32 [A] in {-1, 0, 1}: negative, neutral, positive.
+    gt_index : tf.Tensor
+        int32 [A] index of each anchor's best ground truth (0 when there is none).
+
+    Examples
+    --------
+    >>> anchors = np.array([[0, 0, 10, 10], [0, 0, 9, 10], [20, 20, 30, 30], [50, 50, 60, 60]], np.float32)
+    >>> gt = np.array([[0, 0, 10, 10], [21, 21, 31, 31]], np.float32)
+    >>> match, gt_index = match_anchors(anchors, gt)  # anchor 2: IoU 0.68, but gt 1's best anchor
+    >>> match.numpy(), gt_index.numpy()
+    (array([ 1,  1,  1, -1], dtype=int32), array([0, 0, 1, 0], dtype=int32))
     """
     anchors = tf.convert_to_tensor(anchors, tf.float32)
     gt_boxes = tf.convert_to_tensor(gt_boxes, tf.float32)
@@ -176,6 +336,42 @@ def sample_rpn_targets(match, gt_index, anchors, gt_boxes, config: MaskRCNNConfi
     reset to neutral at random. Returns (rpn_match [A] int32, rpn_bbox [RPN_TRAIN_ANCHORS_PER_IMAGE, 4]
     float32): deltas of the kept positive anchors in ascending anchor order, / RPN_BBOX_STD_DEV, zero
     rows after them.
+
+    Parameters
+    ----------
+    match : array_like or tf.Tensor
+        int [A] unbalanced match of `match_anchors`.
+    gt_index : tf.Tensor
+        int32 [A] best ground truth of each anchor (`match_anchors`).
+    anchors : tf.Tensor
+        float32 [A, 4] anchors in pixels.
+    gt_boxes : tf.Tensor
+        float32 [G, 4] ground-truth boxes in pixels.
+    config : MaskRCNNConfig
+        Gives RPN_TRAIN_ANCHORS_PER_IMAGE (256) and RPN_BBOX_STD_DEV.
+    seed : array_like or tf.Tensor
+        Shape-[2] int stateless seed.
+
+    Returns
+    -------
+    rpn_match : tf.Tensor
+        int32 [A] balanced match in {-1, 0, 1}.
+    rpn_bbox : tf.Tensor
+        float32 [RPN_TRAIN_ANCHORS_PER_IMAGE, 4] box targets.
+
+    Examples
+    --------
+    >>> anchors = np.array([[0, 0, 10, 10], [0, 0, 9, 10], [20, 20, 30, 30], [50, 50, 60, 60]], np.float32)
+    >>> gt = np.array([[0, 0, 10, 10], [21, 21, 31, 31]], np.float32)
+    >>> match, gt_index = match_anchors(anchors, gt)
+    >>> rpn_match, rpn_bbox = sample_rpn_targets(match, gt_index, anchors, gt, MaskRCNNConfig(), [1, 2])
+    >>> rpn_match.numpy(), rpn_bbox.shape  # within the budget of 256: nothing is reset
+    (array([ 1,  1,  1, -1], dtype=int32), TensorShape([256, 4]))
+    >>> rpn_bbox.numpy()[:4].round(4)
+    array([[0.    , 0.    , 0.    , 0.    ],
+           [0.5556, 0.    , 0.5268, 0.    ],
+           [1.    , 1.    , 0.    , 0.    ],
+           [0.    , 0.    , 0.    , 0.    ]], dtype=float32)
     """
     total = config.RPN_TRAIN_ANCHORS_PER_IMAGE
     seed = tf.convert_to_tensor(seed)
@@ -193,7 +389,35 @@ def sample_rpn_targets(match, gt_index, anchors, gt_boxes, config: MaskRCNNConfi
 
 
 def build_rpn_targets(anchors, gt_boxes, config: MaskRCNNConfig, seed):
-    """matterport `build_rpn_targets`: (rpn_match [A], rpn_bbox [256, 4]) for pixel anchors and boxes."""
+    """matterport `build_rpn_targets`: (rpn_match [A], rpn_bbox [256, 4]) for pixel anchors and boxes.
+
+    `match_anchors` followed by `sample_rpn_targets`.
+
+    Parameters
+    ----------
+    anchors : array_like or tf.Tensor
+        [A, 4] anchors in pixels.
+    gt_boxes : array_like or tf.Tensor
+        [G, 4] ground-truth boxes in pixels.
+    config : MaskRCNNConfig
+        Gives RPN_TRAIN_ANCHORS_PER_IMAGE and RPN_BBOX_STD_DEV.
+    seed : array_like or tf.Tensor
+        Shape-[2] int stateless seed.
+
+    Returns
+    -------
+    rpn_match : tf.Tensor
+        int32 [A] in {-1, 0, 1}.
+    rpn_bbox : tf.Tensor
+        float32 [RPN_TRAIN_ANCHORS_PER_IMAGE, 4].
+
+    Examples
+    --------
+    >>> anchors = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]], np.float32)
+    >>> rpn_match, rpn_bbox = build_rpn_targets(anchors, [[0, 0, 10, 10]], MaskRCNNConfig(), [1, 2])
+    >>> rpn_match.numpy(), rpn_bbox.shape
+    (array([ 1, -1, -1], dtype=int32), TensorShape([256, 4]))
+    """
     match, gt_index = match_anchors(anchors, gt_boxes)
     return sample_rpn_targets(match, gt_index, tf.convert_to_tensor(anchors, tf.float32),
                               tf.convert_to_tensor(gt_boxes, tf.float32), config, seed)
@@ -205,10 +429,49 @@ def build_rpn_targets(anchors, gt_boxes, config: MaskRCNNConfig, seed):
 def detection_targets(proposals, gt_class_ids, gt_boxes, gt_masks, config: MaskRCNNConfig, seed):
     """matterport `detection_targets_graph` for one image.
 
-    proposals [N, 4] normalised (zero rows = padding); gt_class_ids [G] int; gt_boxes [G, 4]
-    normalised; gt_masks [G, h, w] mini-masks (any numeric dtype). Returns rois [R, 4], class ids [R]
-    int32, deltas [R, 4] and masks [R, 28, 28] float32 {0, 1} with R = TRAIN_ROIS_PER_IMAGE; positive
-    rows first, then negatives, then zero padding.
+    Proposals with IoU >= 0.5 to a ground truth are positive (at most
+    int(TRAIN_ROIS_PER_IMAGE · ROI_POSITIVE_RATIO), drawn at random), the others negative; the number of
+    negatives follows from the positives (int(positives / ROI_POSITIVE_RATIO) - positives), so no
+    positive means no negative. Positive rows get their best ground truth's class id, its box deltas
+    / BBOX_STD_DEV and a MASK_SHAPE mask cut from its mini-mask (USE_MINI_MASK).
+
+    Parameters
+    ----------
+    proposals : array_like or tf.Tensor
+        [N, 4] normalised proposals (zero rows = padding, dropped first).
+    gt_class_ids : array_like or tf.Tensor
+        [G] int class ids.
+    gt_boxes : array_like or tf.Tensor
+        [G, 4] normalised ground-truth boxes.
+    gt_masks : array_like or tf.Tensor
+        [G, h, w] mini-masks (any numeric dtype).
+    config : MaskRCNNConfig
+        Gives TRAIN_ROIS_PER_IMAGE, ROI_POSITIVE_RATIO, BBOX_STD_DEV, USE_MINI_MASK and MASK_SHAPE.
+    seed : array_like or tf.Tensor
+        Shape-[2] int stateless seed.
+
+    Returns
+    -------
+    rois : tf.Tensor
+        float32 [R, 4] normalised, R = TRAIN_ROIS_PER_IMAGE; positive rows first, then negatives,
+        then zero padding.
+    class_ids : tf.Tensor
+        int32 [R], 0 for negatives and padding.
+    deltas : tf.Tensor
+        float32 [R, 4].
+    masks : tf.Tensor
+        float32 [R, 28, 28] {0, 1}.
+
+    Examples
+    --------
+    >>> config = MaskRCNNConfig(TRAIN_ROIS_PER_IMAGE=6)
+    >>> proposals = np.array([[0, 0, 0.5, 0.5], [0.6, 0.6, 0.9, 0.9], [0, 0, 0, 0]], np.float32)
+    >>> rois, class_ids, deltas, masks = detection_targets(proposals, [1], [[0, 0, 0.5, 0.5]],
+    ...                                                    np.ones((1, 56, 56), np.uint8), config, [3, 4])
+    >>> rois.numpy()[:3], class_ids.numpy(), masks.shape
+    (array([[0. , 0. , 0.5, 0.5],
+           [0.6, 0.6, 0.9, 0.9],
+           [0. , 0. , 0. , 0. ]], dtype=float32), array([1, 0, 0, 0, 0, 0], dtype=int32), TensorShape([6, 28, 28]))
     """
     rois_per_image = config.TRAIN_ROIS_PER_IMAGE
     seed = tf.convert_to_tensor(seed)
