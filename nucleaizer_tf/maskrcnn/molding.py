@@ -31,6 +31,28 @@ def reflect_pad(image: np.ndarray, ratio: float) -> tuple[np.ndarray, tuple[int,
 
     numpy "reflect" mode (the edge pixel is not repeated). Returns ``(padded, (py, px))``; the
     padding is removed again from the masks with ``[py:py+H, px:px+W]``.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        H x W or H x W x C image, any dtype.
+    ratio : float
+        Padding per side as a fraction of the side (0.05 in nucleAIzer); must be >= 0.
+
+    Returns
+    -------
+    padded : numpy.ndarray
+        (H + 2·py) x (W + 2·px) [x C] image; `image` itself when both paddings are 0.
+    padding : tuple of int
+        (py, px) = (int(H·ratio), int(W·ratio)).
+
+    Examples
+    --------
+    >>> padded, (py, px) = reflect_pad(np.zeros((100, 80, 3), np.uint8), 0.05)
+    >>> padded.shape, (py, px)
+    ((110, 88, 3), (5, 4))
+    >>> reflect_pad(np.array([[1, 2, 3]]), 0.4)[0]  # 0 rows, 1 column each side; the edge is not repeated
+    array([[2, 1, 2, 3, 2]])
     """
     image = np.asarray(image)
     if image.ndim < 2:
@@ -55,7 +77,29 @@ def resize_for_model(image_u8: np.ndarray, size: int
     image (what `scipy.misc.imresize` did; antialiased when shrinking), skipped when scale == 1;
     zero padding to ``size x size`` with ``(size-h)//2`` rows on top and ``(size-w)//2`` columns left.
 
-    Returns ``(image, window (y1, x1, y2, x2), scale, padding [(top, bottom), (left, right), (0, 0)])``.
+    Parameters
+    ----------
+    image_u8 : numpy.ndarray
+        uint8 H x W x 3 RGB image (after `reflect_pad`).
+    size : int
+        Network size D.
+
+    Returns
+    -------
+    image : numpy.ndarray
+        uint8 D x D x 3, the resized image zero-padded to the square.
+    window : tuple of int
+        (y1, x1, y2, x2) of the image inside the D x D input.
+    scale : float
+        The resize factor.
+    padding : list of tuple of int
+        [(top, bottom), (left, right), (0, 0)].
+
+    Examples
+    --------
+    >>> image, window, scale, padding = resize_for_model(np.zeros((110, 88, 3), np.uint8), 128)
+    >>> image.shape, window, round(scale, 4), padding
+    ((128, 128, 3), (0, 13, 128, 115), 1.1636, [(0, 0), (13, 13), (0, 0)])
     """
     image = np.asarray(image_u8)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -76,7 +120,25 @@ def resize_for_model(image_u8: np.ndarray, size: int
 
 
 def mold(resized_u8: np.ndarray, mean_pixel: Sequence[float]) -> np.ndarray:
-    """``float32(float64(image) - MEAN_PIXEL)``: matterport's `mold_image` (float64 subtraction, float32 feed)."""
+    """``float32(float64(image) - MEAN_PIXEL)``: matterport's `mold_image` (float64 subtraction, float32 feed).
+
+    Parameters
+    ----------
+    resized_u8 : numpy.ndarray
+        uint8 D x D x 3 image from `resize_for_model`.
+    mean_pixel : sequence of float
+        MEAN_PIXEL, (123.7, 116.8, 103.9).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 D x D x 3.
+
+    Examples
+    --------
+    >>> mold(np.zeros((2, 2, 3), np.uint8), (123.7, 116.8, 103.9))[0, 0]
+    array([-123.7, -116.8, -103.9], dtype=float32)
+    """
     return (np.asarray(resized_u8).astype(np.float64) - np.asarray(mean_pixel, dtype=np.float64)).astype(np.float32)
 
 
@@ -86,6 +148,27 @@ def image_meta(original_shape: Sequence[int], window: Sequence[int], num_classes
 
     `original_shape` is the shape of the image given to the detector (after reflect padding); the
     active-class ids are all zero at inference, as in matterport's `mold_inputs`.
+
+    Parameters
+    ----------
+    original_shape : sequence of int
+        (H0, W0) or (H0, W0, C0); a 2-value shape gets C0 = 3.
+    window : sequence of int
+        (y1, x1, y2, x2) from `resize_for_model`.
+    num_classes : int
+        NUM_CLASSES (2).
+    image_id : int
+        Stored in column 0 (unused by the network).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 [8 + num_classes].
+
+    Examples
+    --------
+    >>> image_meta((110, 88, 3), (0, 13, 128, 115), 2)
+    array([  0, 110,  88,   3,   0,  13, 128, 115,   0,   0])
     """
     shape = list(original_shape)
     if len(shape) == 2:
@@ -100,6 +183,21 @@ def round_size_up(value: float) -> int:
 
     nucleAIzer's `Segment()` truncates the value, then rounds up (``1000 -> 1024``, ``1025 -> 1088``);
     0 or a negative value (a crash in the original, spec Q16) gives 64.
+
+    Parameters
+    ----------
+    value : float
+        The requested size; must be finite (ValueError otherwise).
+
+    Returns
+    -------
+    int
+        A multiple of 64, at least 64.
+
+    Examples
+    --------
+    >>> round_size_up(1000), round_size_up(1025.7), round_size_up(0)
+    (1024, 1088, 64)
     """
     if not math.isfinite(value):
         raise ValueError(f"network size must be a finite number, got {value}")
@@ -113,6 +211,27 @@ def manual_network_size(height: int, width: int, target_object_size: float, *, m
 
     ``round((40 / (target/2)) * (H+W)/2 / 64) * 64`` with Python's round (half to even), clamped to
     ``[min_size, max_size]``; H, W are the image size before reflect padding.
+
+    Parameters
+    ----------
+    height, width : int
+        Image size before reflect padding.
+    target_object_size : float
+        Typical nucleus diameter in pixels; must be positive and finite.
+    max_size, min_size : int
+        Clamp of the result (4096 and 128).
+
+    Returns
+    -------
+    int
+        Network size D, a multiple of 64 unless clamped.
+
+    Examples
+    --------
+    >>> manual_network_size(256, 320, 30.0)  # round(768 / 64) * 64
+    768
+    >>> manual_network_size(1000, 1000, 20.0)  # 4000 / 64 = 62.5 rounds to 62
+    3968
     """
     if not (target_object_size > 0 and math.isfinite(target_object_size)):
         raise ValueError(f"target object size must be a positive number, got {target_object_size}")
