@@ -46,6 +46,28 @@ def unmold_mask(mask: np.ndarray, box: Sequence[int], *, absolute_threshold: boo
     minimum and maximum, not at probability 0.5 (a constant mask gives an empty result).
     ``absolute_threshold=True`` fixes Q2 like later matterport versions: the float mask is resized
     (Pillow bilinear, 32-bit float) and thresholded at probability 0.5.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        float 28 x 28 sigmoid mask of one detection (its class channel).
+    box : sequence of int
+        (y1, x1, y2, x2) in pixels of the image given to the detector.
+    absolute_threshold : bool
+        False (faithful, Q2) or True (threshold at probability 0.5).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 {0, 1} of shape (y2-y1, x2-x1); empty (0 rows or columns) for a box of no area.
+
+    Examples
+    --------
+    >>> constant = np.full((28, 28), 0.9, np.float32)
+    >>> int(unmold_mask(constant, (0, 0, 4, 4)).sum())  # Q2: a constant mask gives nothing
+    0
+    >>> int(unmold_mask(constant, (0, 0, 4, 4), absolute_threshold=True).sum())
+    16
     """
     y1, x1, y2, x2 = (int(v) for v in box)
     h, w = y2 - y1, x2 - x1
@@ -64,6 +86,43 @@ def unmold_box_masks(detections: np.ndarray, mrcnn_mask: np.ndarray, original_sh
     """Like `unmold_detections`, but each mask only as its box crop (``rois[i]`` gives its place).
 
     Memory stays proportional to the boxes, not to ``H x W x N``.
+
+    Parameters
+    ----------
+    detections : numpy.ndarray
+        ``[M, 6]`` (or ``[1, M, 6]``) rows (y1, x1, y2, x2, class_id, score) in molded-image pixels,
+        zero-padded.
+    mrcnn_mask : numpy.ndarray
+        ``[M, 28, 28, num_classes]`` (or with a batch axis) sigmoid masks.
+    original_shape : sequence of int
+        Shape of the image given to the detector.
+    window : sequence of int
+        (y1, x1, y2, x2) of the image inside the molded input.
+    absolute_threshold : bool
+        See `unmold_mask`.
+
+    Returns
+    -------
+    rois : numpy.ndarray
+        int32 [n, 4] boxes in pixels of the image given to the detector (area > 0 only).
+    class_ids : numpy.ndarray
+        int32 [n].
+    scores : numpy.ndarray
+        float32 [n].
+    masks : list of numpy.ndarray
+        uint8 {0, 1} crop of each box, shape (y2-y1, x2-x1).
+
+    Examples
+    --------
+    >>> detections = np.zeros((4, 6), np.float32)
+    >>> detections[0] = [10, 10, 30, 40, 1, 0.99]
+    >>> detections[1] = [50, 50, 60, 70, 1, 0.8]
+    >>> masks = np.zeros((4, 28, 28, 2), np.float32)
+    >>> masks[:, 4:24, 4:24, 1] = 1.0
+    >>> rois, class_ids, scores, crops = unmold_box_masks(detections, masks, (64, 64, 3), (0, 0, 128, 128))
+    >>> rois, [c.shape for c in crops]  # the 128 x 128 input held the image at scale 2
+    (array([[ 5,  5, 15, 20],
+           [25, 25, 30, 35]], dtype=int32), [(10, 15), (5, 10)])
     """
     det = np.asarray(detections)
     if det.ndim == 3:
@@ -94,15 +153,43 @@ def unmold_detections(detections: np.ndarray, mrcnn_mask: np.ndarray, original_s
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """matterport v2.1 `MaskRCNN.unmold_detections` for one image.
 
-    detections: ``[M, 6]`` (or ``[1, M, 6]``) rows ``(y1, x1, y2, x2, class_id, score)`` in molded-image
-        pixels, zero-padded; only rows before the first ``class_id == 0`` count.
-    mrcnn_mask: ``[M, 28, 28, num_classes]`` sigmoid masks (the channel of each row's class is used).
-    original_shape: shape of the image given to the detector; window: ``(y1, x1, y2, x2)`` of the
-        image inside the molded input.
-
     Boxes: ``int32((box - [wy1, wx1, wy1, wx1]) * min(H/wh, W/ww))`` (truncation); boxes of area <= 0
-    are dropped. Returns ``(rois int32 [n, 4], class_ids int32 [n], scores float32 [n],
-    masks uint8 {0,1} [H, W, n])``. See `unmold_mask` for ``absolute_threshold``.
+    are dropped.
+
+    Parameters
+    ----------
+    detections : numpy.ndarray
+        ``[M, 6]`` (or ``[1, M, 6]``) rows ``(y1, x1, y2, x2, class_id, score)`` in molded-image
+        pixels, zero-padded; only rows before the first ``class_id == 0`` count.
+    mrcnn_mask : numpy.ndarray
+        ``[M, 28, 28, num_classes]`` sigmoid masks (the channel of each row's class is used).
+    original_shape : sequence of int
+        Shape of the image given to the detector.
+    window : sequence of int
+        ``(y1, x1, y2, x2)`` of the image inside the molded input.
+    absolute_threshold : bool
+        See `unmold_mask`.
+
+    Returns
+    -------
+    rois : numpy.ndarray
+        int32 [n, 4].
+    class_ids : numpy.ndarray
+        int32 [n].
+    scores : numpy.ndarray
+        float32 [n].
+    masks : numpy.ndarray
+        uint8 {0, 1} [H, W, n].
+
+    Examples
+    --------
+    >>> detections = np.zeros((4, 6), np.float32)
+    >>> detections[0] = [10, 10, 30, 40, 1, 0.99]
+    >>> masks = np.zeros((4, 28, 28, 2), np.float32)
+    >>> masks[:, 4:24, 4:24, 1] = 1.0
+    >>> rois, class_ids, scores, full = unmold_detections(detections, masks, (64, 64, 3), (0, 0, 128, 128))
+    >>> rois, class_ids, full.shape
+    (array([[ 5,  5, 15, 20]], dtype=int32), array([1], dtype=int32), (64, 64, 1))
     """
     rois, class_ids, scores, crops = unmold_box_masks(detections, mrcnn_mask, original_shape, window,
                                                      absolute_threshold=absolute_threshold)
@@ -187,16 +274,44 @@ def masks_to_labels(masks: np.ndarray, *, pad: Sequence[int] = (0, 0), image_sha
                     dilation: int = 1, fill_holes: bool = False) -> np.ndarray:
     """nucleAIzer's `Segment()` after `detect()`: instance masks of the padded image -> label image.
 
-    masks: ``[H+2py, W+2px, N]`` {0,1} (or {0,255}) masks in detection order (descending score), e.g.
-        from `unmold_detections` on the reflect-padded image.
-    pad: ``(py, px)`` of `molding.reflect_pad`; image_shape: ``(H, W)`` of the unpadded image.
-    dilation: per-instance `cv2.dilate` with skimage ``disk(dilation)`` (disk(1) = 3x3 cross); 0 = off.
-    fill_holes: fill each instance's holes (what the original's "cavity filling" meant to do; as run
-        it was a no-op, QUIRK Q1, hence off by default).
-
     Instance i gets label i+1; on overlap the later (lower-score) instance wins; instances that are
     empty or fully overwritten leave gaps in the numbering. uint16, uint32 above 65,535 instances.
     Works on each instance's bounding box, not on whole images.
+
+    Parameters
+    ----------
+    masks : numpy.ndarray
+        ``[H+2py, W+2px, N]`` {0,1} (or {0,255}) masks in detection order (descending score), e.g.
+        from `unmold_detections` on the reflect-padded image.
+    pad : sequence of int
+        ``(py, px)`` of `molding.reflect_pad`.
+    image_shape : sequence of int
+        ``(H, W)`` of the unpadded image.
+    dilation : int
+        Per-instance `cv2.dilate` with skimage ``disk(dilation)`` (disk(1) = 3x3 cross); 0 = off.
+    fill_holes : bool
+        Fill each instance's holes (what the original's "cavity filling" meant to do; as run it was
+        a no-op, QUIRK Q1, hence off by default).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint16 (or uint32) H x W label image, 0 = background.
+
+    Examples
+    --------
+    >>> masks = np.zeros((10, 10, 2), np.uint8)
+    >>> masks[2:6, 2:6, 0] = 1
+    >>> masks[4:8, 4:8, 1] = 1
+    >>> masks_to_labels(masks, pad=(1, 1), image_shape=(8, 8), dilation=0)  # instance 2 wins the overlap
+    array([[0, 0, 0, 0, 0, 0, 0, 0],
+           [0, 1, 1, 1, 1, 0, 0, 0],
+           [0, 1, 1, 1, 1, 0, 0, 0],
+           [0, 1, 1, 2, 2, 2, 2, 0],
+           [0, 1, 1, 2, 2, 2, 2, 0],
+           [0, 0, 0, 2, 2, 2, 2, 0],
+           [0, 0, 0, 2, 2, 2, 2, 0],
+           [0, 0, 0, 0, 0, 0, 0, 0]], dtype=uint16)
     """
     masks = np.asarray(masks)
     if masks.ndim != 3:
@@ -210,7 +325,41 @@ def masks_to_labels(masks: np.ndarray, *, pad: Sequence[int] = (0, 0), image_sha
 
 def box_masks_to_labels(rois: np.ndarray, box_masks: Sequence[np.ndarray], *, pad: Sequence[int] = (0, 0),
                         image_shape: Sequence[int], dilation: int = 1, fill_holes: bool = False) -> np.ndarray:
-    """`masks_to_labels` for the output of `unmold_box_masks` (box crops placed at ``rois[:, :2]``)."""
+    """`masks_to_labels` for the output of `unmold_box_masks` (box crops placed at ``rois[:, :2]``).
+
+    Parameters
+    ----------
+    rois : numpy.ndarray
+        [n, 4] int boxes on the padded canvas; only (y1, x1) is used.
+    box_masks : sequence of numpy.ndarray
+        One {0, 1} crop per box, in detection order (descending score).
+    pad : sequence of int
+        ``(py, px)`` of `molding.reflect_pad` ((0, 0) when `rois` are already in image coordinates).
+    image_shape : sequence of int
+        ``(H, W)`` of the unpadded image.
+    dilation : int
+        Disk radius of the per-instance dilation (1; 0 = off).
+    fill_holes : bool
+        Fill each instance's holes (off: QUIRK Q1).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint16 (uint32 above 65,535 instances) H x W label image; instance i gets label i+1.
+
+    Examples
+    --------
+    >>> rois = np.array([[1, 1, 4, 4], [3, 3, 6, 6]])
+    >>> crops = [np.ones((3, 3), np.uint8), np.ones((3, 3), np.uint8)]
+    >>> box_masks_to_labels(rois, crops, image_shape=(7, 7), dilation=0)
+    array([[0, 0, 0, 0, 0, 0, 0],
+           [0, 1, 1, 1, 0, 0, 0],
+           [0, 1, 1, 1, 0, 0, 0],
+           [0, 1, 1, 2, 2, 2, 0],
+           [0, 0, 0, 2, 2, 2, 0],
+           [0, 0, 0, 2, 2, 2, 0],
+           [0, 0, 0, 0, 0, 0, 0]], dtype=uint16)
+    """
     if len(rois) != len(box_masks):
         raise ValueError(f"{len(rois)} boxes but {len(box_masks)} masks")
     pieces = ((int(r[0]), int(r[1]), np.asarray(m)) for r, m in zip(rois, box_masks))
