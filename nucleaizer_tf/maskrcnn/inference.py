@@ -21,13 +21,30 @@ from nucleaizer_tf.maskrcnn.unmold import box_masks_to_labels, unmold_box_masks
 class SegmentOptions:
     """The per-image settings of nucleAIzer's segmentation JSON (presegment.json defaults).
 
-    image_size: network size D (rounded up to a multiple of 64), ignored when `nucleus_size` is set;
-    nucleus_size: the manual-size variant (docs/method.md §2.7) — typical nucleus diameter in pixels, from which D
-        is chosen per image so nuclei reach 80 px in the network;
-    padding: reflect padding ratio per side; dilation: disk radius of the per-instance dilation (0 = off);
-    fill_holes: real hole filling per instance (the original's was a no-op, docs/method.md, quirk Q1);
-    absolute_mask_threshold: threshold masks at probability 0.5 instead of the v2.1 min–max mid-point (Q2);
-    conversion: `to_rgb8` mode for non-8-bit inputs.
+    Attributes
+    ----------
+    image_size : int
+        Network size D (rounded up to a multiple of 64), ignored when `nucleus_size` is set (1024).
+    nucleus_size : float or None
+        The manual-size variant (docs/method.md §2.7): typical nucleus diameter in pixels, from which D
+        is chosen per image so nuclei reach 80 px in the network (`molding.manual_network_size`).
+    padding : float
+        Reflect padding ratio per side (0.05).
+    dilation : int
+        Disk radius of the per-instance dilation (1; 0 = off).
+    fill_holes : bool
+        Real hole filling per instance (the original's was a no-op, docs/method.md, quirk Q1).
+    absolute_mask_threshold : bool
+        Threshold masks at probability 0.5 instead of the v2.1 min–max mid-point (Q2).
+    conversion : str
+        `to_rgb8` mode for non-8-bit inputs ("nucleaizer").
+
+    Examples
+    --------
+    >>> SegmentOptions().network_size(500, 600)
+    1024
+    >>> SegmentOptions(nucleus_size=20.0).network_size(1000, 1000)
+    3968
     """
 
     image_size: int = 1024
@@ -39,11 +56,13 @@ class SegmentOptions:
     conversion: str = "nucleaizer"
 
     def network_size(self, height: int, width: int) -> int:
+        """Network size D for an image of `height` x `width` pixels (before reflect padding)."""
         if self.nucleus_size is not None:
             return manual_network_size(height, width, self.nucleus_size)
         return round_size_up(self.image_size)
 
     def to_dict(self) -> dict:
+        """The options as a plain dict (`dataclasses.asdict`)."""
         return asdict(self)
 
 
@@ -51,8 +70,30 @@ class SegmentOptions:
 class Detections:
     """Detections of one image in its own pixel coordinates.
 
-    rois: int32 [n, 4] (y1, x1, y2, x2) — boxes of detections in the mirrored border lie partly or wholly
-    outside the image; box_masks[i]: uint8 {0, 1} mask of box i; scores in descending order.
+    Attributes
+    ----------
+    rois : numpy.ndarray
+        int32 [n, 4] (y1, x1, y2, x2) — boxes of detections in the mirrored border lie partly or wholly
+        outside the image.
+    class_ids : numpy.ndarray
+        int32 [n] class of each detection (1 = nucleus).
+    scores : numpy.ndarray
+        float32 [n] in descending order.
+    box_masks : list of numpy.ndarray
+        box_masks[i]: uint8 {0, 1} mask of box i, shape (y2-y1, x2-x1).
+    image_shape : tuple of int
+        (H, W) of the image.
+    network_size : int
+        The network size D the image ran at.
+
+    Examples
+    --------
+    >>> detections = Detections(rois=np.array([[-2, 1, 3, 5], [2, 2, 6, 6]], np.int32),
+    ...                         class_ids=np.array([1, 1], np.int32), scores=np.array([0.9, 0.7], np.float32),
+    ...                         box_masks=[np.ones((5, 4), np.uint8), np.ones((4, 4), np.uint8)],
+    ...                         image_shape=(6, 6), network_size=64)
+    >>> len(detections), detections.masks().shape, detections.masks().sum(axis=(0, 1))
+    (2, (6, 6, 2), array([12, 16]))
     """
 
     rois: np.ndarray
@@ -78,7 +119,34 @@ class Detections:
 
 
 def detect(model, image: np.ndarray, options: SegmentOptions = SegmentOptions()) -> Detections:
-    """Run `model` (a `MaskRCNN`) on one image of any dtype/channels; boxes and masks in image pixels."""
+    """Run `model` (a `MaskRCNN`) on one image of any dtype/channels; boxes and masks in image pixels.
+
+    The steps of the module docstring up to the unmolding: `to_rgb8`, `reflect_pad`, `resize_for_model`
+    to D = `options.network_size(H, W)`, `mold`, the network, `unmold_box_masks`, and the shift from
+    padded-image to image coordinates.
+
+    Parameters
+    ----------
+    model : MaskRCNN
+        The network with its legacy weights (and its config's detection settings).
+    image : numpy.ndarray
+        H x W or H x W x C image, any dtype.
+    options : SegmentOptions
+        The per-image settings.
+
+    Returns
+    -------
+    Detections
+        In descending score order.
+
+    Examples
+    --------
+    >>> from nucleaizer_tf.maskrcnn import MaskRCNN
+    >>> model = MaskRCNN.from_legacy_h5("mask_rcnn_presegmentation.h5")  # doctest: +SKIP
+    >>> detections = detect(model, image, SegmentOptions(image_size=512))  # doctest: +SKIP
+    >>> detections.rois.shape  # doctest: +SKIP
+    (57, 4)
+    """
     rgb = to_rgb8(image, options.conversion)
     height, width = rgb.shape[:2]
     padded, (py, px) = reflect_pad(rgb, options.padding)
@@ -98,6 +166,31 @@ def detections_to_labels(detections: Detections, options: SegmentOptions = Segme
     """nucleAIzer's merge: dilate each instance, fill holes if asked, lower scores overwrite, label = rank.
 
     An image without detections gives an all-zero label image (the original wrote no file at all).
+
+    Parameters
+    ----------
+    detections : Detections
+        Output of `detect`.
+    options : SegmentOptions
+        Gives `dilation` and `fill_holes`.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint16 H x W label image (uint32 above 65,535 detections), 0 = background.
+
+    Examples
+    --------
+    >>> detections = Detections(np.array([[-2, 1, 3, 5], [2, 2, 6, 6]], np.int32), np.array([1, 1], np.int32),
+    ...                         np.array([0.9, 0.7], np.float32),
+    ...                         [np.ones((5, 4), np.uint8), np.ones((4, 4), np.uint8)], (6, 6), 64)
+    >>> detections_to_labels(detections, SegmentOptions(dilation=0))
+    array([[0, 1, 1, 1, 1, 0],
+           [0, 1, 1, 1, 1, 0],
+           [0, 1, 2, 2, 2, 2],
+           [0, 0, 2, 2, 2, 2],
+           [0, 0, 2, 2, 2, 2],
+           [0, 0, 2, 2, 2, 2]], dtype=uint16)
     """
     return box_masks_to_labels(
         detections.rois,
@@ -110,5 +203,28 @@ def detections_to_labels(detections: Detections, options: SegmentOptions = Segme
 
 
 def segment(model, image: np.ndarray, options: SegmentOptions = SegmentOptions()) -> np.ndarray:
-    """Label image (uint16) of one image: `detect` followed by `detections_to_labels`."""
+    """Label image (uint16) of one image: `detect` followed by `detections_to_labels`.
+
+    Parameters
+    ----------
+    model : MaskRCNN
+        The network with its legacy weights.
+    image : numpy.ndarray
+        H x W or H x W x C image, any dtype.
+    options : SegmentOptions
+        The per-image settings.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint16 H x W label image, 0 = background, label = detection rank.
+
+    Examples
+    --------
+    >>> from nucleaizer_tf.maskrcnn import MaskRCNN
+    >>> model = MaskRCNN.from_legacy_h5("mask_rcnn_presegmentation.h5")  # doctest: +SKIP
+    >>> labels = segment(model, image)  # doctest: +SKIP
+    >>> labels.dtype, labels.shape == image.shape[:2]  # doctest: +SKIP
+    (dtype('uint16'), True)
+    """
     return detections_to_labels(detect(model, image, options), options)
