@@ -36,6 +36,31 @@ class MaskRCNN:
 
     `keras_model.layers` holds the 233 weight-bearing layers of a legacy `.h5` under their
     matterport names (the RPN as the nested model `rpn_model`), ready for by-name loading.
+
+    Parameters
+    ----------
+    config : MaskRCNNConfig
+        The network and detection settings.
+    precision : str
+        Compute type of the convolutions: "float32" (default, as the original ran), "bfloat16",
+        "float16" or "auto" (resolved by `nucleaizer_tf.precision.resolve_precision`).
+
+    Attributes
+    ----------
+    config : MaskRCNNConfig
+        As given.
+    precision : str
+        The resolved compute type; anchors, proposals, box decoding, NMS, ROI align and the
+        softmax/sigmoid outputs always run in float32.
+    keras_model : keras.Model
+        Inputs [input_image [1, None, None, 3], input_image_meta [1, IMAGE_META_SIZE]], outputs a dict
+        keyed by `OUTPUT_NAMES`.
+
+    Examples
+    --------
+    >>> model = MaskRCNN.from_legacy_h5("mask_rcnn_presegmentation.h5")  # doctest: +SKIP
+    >>> labels = model.segment(image)  # doctest: +SKIP
+    >>> untrained = MaskRCNN(MaskRCNNConfig.presegment())  # builds the network, random weights  # doctest: +SKIP
     """
 
     def __init__(self, config: MaskRCNNConfig, *, precision: str = "float32"):
@@ -59,6 +84,27 @@ class MaskRCNN:
         instances). The file is checked before the (slow) build so a wrong path fails at once.
         `precision` is the convolutions' compute type (float32 by default, as the original ran;
         "bfloat16" or "auto" opt in); the weights stay float32 variables.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The legacy weight file.
+        config : MaskRCNNConfig, optional
+            None: `MaskRCNNConfig.presegment()`.
+        exclude : str or iterable of str
+            Layer names or regular expressions skipped (`legacy_h5.load_legacy_weights`).
+        strict : bool
+            Refuse a file that does not fit the model exactly (LegacyWeightsError, nothing loaded).
+        precision : str
+            "float32", "bfloat16", "float16" or "auto".
+
+        Returns
+        -------
+        MaskRCNN
+
+        Examples
+        --------
+        >>> model = MaskRCNN.from_legacy_h5("mask_rcnn_final.h5", MaskRCNNConfig.resegment())  # doctest: +SKIP
         """
         from nucleaizer_tf.maskrcnn.legacy_h5 import inspect_legacy_h5, load_legacy_weights
 
@@ -122,6 +168,25 @@ class MaskRCNN:
         `detections` [1, MAX, 6] rows (y1, x1, y2, x2, class, score) in molded-image pixels,
         `mrcnn_mask` [1, MAX, 28, 28, NC] (rows past the last detection are zero), `rpn_rois`
         normalised, C*/P* feature maps.
+
+        Parameters
+        ----------
+        molded_images : numpy.ndarray
+            float32 [1, D, D, 3] from `molding.mold` (ValueError for another shape).
+        image_meta : numpy.ndarray
+            [1, 8 + NUM_CLASSES] from `molding.image_meta`.
+        outputs : sequence of str
+            Names from `OUTPUT_NAMES` (ValueError for others).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+
+        Examples
+        --------
+        >>> out = model.run_molded(molded[None], meta[None])  # doctest: +SKIP
+        >>> out["detections"].shape, out["mrcnn_mask"].shape  # doctest: +SKIP
+        ((1, 800, 6), (1, 800, 28, 28, 2))
         """
         molded_images = np.asarray(molded_images, np.float32)
         shape = molded_images.shape
