@@ -63,7 +63,42 @@ class LegacyWeightsError(NucleaizerError):
 
 @dataclass
 class LoadReport:
-    """What `load_legacy_weights` did. Layer names are the file's / model's top-level names."""
+    """What `load_legacy_weights` did. Layer names are the file's / model's top-level names.
+
+    Attributes
+    ----------
+    path : str
+        The weight file.
+    root : str
+        Group holding the weights: "/" or "/model_weights" (a full-model save).
+    keras_version, backend : str or None
+        The file's attributes of those names.
+    loaded : list of str
+        Layers whose weights were assigned.
+    n_arrays : int
+        Arrays assigned.
+    n_values : int
+        Scalars assigned (parameters).
+    excluded : list of str
+        Weighted layers skipped by `exclude`.
+    missing : list of str
+        Model layers with weights, not in the file.
+    unexpected : list of str
+        File layers with weights, not in the model.
+    mismatched : list of str
+        "<layer>: <what differs>" (array counts or shapes).
+
+    Examples
+    --------
+    >>> report = LoadReport("mask_rcnn_final.h5", "/", "2.1.6", "tensorflow", loaded=["conv1", "bn_conv1"],
+    ...                     n_arrays=6, n_values=9728)
+    >>> report.ok
+    True
+    >>> print(report)
+    mask_rcnn_final.h5: loaded 2 layers, 6 arrays, 9,728 values (keras_version 2.1.6, root /)
+    >>> LoadReport("coco.h5", "/", "2.1.6", "tensorflow", missing=["mrcnn_mask"]).problems()
+    ['1 model layer(s) with weights not in the file: mrcnn_mask']
+    """
 
     path: str
     root: str                      # "/" or "/model_weights"
@@ -79,9 +114,11 @@ class LoadReport:
 
     @property
     def ok(self) -> bool:
+        """True when nothing is missing, unexpected or mismatched."""
         return not (self.missing or self.unexpected or self.mismatched)
 
     def problems(self) -> list[str]:
+        """One line per kind of problem (missing, unexpected), then each mismatch."""
         out = []
         if self.missing:
             out.append(f"{len(self.missing)} model layer(s) with weights not in the file: "
@@ -404,13 +441,38 @@ def load_legacy_weights(model, path: str | os.PathLike, *, exclude: Iterable[str
     """Load a Keras-2 / matterport ``.h5`` weight file into `model` (a keras.Model, or an object with a
     ``keras_model`` attribute) by layer name.
 
-    exclude: layer names or regular expressions (full match) skipped on both sides, e.g. the heads of
+    Unreadable, truncated, non-HDF5 or missing files always raise `LegacyWeightsError`, as do Keras 1
+    files and models with duplicate layer names. All arrays are read before any is assigned, so a read
+    error leaves the model untouched.
+
+    Parameters
+    ----------
+    model : keras.Model or MaskRCNN
+        The model to fill; an object with a ``keras_model`` attribute is unwrapped.
+    path : str or os.PathLike
+        The weight file.
+    exclude : str or iterable of str
+        Layer names or regular expressions (full match) skipped on both sides, e.g. the heads of
         an 81-class COCO file when training a 2-class model.
-    strict: every non-excluded weighted layer of the model must be in the file, every non-excluded
+    strict : bool
+        Every non-excluded weighted layer of the model must be in the file, every non-excluded
         weighted layer of the file must be in the model, and all counts and shapes must agree;
         otherwise one `LegacyWeightsError` lists every problem and **nothing** is assigned.
         With ``strict=False`` the layers that fit are loaded and the rest is only reported.
-    Unreadable, truncated, non-HDF5 or missing files always raise `LegacyWeightsError`.
+
+    Returns
+    -------
+    LoadReport
+        What was loaded, skipped and (with ``strict=False``) did not fit.
+
+    Examples
+    --------
+    >>> from nucleaizer_tf.maskrcnn import MaskRCNN, MaskRCNNConfig
+    >>> model = MaskRCNN(MaskRCNNConfig())  # doctest: +SKIP
+    >>> print(load_legacy_weights(model, "mask_rcnn_final.h5"))  # doctest: +SKIP
+    mask_rcnn_final.h5: loaded 233 layers, ... values (keras_version 2.1.6, root /)
+    >>> heads = ("mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_mask")
+    >>> load_legacy_weights(model, "mask_rcnn_coco.h5", exclude=heads)  # doctest: +SKIP
     """
     patterns = _compile_exclude(exclude)
     path = Path(path)
@@ -521,7 +583,27 @@ def _check_layer(ml: _ModelLayer, fl: _FileLayer, path) -> tuple[str | None, lis
 
 
 def legacy_layer_order(training: bool = False) -> list[str]:
-    """`layer_names` of matterport 53afbae's model as Keras 2.1.6 saved it (maskrcnn-legacy.md, App. A)."""
+    """`layer_names` of matterport 53afbae's model as Keras 2.1.6 saved it (maskrcnn-legacy.md, App. A).
+
+    Weightless layers (inputs, activations, additions, lambdas) included, with Keras 2's automatic names.
+
+    Parameters
+    ----------
+    training : bool
+        False: the inference model's order; True: the training model's (with its loss and target layers).
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> names = legacy_layer_order()
+    >>> len(names), names[:4], names[-1]
+    (393, ['input_image', 'zero_padding2d_1', 'conv1', 'bn_conv1'], 'mrcnn_mask')
+    >>> legacy_layer_order(training=True)[-1]
+    'mrcnn_mask_loss'
+    """
     names = ["input_image", "zero_padding2d_1", "conv1", "bn_conv1", "activation_1", "max_pooling2d_1"]
     act, add = 2, 1
     for stage, blocks in ((2, 3), (3, 4), (4, 23), (5, 3)):
@@ -580,6 +662,29 @@ def save_legacy_weights(model, path: str | os.PathLike, *, keras_version: str = 
     Strings are fixed-length byte arrays as Keras 2.1.6 wrote them; ``layer_names`` follows the order
     matterport's model had where the names are known, the model order otherwise. The file is written
     under a temporary name in the same folder and renamed, so `path` is never half-written.
+
+    Parameters
+    ----------
+    model : keras.Model or MaskRCNN
+        The model to save; an object with a ``keras_model`` attribute is unwrapped.
+    path : str or os.PathLike
+        The file to write.
+    keras_version : str
+        Written as the ``keras_version`` attribute ("2.1.6").
+    backend : str
+        Written as the ``backend`` attribute ("tensorflow").
+
+    Returns
+    -------
+    Path
+        `path`.
+
+    Examples
+    --------
+    >>> save_legacy_weights(model, "mask_rcnn_nuclei_0005.h5")  # doctest: +SKIP
+    PosixPath('mask_rcnn_nuclei_0005.h5')
+    >>> load_legacy_weights(MaskRCNN(model.config), "mask_rcnn_nuclei_0005.h5").ok  # doctest: +SKIP
+    True
     """
     import h5py
 
@@ -612,9 +717,26 @@ def save_legacy_weights(model, path: str | os.PathLike, *, keras_version: str = 
 def inspect_legacy_h5(path: str | os.PathLike) -> dict:
     """Cheap summary of a legacy weight file (reads metadata only, no arrays).
 
-    Returns ``{"path", "root", "attrs": {name: str}, "layer_names": [...],
-    "layers": {layer: [(weight name, shape, dtype str), ...]} (weighted layers only, file order),
-    "n_layers_with_weights", "n_arrays", "n_values"}``.
+    Raises `LegacyWeightsError` for files that cannot be read or are no Keras-2 weight files.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The weight file.
+
+    Returns
+    -------
+    dict
+        ``{"path", "root", "attrs": {name: str}, "layer_names": [...],
+        "layers": {layer: [(weight name, shape, dtype str), ...]} (weighted layers only, file order),
+        "n_layers_with_weights", "n_arrays", "n_values"}``; the JSON attributes model_config and
+        training_config are summarised by their length.
+
+    Examples
+    --------
+    >>> info = inspect_legacy_h5("mask_rcnn_final.h5")  # doctest: +SKIP
+    >>> info["n_layers_with_weights"], info["layers"]["conv1"]  # doctest: +SKIP
+    (233, [('conv1/kernel:0', (7, 7, 3, 64), 'float32'), ('conv1/bias:0', (64,), 'float32')])
     """
     path = Path(path)
     with _open_h5(path) as fh:
