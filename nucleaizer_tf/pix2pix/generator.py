@@ -24,22 +24,109 @@ INIT_STD = 0.02
 
 
 def conv_init(seed=None):
+    """Kernel initialiser of every pix2pix convolution: N(0, 0.02) (`init_weights('normal')`).
+
+    Parameters
+    ----------
+    seed : int, optional
+        Seed of the initialiser (None: Keras' global seeding).
+
+    Returns
+    -------
+    keras.initializers.RandomNormal
+        Mean 0, standard deviation `INIT_STD` (0.02).
+
+    Examples
+    --------
+    >>> init = conv_init(seed=0)
+    >>> init.mean, init.stddev
+    (0.0, 0.02)
+    """
     return keras.initializers.RandomNormal(0.0, INIT_STD, seed=seed)
 
 
 def batch_norm(name: str) -> layers.BatchNormalization:
+    """BatchNormalization with PyTorch's settings and pix2pix's initialisation.
+
+    Momentum 0.9 (PyTorch's 0.1), epsilon 1e-5, gamma ~ N(1, 0.02), beta 0.
+
+    Parameters
+    ----------
+    name : str
+        The layer name (e.g. "down1_bn").
+
+    Returns
+    -------
+    keras.layers.BatchNormalization
+
+    Examples
+    --------
+    >>> bn = batch_norm("down1_bn")
+    >>> bn.name, bn.momentum, bn.epsilon
+    ('down1_bn', 0.9, 1e-05)
+    """
     gamma = keras.initializers.RandomNormal(1.0, INIT_STD)
     return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=gamma, beta_initializer="zeros",
                                      name=name)
 
 
 def level_channels(ngf: int, level: int) -> int:
+    """Channels of encoder level `level` (0 = outermost): ngf·min(2^level, 8).
+
+    Parameters
+    ----------
+    ngf : int
+        Filters of the outermost level (64).
+    level : int
+        Level index, 0-based.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> [level_channels(64, level) for level in range(8)]
+    [64, 128, 256, 512, 512, 512, 512, 512]
+    """
     return ngf * min(2 ** level, 8)
 
 
 def unet_generator(ngf: int = 64, depth: int = 8, *, input_nc: int = 3, output_nc: int = 3, dropout: float = 0.5,
                    size: int | None = None, name: str = "unet_generator") -> keras.Model:
-    """Build the U-Net generator; `size=None` accepts any H×W that is a multiple of 2^depth."""
+    """Build the U-Net generator; `size=None` accepts any H×W that is a multiple of 2^depth.
+
+    The architecture is the module docstring's; layer names are down{i}_conv, down{i}_bn, up{i}_conv,
+    up{i}_bn, up{i}_dropout, up{i}_skip and tanh.
+
+    Parameters
+    ----------
+    ngf : int
+        Filters of the outermost level (64); ValueError below 1.
+    depth : int
+        Number of stride-2 levels (8 = unet_256); ValueError below 2.
+    input_nc, output_nc : int
+        Input channels (the mask, 3) and output channels (the image, 3).
+    dropout : float
+        Dropout rate at the decoder levels 4 .. depth-2 (0.5; 0 = none).
+    size : int, optional
+        Fixed input side; None accepts any multiple of 2^depth.
+    name : str
+        The model name.
+
+    Returns
+    -------
+    keras.Model
+        Input "mask" [B, H, W, input_nc] in [-1, 1], output [B, H, W, output_nc] in [-1, 1] (tanh).
+
+    Examples
+    --------
+    >>> generator = unet_generator(16, depth=6)  # for 64 x 64 tiles  # doctest: +SKIP
+    >>> tuple(generator(np.zeros((1, 64, 64, 3), np.float32)).shape)  # doctest: +SKIP
+    (1, 64, 64, 3)
+    >>> unet_generator().count_params()  # 54,413,955 trainable + BatchNorm statistics  # doctest: +SKIP
+    54423811
+    """
     if depth < 2:
         raise ValueError(f"depth must be >= 2, got {depth}")
     if ngf < 1:
