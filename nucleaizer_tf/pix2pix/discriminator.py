@@ -23,7 +23,21 @@ from nucleaizer_tf.pix2pix.generator import batch_norm, conv_init
 class LeakyMax(layers.Layer):
     """LeakyReLU written as max(x, αx). Used after the first (biased) convolution: TensorFlow's graph
     optimiser fuses Conv2D+BiasAdd+LeakyRelu in the forward pass of a discriminator that is called three
-    times per step and then logs a harmless but alarming "remapper failed" error for the gradient."""
+    times per step and then logs a harmless but alarming "remapper failed" error for the gradient.
+
+    Parameters
+    ----------
+    alpha : float
+        Slope for negative inputs (0.2); must be in [0, 1] for max(x, αx) to be a LeakyReLU.
+    **kwargs
+        Passed to `keras.layers.Layer` (e.g. ``name="d0_lrelu"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> np.asarray(LeakyMax(0.2)(np.array([-1.0, 0.0, 2.0], np.float32)))
+    array([-0.2,  0. ,  2. ], dtype=float32)
+    """
 
     def __init__(self, alpha: float = 0.2, **kwargs):
         super().__init__(**kwargs)
@@ -38,6 +52,37 @@ class LeakyMax(layers.Layer):
 
 def patch_discriminator(ndf: int = 64, n_layers: int = 3, *, input_nc: int = 6, size: int | None = None,
                         sigmoid: bool = False, name: str = "patch_discriminator") -> keras.Model:
+    """Build the PatchGAN discriminator of the module docstring (logits unless `sigmoid`).
+
+    Parameters
+    ----------
+    ndf : int
+        Filters of the first convolution (64).
+    n_layers : int
+        Number of stride-2 convolutions after the first ("basic" = 3).
+    input_nc : int
+        Channels of condition and image together (6); the condition gets input_nc // 2 of them.
+    size : int, optional
+        Fixed input side; None accepts any size.
+    sigmoid : bool
+        Append a sigmoid (probabilities instead of logits).
+    name : str
+        The model name.
+
+    Returns
+    -------
+    keras.Model
+        Inputs [mask [B, H, W, input_nc // 2], image [B, H, W, input_nc - input_nc // 2]], output
+        [B, h, w, 1] patch logits (30 x 30 for 256 x 256 inputs at n_layers 3).
+
+    Examples
+    --------
+    >>> discriminator = patch_discriminator()  # doctest: +SKIP
+    >>> discriminator.count_params()  # 2,768,705 trainable + BatchNorm statistics  # doctest: +SKIP
+    2770497
+    >>> tuple(discriminator([mask, image]).shape)  # 256 x 256 tiles  # doctest: +SKIP
+    (1, 30, 30, 1)
+    """
     half = input_nc // 2
     condition = keras.Input((size, size, half), name="mask")
     image = keras.Input((size, size, input_nc - half), name="image")
