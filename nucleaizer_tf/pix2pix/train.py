@@ -34,6 +34,43 @@ from nucleaizer_tf.pix2pix.generator import unet_generator
 
 @dataclass(frozen=True)
 class Pix2PixConfig:
+    """The settings of one style's pix2pix training (the original's values by default).
+
+    Attributes
+    ----------
+    ngf, ndf : int
+        Filters of the generator's and the discriminator's outermost level (64, 64).
+    depth : int
+        Generator down-sampling steps (8 for 256 tiles).
+    n_layers : int
+        Discriminator stride-2 layers (3: the 70×70 PatchGAN).
+    tile : int
+        Side of the training tiles (256).
+    dropout : float
+        Generator dropout (0.5).
+    lambda_l1 : float
+        Weight λ of the L1 term (100).
+    lr, beta_1, beta_2 : float
+        Adam settings of both networks (2e-4, 0.5, 0.999).
+    iterations : int
+        Constant-lr budget: niter = iterations // n_tiles epochs (5000).
+    decay_epochs : int
+        Epochs of linear learning-rate decay after them (100).
+    snapshot_every : int or None
+        docs/method.md, quirk Q12: use the generator of the last multiple of this step (5000); None keeps
+        the final generator.
+    flip : bool
+        Random horizontal flip of both halves (True).
+    seed : int
+        Seeds Keras (weights, dropout) and the data stream (0).
+
+    Examples
+    --------
+    >>> config = Pix2PixConfig(depth=6, tile=64, ngf=16, ndf=16)  # a small model for 64 x 64 tiles
+    >>> config.to_dict()["tile"], config.snapshot_every
+    (64, 5000)
+    """
+
     ngf: int = 64
     ndf: int = 64
     depth: int = 8  # generator down-sampling steps (8 for 256 tiles)
@@ -51,11 +88,37 @@ class Pix2PixConfig:
     seed: int = 0
 
     def to_dict(self) -> dict:
+        """The settings as a plain dict (`dataclasses.asdict`)."""
         return asdict(self)
 
 
 def schedule(n_tiles: int, iterations: int = 5000, decay_epochs: int = 100) -> tuple[int, int, int]:
-    """(niter, total epochs, total steps) for a cluster of `n_tiles` training pairs."""
+    """(niter, total epochs, total steps) for a cluster of `n_tiles` training pairs.
+
+    niter = max(1, iterations // n_tiles) constant-lr epochs, then `decay_epochs` decaying ones; one
+    epoch is one pass over the n_tiles pairs (batch 1).
+
+    Parameters
+    ----------
+    n_tiles : int
+        Training pairs of the cluster; ValueError below 1.
+    iterations : int
+        The constant-lr budget (5000).
+    decay_epochs : int
+        Decay epochs (100).
+
+    Returns
+    -------
+    tuple of int
+        (niter, niter + decay_epochs, (niter + decay_epochs) · n_tiles).
+
+    Examples
+    --------
+    >>> schedule(30)  # 166 + 100 epochs of 30 steps
+    (166, 266, 7980)
+    >>> schedule(12000)  # more tiles than iterations: one constant epoch
+    (1, 101, 1212000)
+    """
     if n_tiles < 1:
         raise ValueError("pix2pix needs at least one training pair")
     niter = max(1, iterations // n_tiles)
@@ -64,7 +127,27 @@ def schedule(n_tiles: int, iterations: int = 5000, decay_epochs: int = 100) -> t
 
 
 def lr_factor(epoch: int, niter: int, decay_epochs: int) -> float:
-    """pix2pix's linear rule: 1 - max(0, epoch + 2 - niter) / (decay_epochs + 1), clipped at 0."""
+    """pix2pix's linear rule: 1 - max(0, epoch + 2 - niter) / (decay_epochs + 1), clipped at 0.
+
+    Parameters
+    ----------
+    epoch : int
+        0-based epoch.
+    niter : int
+        Constant-lr epochs (`schedule`).
+    decay_epochs : int
+        Decay epochs.
+
+    Returns
+    -------
+    float
+        The factor the base learning rate is multiplied by, in [0, 1].
+
+    Examples
+    --------
+    >>> [round(lr_factor(epoch, 166, 100), 4) for epoch in (0, 164, 165, 200, 265)]
+    [1.0, 1.0, 0.9901, 0.6436, 0.0]
+    """
     return max(0.0, 1.0 - max(0, epoch + 2 - niter) / float(decay_epochs + 1))
 
 
@@ -75,7 +158,33 @@ def _to_pair(image, labels):
 
 def pix2pix_dataset(examples: Sequence[tuple[np.ndarray, np.ndarray]], tile: int, *, seed: int = 0,
                     flip: bool = True) -> tf.data.Dataset:
-    """Endless stream of ([-1, 1] mask (1, t, t, 3), [-1, 1] image (1, t, t, 3)) batches, reshuffled per pass."""
+    """Endless stream of ([-1, 1] mask (1, t, t, 3), [-1, 1] image (1, t, t, 3)) batches, reshuffled per pass.
+
+    Random `tile` crops of each pair (`make_dataset`), a random horizontal flip of both if `flip`; the
+    mask is the binary foreground replicated to 3 channels.
+
+    Parameters
+    ----------
+    examples : sequence of (numpy.ndarray, numpy.ndarray)
+        (uint8 image H×W×3, labels H×W) pairs.
+    tile : int
+        Crop side t.
+    seed : int
+        Seed of the stream.
+    flip : bool
+        Random horizontal flips.
+
+    Returns
+    -------
+    tf.data.Dataset
+        Yields (mask, image) float32 batches of one.
+
+    Examples
+    --------
+    >>> mask, image = next(iter(pix2pix_dataset(tiles, 256)))  # doctest: +SKIP
+    >>> mask.shape, image.shape  # doctest: +SKIP
+    (TensorShape([1, 256, 256, 3]), TensorShape([1, 256, 256, 3]))
+    """
     augment = Augment(flip_h=flip, flip_v=False, rot90=False, color_jitter=0.0)
     return make_dataset(list(examples), crop_size=tile, batch_size=1, augment=augment, target_fn=_to_pair,
                         repeat=True, seed=seed, shuffle=True)
@@ -83,6 +192,30 @@ def pix2pix_dataset(examples: Sequence[tuple[np.ndarray, np.ndarray]], tile: int
 
 @dataclass
 class TrainResult:
+    """What `Pix2PixTrainer.fit` did.
+
+    Attributes
+    ----------
+    steps : int
+        Training steps run.
+    niter : int
+        Constant-lr epochs of the schedule.
+    epochs : int
+        Epochs of the schedule (niter + decay epochs).
+    seconds_per_iteration : float
+        Mean time per step from the second step on (NaN for runs of one step).
+    generator_step : int
+        The step whose generator weights the model now holds (Q12).
+    losses : dict of str to list of float
+        Per-epoch means of "d", "g_gan" and "l1".
+
+    Examples
+    --------
+    >>> result = TrainResult(steps=7980, niter=166, epochs=266, seconds_per_iteration=0.05, generator_step=5000)
+    >>> result.to_dict()["generator_step"]  # docs/method.md, quirk Q12: the step-5000 snapshot
+    5000
+    """
+
     steps: int
     niter: int
     epochs: int
@@ -91,11 +224,35 @@ class TrainResult:
     losses: dict[str, list[float]] = field(default_factory=dict)  # per-epoch means
 
     def to_dict(self) -> dict:
+        """The result as a plain dict (`dataclasses.asdict`)."""
         return asdict(self)
 
 
 class Pix2PixTrainer:
-    """Generator + discriminator + optimisers for one style; `fit` runs the original schedule."""
+    """Generator + discriminator + optimisers for one style; `fit` runs the original schedule.
+
+    Parameters
+    ----------
+    config : Pix2PixConfig
+        The settings; `config.seed` seeds Keras when the trainer is built.
+    generator : keras.Model, optional
+        A generator to train instead of a new `unet_generator(config.ngf, config.depth)`.
+
+    Attributes
+    ----------
+    config : Pix2PixConfig
+        As given.
+    generator, discriminator : keras.Model
+        The two networks (the discriminator returns logits).
+    g_opt, d_opt : keras.optimizers.Adam
+        Their optimisers (lr, beta_1, beta_2 of the config, epsilon 1e-8).
+
+    Examples
+    --------
+    >>> trainer = Pix2PixTrainer(Pix2PixConfig(depth=6, tile=64, ngf=16, ndf=16))  # doctest: +SKIP
+    >>> result = trainer.fit(tiles)  # (image uint8 64×64×3, labels) pairs  # doctest: +SKIP
+    >>> images = generate_images(trainer.generator, masks)  # doctest: +SKIP
+    """
 
     def __init__(self, config: Pix2PixConfig = Pix2PixConfig(), generator: keras.Model | None = None):
         self.config = config
@@ -123,6 +280,7 @@ class Pix2PixTrainer:
                 v.assign(tf.zeros_like(v))
 
     def set_learning_rate(self, lr: float) -> None:
+        """Set the learning rate of both optimisers."""
         self.g_opt.learning_rate.assign(lr)
         self.d_opt.learning_rate.assign(lr)
 
@@ -198,6 +356,27 @@ def mean_l1(generator: keras.Model, examples: Sequence[tuple[np.ndarray, np.ndar
 
     `training=True` measures what synthesis produces (batch statistics, dropout on); BatchNorm's moving
     statistics are restored afterwards, so evaluation leaves the model unchanged.
+
+    Parameters
+    ----------
+    generator : keras.Model
+        The generator.
+    examples : sequence of (numpy.ndarray, numpy.ndarray)
+        (uint8 image, labels) pairs whose sides fit the generator (multiples of 2^depth).
+    training : bool
+        Call the generator in training mode (True) or inference mode.
+    repeats : int
+        Passes over `examples` (more passes average out the dropout noise).
+
+    Returns
+    -------
+    float
+        The mean over all pairs and passes of each pair's mean absolute error.
+
+    Examples
+    --------
+    >>> mean_l1(trainer.generator, validation_tiles, repeats=3)  # doctest: +SKIP
+    0.1873
     """
     saved = [v.numpy() for v in generator.non_trainable_variables]
     errors = []
