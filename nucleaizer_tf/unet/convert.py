@@ -68,6 +68,18 @@ def _get(state: Mapping[str, np.ndarray], key: str) -> np.ndarray:
 def unet_architecture(state: Mapping[str, np.ndarray]) -> dict:
     """The `build_unet` arguments of an original U-Net state dict (channel counts read from the weights).
 
+    Parameters
+    ----------
+    state : mapping of str to ndarray
+        `UNet.state_dict()` names to arrays in PyTorch layouts; ``first.first.0.weight`` and
+        ``last.first.6.weight`` must be present and 4-D (ValueError otherwise).
+
+    Returns
+    -------
+    dict
+        in_channels, out_channels, base_filters (from those two kernels), depth (always 4) and
+        output_activation ("sigmoid").
+
     Examples
     --------
     >>> unet_architecture(state)  # doctest: +SKIP
@@ -83,6 +95,20 @@ def unet_architecture(state: Mapping[str, np.ndarray]) -> dict:
 
 def keras_weights_from_state(state: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
     """Each Keras layer's weight list (in `layer.set_weights` order) from an original U-Net state dict.
+
+    Kernels are transposed to Keras layouts (see the module docstring); BatchNorm gets weight, bias,
+    running_mean, running_var as gamma, beta, moving_mean, moving_variance. A missing key or a kernel
+    that is not 4-D raises ValueError.
+
+    Parameters
+    ----------
+    state : mapping of str to ndarray
+        `UNet.state_dict()` names to arrays in PyTorch layouts.
+
+    Returns
+    -------
+    dict of str to list of ndarray
+        Keras layer name (`LAYER_MAP`) to its float32 weights.
 
     Examples
     --------
@@ -109,6 +135,12 @@ def check_torch_layers(modules: Mapping[str, object]) -> None:
     """Check the pickled layers are what the Keras graph computes: kinds, kernel sizes, strides, padding,
     BatchNorm eps and momentum, a sigmoid output. `modules` maps module paths to records with `torch_type`
     and attribute access (see `nucleaizer_tf.io.torch_pickle.named_modules`). Raises ValueError.
+
+    Parameters
+    ----------
+    modules : mapping of str to object
+        Module path (``first.first.0``, ...) to its record; a record's attributes are read from its
+        ``state`` dict when it has one.
 
     Examples
     --------
