@@ -24,6 +24,25 @@ class PadToMatch(keras.layers.Layer):
     Max-pooling floors odd sizes and the transposed convolution doubles, so on the way up a tensor can be
     one pixel short of its skip connection; the original pads right/bottom only (`pad_to_shape`). Sizes are
     read at run time so one traced graph serves every image size.
+
+    Called on [x [B, h, w, C], reference [B, H, W, C']] with H >= h and W >= w; returns x zero-padded
+    to [B, H, W, C].
+
+    Parameters
+    ----------
+    **kwargs
+        Passed to `keras.layers.Layer` (e.g. ``name="decoder_3_pad"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.ones((1, 3, 4, 2), np.float32)
+    >>> padded = PadToMatch()([x, np.zeros((1, 4, 5, 8), np.float32)])
+    >>> tuple(padded.shape), np.asarray(padded)[0, :, :, 0]
+    ((1, 4, 5, 2), array([[1., 1., 1., 1., 0.],
+           [1., 1., 1., 1., 0.],
+           [1., 1., 1., 1., 0.],
+           [0., 0., 0., 0., 0.]], dtype=float32))
     """
 
     def call(self, inputs):
@@ -70,6 +89,34 @@ def build_unet(
     `base_filters·2^i` channels. `output_activation` is "sigmoid" (original), "softmax" (over the channel
     axis, for multi-class slim variants) or "linear" (logits). The activation runs in float32 so the model
     also works under a mixed-precision policy.
+
+    Parameters
+    ----------
+    in_channels : int
+        Input channels (3: RGB in [0, 1]).
+    out_channels : int
+        Output channels (1 in the original).
+    base_filters : int
+        Channels of the first level (64 in the original).
+    depth : int
+        Number of 2× poolings (4).
+    output_activation : str
+        "sigmoid", "softmax" or "linear" (ValueError for others).
+    name : str
+        The model name.
+
+    Returns
+    -------
+    keras.Model
+        Input "image" [B, None, None, in_channels], output [B, H, W, out_channels] float32 of the same
+        spatial size. ValueError when a size argument is not positive.
+
+    Examples
+    --------
+    >>> unet = build_unet()  # the original's graph  # doctest: +SKIP
+    >>> unet.count_params()  # 31,043,521 trainable + 11,776 BatchNorm statistics  # doctest: +SKIP
+    31055297
+    >>> slim = build_unet(out_channels=3, base_filters=16, output_activation="softmax")  # doctest: +SKIP
     """
     if output_activation not in OUTPUT_ACTIVATIONS:
         raise ValueError(f"output_activation must be one of {OUTPUT_ACTIVATIONS}, got {output_activation!r}")
