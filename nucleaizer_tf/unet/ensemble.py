@@ -37,7 +37,33 @@ _ARCH_KEYS = {"in_channels", "out_channels", "base_filters", "depth", "output_ac
 
 @dataclass(frozen=True)
 class MemberSpec:
-    """One member as the manifest lists it. `channel` = the output channel holding the foreground probability."""
+    """One member as the manifest lists it. `channel` = the output channel holding the foreground probability.
+
+    Invalid names, weight file names or architecture keys raise ValueError.
+
+    Attributes
+    ----------
+    name : str
+        Member name, a plain file-name-safe word (`UNet_sigma0.5_1`).
+    sigma : float
+        The Gaussian sigma of its training targets.
+    weights : str
+        Its weight file name in the ensemble folder, ending in `.weights.h5`.
+    architecture : dict
+        `build_unet` keyword arguments (in_channels, out_channels, base_filters, depth, output_activation).
+    channel : int
+        The output channel holding the foreground probability (0).
+
+    Examples
+    --------
+    >>> spec = MemberSpec("UNet_sigma0.5_1", 0.5, "UNet_sigma0.5_1.weights.h5", {"base_filters": 4})
+    >>> spec.channel
+    0
+    >>> MemberSpec("../evil", 0.5, "evil.weights.h5")
+    Traceback (most recent call last):
+        ...
+    ValueError: member name '../evil' must be a plain file-name-safe word
+    """
 
     name: str
     sigma: float
@@ -55,11 +81,29 @@ class MemberSpec:
             raise ValueError(f"member {self.name!r}: unknown architecture arguments {sorted(unknown)}")
 
     def build(self) -> keras.Model:
+        """The member's Keras graph (`build_unet(**architecture, name=name)`), randomly initialised."""
         return build_unet(**self.architecture, name=self.name)
 
 
 def member_names(sigmas: Sequence[float]) -> list[str]:
-    """The original naming: `UNet_sigma<σ:.1f>_<replicate>`, replicates counted per sigma from 1."""
+    """The original naming: `UNet_sigma<σ:.1f>_<replicate>`, replicates counted per sigma from 1.
+
+    Parameters
+    ----------
+    sigmas : sequence of float
+        The members' sigmas, in member order.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> member_names([0.0, 0.0, 0.5, 1.0])
+    ['UNet_sigma0.0_1', 'UNet_sigma0.0_2', 'UNet_sigma0.5_1', 'UNet_sigma1.0_1']
+    >>> len(member_names(ORIGINAL_SIGMAS))  # the original seven
+    7
+    """
     seen: dict[float, int] = {}
     names = []
     for sigma in sigmas:
@@ -76,6 +120,21 @@ def quantize16(p) -> np.ndarray:
     scikit-image's `img_as_uint` (checked in 0.26: `_convert`, float → uint branch) multiplies in float32
     for float32 input, rounds with `np.rint` (halves to EVEN, e.g. 2.5 → 2) and clips to 0..65535; this
     function does the same. NaN is refused: it means a broken model, not a probability.
+
+    Parameters
+    ----------
+    p : array_like
+        Float probability map (ValueError for other dtypes or NaN); float64 input is scaled in float64.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint16, the shape of `p`.
+
+    Examples
+    --------
+    >>> quantize16(np.array([0.0, 0.5, 1.0, 1.2], np.float32))  # 32767.5 rounds to even
+    array([    0, 32768, 65535, 65535], dtype=uint16)
     """
     p = np.asarray(p)
     if not np.issubdtype(p.dtype, np.floating):
@@ -94,6 +153,21 @@ def ensemble_mean(maps16: Sequence[np.ndarray]) -> np.ndarray:
 
     Computed exactly in integers, round(S/n) = floor((2S + n) / 2n) for S ≥ 0, which equals MATLAB's
     double-precision result (for n = 7 no exact half can occur; for even n it can, e.g. 1 and 2 → 2).
+
+    Parameters
+    ----------
+    maps16 : sequence of numpy.ndarray
+        At least one uint16 map, all of one shape (ValueError otherwise).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint16 mean map.
+
+    Examples
+    --------
+    >>> ensemble_mean([np.array([1, 10], np.uint16), np.array([2, 11], np.uint16)])
+    array([ 2, 11], dtype=uint16)
     """
     if len(maps16) == 0:
         raise ValueError("ensemble_mean needs at least one map")
@@ -127,7 +201,27 @@ def _inference_fn(model: keras.Model):
 
 
 def to_unit_rgb(image_rgb8, channels: int = 3) -> np.ndarray:
-    """uint8 H×W×3 (grey H×W is repeated, an alpha channel dropped) → float32 [1, H, W, C] in [0, 1]."""
+    """uint8 H×W×3 (grey H×W is repeated, an alpha channel dropped) → float32 [1, H, W, C] in [0, 1].
+
+    Parameters
+    ----------
+    image_rgb8 : array_like
+        uint8 H×W or H×W×C image with C >= `channels` (ValueError otherwise; use `to_rgb8` first).
+    channels : int
+        Channels the network takes (3).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 [1, H, W, channels]: value / 255, the first `channels` channels.
+
+    Examples
+    --------
+    >>> to_unit_rgb(np.full((2, 3), 255, np.uint8)).shape
+    (1, 2, 3, 3)
+    >>> to_unit_rgb(np.full((2, 3, 4), 51, np.uint8))[0, 0, 0]  # RGBA: alpha dropped
+    array([0.2, 0.2, 0.2], dtype=float32)
+    """
     image = np.asarray(image_rgb8)
     if image.dtype != np.uint8:
         raise ValueError(f"expected an 8-bit image (use nucleaizer_tf.io.to_rgb8), got {image.dtype}")
@@ -139,7 +233,30 @@ def to_unit_rgb(image_rgb8, channels: int = 3) -> np.ndarray:
 
 
 def predict_probability(model: keras.Model, image_rgb8, channel: int = 0) -> np.ndarray:
-    """The model's output channel `channel` for the whole image as float32 [H, W] (batch 1, inference mode)."""
+    """The model's output channel `channel` for the whole image as float32 [H, W] (batch 1, inference mode).
+
+    One `tf.function` per model, traced once for all image sizes.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A U-Net (`build_unet`) with weights.
+    image_rgb8 : array_like
+        uint8 image (see `to_unit_rgb`).
+    channel : int
+        The output channel to return.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 [H, W].
+
+    Examples
+    --------
+    >>> p = predict_probability(ensemble.models[0], image)  # doctest: +SKIP
+    >>> p.shape == image.shape[:2], p.dtype  # doctest: +SKIP
+    (True, dtype('float32'))
+    """
     x = to_unit_rgb(image_rgb8, model.input_shape[-1])
     out = _inference_fn(model)(tf.constant(x))
     return np.asarray(out[0, :, :, channel], dtype=np.float32)
@@ -148,7 +265,30 @@ def predict_probability(model: keras.Model, image_rgb8, channel: int = 0) -> np.
 # ---------------------------------------------------------------------------------------------- ensemble
 
 class UNetEnsemble:
-    """Members (specs + built models) that predict together; `load`/`save` use the folder format above."""
+    """Members (specs + built models) that predict together; `load`/`save` use the folder format above.
+
+    Parameters
+    ----------
+    members : sequence of MemberSpec
+        At least one; names and weight files must be unique (ValueError otherwise).
+    models : sequence of keras.Model
+        One built model per member, in the same order.
+
+    Attributes
+    ----------
+    members : tuple of MemberSpec
+        As given.
+    models : tuple of keras.Model
+        As given.
+
+    Examples
+    --------
+    >>> ensemble = UNetEnsemble.load("unet-ensemble")  # doctest: +SKIP
+    >>> len(ensemble), ensemble.sigmas  # doctest: +SKIP
+    (7, (0.0, 0.0, 0.5, 0.5, 0.5, 1.0, 2.0))
+    >>> ensemble.predict(image).dtype  # doctest: +SKIP
+    dtype('uint16')
+    """
 
     def __init__(self, members: Sequence[MemberSpec], models: Sequence[keras.Model]):
         if len(members) == 0 or len(members) != len(models):
@@ -164,6 +304,7 @@ class UNetEnsemble:
 
     @property
     def sigmas(self) -> tuple[float, ...]:
+        """Each member's sigma, in member order."""
         return tuple(m.sigma for m in self.members)
 
     def predict_maps(self, image_rgb8) -> list[np.ndarray]:
@@ -176,6 +317,7 @@ class UNetEnsemble:
         return ensemble_mean(self.predict_maps(image_rgb8))
 
     def manifest(self) -> dict:
+        """The manifest's format, version and members (without the weight files' sha256)."""
         return {"format": FORMAT, "format_version": FORMAT_VERSION,
                 "members": [asdict(m) for m in self.members]}
 
@@ -210,7 +352,25 @@ class UNetEnsemble:
 
 def write_ensemble_manifest(folder: str | os.PathLike, members: Sequence[dict]) -> Path:
     """The ensemble's `manifest.json`: the members (MemberSpec fields) with the sha256 of each weight file,
-    which must already be written."""
+    which must already be written.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The ensemble folder.
+    members : sequence of dict
+        One dict of MemberSpec fields per member (`dataclasses.asdict(spec)`).
+
+    Returns
+    -------
+    Path
+        The manifest written (by `nucleaizer_tf.models.folder.write_manifest`).
+
+    Examples
+    --------
+    >>> write_ensemble_manifest("unet-ensemble", [asdict(m) for m in ensemble.members])  # doctest: +SKIP
+    PosixPath('unet-ensemble/manifest.json')
+    """
     folder = Path(folder)
     listed = [{**m, "sha256": sha256_of(folder / m["weights"])} for m in members]
     return write_manifest(folder, "unet-ensemble", {"members": listed}, format_version=FORMAT_VERSION)
@@ -283,6 +443,28 @@ def make_seeded_ensemble(folder: str | os.PathLike, sigmas: Sequence[float] = OR
 
     For tests, and for users checking the whole pipeline runs before any training; its maps are noise.
     `arch` goes to `build_unet` (e.g. base_filters=4 for a tiny one).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The ensemble folder to write.
+    sigmas : sequence of float
+        One member per sigma (`ORIGINAL_SIGMAS`: the original seven), named by `member_names`.
+    seed : int
+        Member i is initialised from `numpy.random.default_rng([seed, i])`.
+    **arch
+        `build_unet` arguments; the manifest records every argument, defaults included.
+
+    Returns
+    -------
+    UNetEnsemble
+        The ensemble, already saved to `folder`.
+
+    Examples
+    --------
+    >>> ensemble = make_seeded_ensemble("tiny-ensemble", sigmas=(0.0, 1.0), base_filters=4)  # doctest: +SKIP
+    >>> [m.name for m in ensemble.members]  # doctest: +SKIP
+    ['UNet_sigma0.0_1', 'UNet_sigma1.0_1']
     """
     defaults = {k: v.default for k, v in inspect.signature(build_unet).parameters.items() if k in _ARCH_KEYS}
     arch = {**defaults, **arch}  # the manifest records every argument, so later default changes cannot bite
