@@ -42,7 +42,40 @@ def labels_from_probabilities(prob: np.ndarray, *, min_area: int = 12, min_seed:
     """int32 label image from an H×W×3 (background, interior, boundary) probability map.
 
     A pixel is foreground where P(background) < `foreground_threshold` (or it is a seed pixel); seeds
-    are where P(interior) >= `seed_threshold`."""
+    are where P(interior) >= `seed_threshold`. The steps are those of the module docstring.
+
+    Parameters
+    ----------
+    prob : numpy.ndarray
+        H×W×3 map, uint8 (0..255 = 0..1) or float in [0, 1]; ValueError for another shape.
+    min_area : int
+        Nuclei smaller than this many pixels are removed (12).
+    min_seed : int
+        Seeds smaller than this many pixels are dropped (3).
+    seed_threshold : float
+        P(interior) at and above which a pixel is a seed (0.5).
+    foreground_threshold : float
+        P(background) below which a pixel is foreground (0.5).
+
+    Returns
+    -------
+    numpy.ndarray
+        int32 H×W labels 1..n, 0 = background.
+
+    Examples
+    --------
+    >>> prob = np.zeros((6, 10, 3), np.float32)
+    >>> prob[..., 0] = 1                                  # background everywhere ...
+    >>> prob[1:5, 1:9] = [0, 0, 1]                        # ... but one boundary-only region
+    >>> prob[2:4, 2:4] = prob[2:4, 6:8] = [0, 1, 0]       # with two interior seeds
+    >>> labels_from_probabilities(prob, min_area=4, min_seed=2)  # the watershed splits the region
+    array([[0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+           [0, 1, 1, 1, 1, 2, 2, 2, 2, 0],
+           [0, 1, 1, 1, 1, 2, 2, 2, 2, 0],
+           [0, 1, 1, 1, 1, 2, 2, 2, 2, 0],
+           [0, 1, 1, 1, 1, 2, 2, 2, 2, 0],
+           [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]], dtype=int32)
+    """
     prob = _as_uint8(prob)
     if prob.ndim != 3 or prob.shape[2] != 3:
         raise ValueError(f"expected an H×W×3 probability map, got shape {prob.shape}")
@@ -94,7 +127,27 @@ def labels_from_probabilities(prob: np.ndarray, *, min_area: int = 12, min_seed:
 
 
 def finish_labels(labels: np.ndarray, *, min_area: int = 0) -> np.ndarray:
-    """Drop objects under `min_area` pixels and renumber the rest 1..n keeping their order (int32)."""
+    """Drop objects under `min_area` pixels and renumber the rest 1..n keeping their order (int32).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Non-negative integer label image.
+    min_area : int
+        Smallest object kept, in pixels (0 = keep all).
+
+    Returns
+    -------
+    numpy.ndarray
+        int32 labels of the shape of `labels`, ids consecutive 1..n in the order of the old ids.
+
+    Examples
+    --------
+    >>> finish_labels(np.array([[0, 7, 7], [3, 0, 9], [3, 3, 0]]), min_area=2)  # 9 has one pixel
+    array([[0, 2, 2],
+           [1, 0, 0],
+           [1, 1, 0]], dtype=int32)
+    """
     labels = np.asarray(labels)
     n = int(labels.max()) if labels.size else 0
     if n == 0:
