@@ -19,18 +19,76 @@ __all__ = ["resize_image", "resize_labels", "scaled_shape", "stretch_rgb8"]
 
 
 def stretch_rgb8(image: np.ndarray) -> np.ndarray:
-    """Any-dtype grey/RGB(A) image → uint8 H×W×3: `to_rgb8(image, "percentile")`."""
+    """Any-dtype grey/RGB(A) image → uint8 H×W×3: `to_rgb8(image, "percentile")`.
+
+    A single 1 %–99.8 % percentile stretch over all kept channels (module docstring).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        H×W or H×W×C image of any dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 H×W×3.
+
+    Examples
+    --------
+    >>> image = (np.arange(100, dtype=np.uint16) * 600).reshape(10, 10)  # a dim 16-bit ramp
+    >>> rgb = stretch_rgb8(image)
+    >>> rgb.shape, rgb.dtype, int(rgb.min()), int(rgb.max())
+    ((10, 10, 3), dtype('uint8'), 0, 255)
+    """
     return to_rgb8(image, "percentile")
 
 
 def scaled_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
-    """Size of an image of `shape` (rows, columns) resized by `scale` (each side at least 1 pixel)."""
+    """Size of an image of `shape` (rows, columns) resized by `scale` (each side at least 1 pixel).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (rows, columns).
+    scale : float
+        Resize factor.
+
+    Returns
+    -------
+    tuple of int
+        (round(rows·scale), round(columns·scale)), each at least 1.
+
+    Examples
+    --------
+    >>> scaled_shape((100, 250), 0.5), scaled_shape((3, 3), 0.1)
+    ((50, 125), (1, 1))
+    """
     return max(1, int(round(shape[0] * scale))), max(1, int(round(shape[1] * scale)))
 
 
 def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Resize an image (H×W or H×W×C, uint8 or float32) to `shape`: area averaging when shrinking,
-    bilinear when enlarging (OpenCV), same dtype."""
+    bilinear when enlarging (OpenCV), same dtype.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        H×W or H×W×C image, uint8 or float32.
+    shape : tuple of int
+        (rows, columns) of the result.
+
+    Returns
+    -------
+    numpy.ndarray
+        The resized image (`image` itself when it already has `shape`); a single channel is kept.
+
+    Examples
+    --------
+    >>> resize_image(np.zeros((8, 8), np.uint8), (4, 4)).shape
+    (4, 4)
+    >>> resize_image(np.zeros((8, 8, 1), np.float32), (16, 16)).shape
+    (16, 16, 1)
+    """
     h, w = image.shape[:2]
     if (h, w) == tuple(shape):
         return image
