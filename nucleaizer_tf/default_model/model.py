@@ -49,7 +49,18 @@ SCALE_LIMITS = (1 / 8, 8.0)
 def shipped_model_dirs() -> list[Path]:
     """Where `DefaultModel.load()` looks for the shipped model, in order: `$NUCLEAIZER_TF_DEFAULT_MODEL`,
     then `default/` of the package data `nucleaizer_tf.weights` (the repository's `weights/` folder in
-    a source checkout, `nucleaizer_tf/weights/` in an installed wheel)."""
+    a source checkout, `nucleaizer_tf/weights/` in an installed wheel).
+
+    Returns
+    -------
+    list of Path
+        The candidate folders (or manifest files); they need not exist.
+
+    Examples
+    --------
+    >>> shipped_model_dirs()[-1].name
+    'default'
+    """
     from importlib.resources import files
 
     found = [Path(os.environ[ENV_MODEL])] if os.environ.get(ENV_MODEL) else []
@@ -60,7 +71,26 @@ def median_diameter(labels: np.ndarray) -> float:
     """Median equivalent diameter sqrt(4·area/π) of the objects present in `labels` (NaN if none).
 
     Unlike the original's MATLAB statistic (spec 3), ids absent from the image are not counted as
-    zero-diameter objects: the labels here always come from our own instance step or a GT file."""
+    zero-diameter objects: the labels here always come from our own instance step or a GT file.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Integer label image, 0 = background.
+
+    Returns
+    -------
+    float
+        In pixels.
+
+    Examples
+    --------
+    >>> labels = np.zeros((20, 20), np.int32)
+    >>> labels[:10, :10] = 1       # 100 px: diameter 11.28
+    >>> labels[15:, 15:] = 4       # 25 px: diameter 5.64 (ids 2 and 3 are absent, not zero-sized)
+    >>> round(median_diameter(labels), 2)
+    8.46
+    """
     return median_equivalent_diameter(labels, include_gaps=False)
 
 
@@ -73,7 +103,27 @@ def size_estimate(labels: np.ndarray) -> float:
     bright-field nucleus measured as 15 px) and send the rescaling the wrong way. Weighting by area
     first finds the size most of the foreground belongs to; the plain median over the objects near it
     then measures the same statistic the training normalised by (`median_diameter`). On clean
-    segmentations nothing is dropped and the two agree."""
+    segmentations nothing is dropped and the two agree.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Integer label image of a first-pass segmentation, 0 = background.
+
+    Returns
+    -------
+    float
+        Diameter in pixels of `labels`.
+
+    Examples
+    --------
+    >>> labels = np.zeros((20, 40), np.int32)
+    >>> labels[:10, :10] = 1
+    >>> labels[10:, 10:20] = 2                        # two 100 px nuclei
+    >>> labels[[0, 5, 15], [30, 35, 35]] = [3, 4, 5]  # three 1 px specks
+    >>> round(median_diameter(labels), 3), round(size_estimate(labels), 3)
+    (1.128, 11.284)
+    """
     counts = np.bincount(np.asarray(labels).ravel())[1:]
     counts = counts[counts > 0]
     if counts.size == 0:
@@ -89,7 +139,23 @@ def size_estimate(labels: np.ndarray) -> float:
 class SegmentInfo:
     """How `segment` handled one image: the scale it ran at, the estimated nucleus diameter (native
     pixels; NaN when given or nothing was found) and each estimation pass (scale, median diameter at
-    that scale, objects found)."""
+    that scale, objects found).
+
+    Attributes
+    ----------
+    scale : float
+        The scale the final pass ran at.
+    diameter : float
+        Estimated nucleus diameter in the image's own pixels (NaN when given or nothing was found).
+    passes : list of dict
+        Per estimation pass: {"scale", "median_diameter" (at that scale), "objects"}.
+
+    Examples
+    --------
+    >>> labels, info = model.segment(image, return_info=True)  # doctest: +SKIP
+    >>> info  # doctest: +SKIP
+    SegmentInfo(scale=0.78, diameter=25.6, passes=[{'scale': 1.0, 'median_diameter': 25.6, 'objects': 212}])
+    """
 
     scale: float
     diameter: float
@@ -97,7 +163,43 @@ class SegmentInfo:
 
 
 class DefaultModel:
-    """The shipped default nucleus segmentation model (see the module docstring for the method)."""
+    """The shipped default nucleus segmentation model (see the module docstring for the method).
+
+    Usually made by `load`; the constructor wraps an already built network.
+
+    Parameters
+    ----------
+    network : keras.Model
+        The U-Net (`build_network(manifest["architecture"])`) with its weights.
+    manifest : dict
+        The model folder's manifest: "architecture", "trained_diameter" and optionally "instance"
+        (min_area, min_seed, seed_threshold, foreground_threshold, class_weights).
+    precision : str
+        The network's compute type ("float32", "bfloat16", "float16" or "auto").
+
+    Attributes
+    ----------
+    network : keras.Model
+        As given.
+    manifest : dict
+        As given.
+    precision : str
+        The resolved compute type.
+    depth, multiple, margin : int
+        The U-Net depth, its pooling factor 2^depth and the tiling context margin (`tiling.context_margin`).
+    trained_diameter : float
+        Nucleus diameter in pixels the network was trained at.
+    min_area, min_seed : int
+        Pixel-count limits of the instance step at the trained scale (default 12 and 3).
+    seed_threshold, foreground_threshold : float
+        Thresholds of the instance step (default 0.5 and 0.5).
+
+    Examples
+    --------
+    >>> model = DefaultModel.load()  # doctest: +SKIP
+    >>> labels = model.segment(image)  # doctest: +SKIP
+    >>> labels, info = model.segment(image, diameter=18.0, return_info=True)  # doctest: +SKIP
+    """
 
     def __init__(self, network, manifest: dict, *, precision: str = "float32"):
         import tensorflow as tf
@@ -314,7 +416,25 @@ class DefaultModel:
 
 def build_network(architecture: dict, *, precision: str = "float32"):
     """The Keras network of a manifest's `architecture` (keyword arguments of `build_unet`), its layers
-    computing in `precision` (variables float32; the output activation always float32)."""
+    computing in `precision` (variables float32; the output activation always float32).
+
+    Parameters
+    ----------
+    architecture : dict
+        `build_unet` keyword arguments.
+    precision : str
+        "float32", "bfloat16", "float16" or "auto".
+
+    Returns
+    -------
+    keras.Model
+        The untrained network.
+
+    Examples
+    --------
+    >>> network = build_network({"out_channels": 3, "base_filters": 16, "depth": 4,  # doctest: +SKIP
+    ...                          "output_activation": "softmax"})
+    """
     from nucleaizer_tf.precision import policy_scope
     from nucleaizer_tf.unet.model import build_unet
 
