@@ -36,6 +36,39 @@ _GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])  # M
 
 @dataclass(frozen=True)
 class AugmentOptions:
+    """One row of the original's augmentation table (`SETTINGS`); probabilities are per output image.
+
+    Attributes
+    ----------
+    num_augment : int
+        Augmented outputs per input that fits in 512×512 (crops: see the module docstring).
+    hist_eq : float
+        Probability of histogram equalisation (`equalise`).
+    hist_stretch : float
+        Probability of a histogram stretch (`stretch`).
+    hist_stretch_level : float
+        Largest saturated fraction `tol` of the stretch (drawn uniformly in [0, level)).
+    invert : float
+        Probability of inverting the image.
+    blur : float
+        Probability of a Gaussian blur (`gaussian_blur`).
+    blur_level : float
+        Largest blur sigma (drawn uniformly in [0, level)).
+    noise : float
+        Probability of grey-level noise.
+    color_flip : float
+        Probability of permuting the RGB channels.
+    step : int
+        Use every `step`-th input (alphabetically).
+
+    Examples
+    --------
+    >>> SETTINGS["style"].step, SETTINGS["style"].blur_level
+    (6, 4.0)
+    >>> replace(SETTINGS["validation"], num_augment=3).num_augment
+    3
+    """
+
     num_augment: int
     hist_eq: float
     hist_stretch: float
@@ -57,7 +90,26 @@ SETTINGS = {
 
 def settings_for(mode: str, num_augment: int | None = None) -> AugmentOptions:
     """The table row of `mode` ("real" = styleData 0, "style" = 1, "validation" = 2), optionally with
-    another number of augmentations per input (the workflow uses 5 for style data)."""
+    another number of augmentations per input (the workflow uses 5 for style data).
+
+    Parameters
+    ----------
+    mode : str
+        "real", "style" or "validation" (ValueError for others).
+    num_augment : int, optional
+        Replaces the row's `num_augment`.
+
+    Returns
+    -------
+    AugmentOptions
+
+    Examples
+    --------
+    >>> settings_for("style", num_augment=5).num_augment
+    5
+    >>> settings_for("validation").noise
+    0.0
+    """
     if mode not in SETTINGS:
         raise ValueError(f"unknown augmentation mode {mode!r}; choose one of {', '.join(SETTINGS)}")
     s = SETTINGS[mode]
@@ -77,7 +129,34 @@ def _median_diameter(labels: np.ndarray) -> float:
 
 
 def resize_labels_nearest(labels: np.ndarray, out_shape: tuple[int, int], scale: float) -> np.ndarray:
-    """MATLAB `imresize(labels, scale, 'nearest')`: output pixel u (0-based) reads floor((u + 0.5) / scale)."""
+    """MATLAB `imresize(labels, scale, 'nearest')`: output pixel u (0-based) reads floor((u + 0.5) / scale).
+
+    Indices are clipped to the last row / column.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        2-D label image.
+    out_shape : tuple of int
+        (rows, columns) of the result.
+    scale : float
+        The resize factor (the mapping uses it, not the size ratio).
+
+    Returns
+    -------
+    numpy.ndarray
+        Labels of `out_shape`, dtype of `labels`.
+
+    Examples
+    --------
+    >>> resize_labels_nearest(np.array([[1, 2], [3, 4]]), (4, 4), 2.0)
+    array([[1, 1, 2, 2],
+           [1, 1, 2, 2],
+           [3, 3, 4, 4],
+           [3, 3, 4, 4]])
+    >>> resize_labels_nearest(np.arange(6).reshape(1, 6), (1, 4), 0.6)
+    array([[0, 2, 4, 5]])
+    """
     rows = np.minimum(np.floor((np.arange(out_shape[0]) + 0.5) / scale).astype(int), labels.shape[0] - 1)
     cols = np.minimum(np.floor((np.arange(out_shape[1]) + 0.5) / scale).astype(int), labels.shape[1] - 1)
     return labels[rows[:, None], cols[None, :]]
@@ -85,7 +164,34 @@ def resize_labels_nearest(labels: np.ndarray, out_shape: tuple[int, int], scale:
 
 def normalise_size(image: np.ndarray, labels: np.ndarray,
                    target: float = EXPECTED_CELL_SIZE) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """Rescale so the median nucleus diameter is `target` px; None when there is no nucleus."""
+    """Rescale so the median nucleus diameter is `target` px; None when there is no nucleus.
+
+    s = target / median with the zero-inclusive median of equivalent diameters (docs/method.md,
+    quirk Q3); output size ceil(s·side); image MATLAB bicubic, labels `resize_labels_nearest`.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        H×W×3 uint8 image.
+    labels : numpy.ndarray
+        H×W label image.
+    target : float
+        Target median diameter in pixels (`EXPECTED_CELL_SIZE`, 40).
+
+    Returns
+    -------
+    tuple or None
+        (image, labels, s), copies when the size does not change; None without nuclei.
+
+    Examples
+    --------
+    >>> labels = np.zeros((40, 40), np.int32)
+    >>> labels[5:15, 5:15] = 1
+    >>> labels[20:30, 20:30] = 2  # diameters 11.28: s = 3.545
+    >>> image, labels, s = normalise_size(np.zeros((40, 40, 3), np.uint8), labels)
+    >>> image.shape, labels.shape, round(s, 3)
+    ((142, 142, 3), (142, 142), 3.545)
+    """
     median = _median_diameter(labels)
     if not np.isfinite(median) or median <= 0:
         return None
@@ -100,7 +206,28 @@ def normalise_size(image: np.ndarray, labels: np.ndarray,
 
 
 def stretch(channel: np.ndarray, tol: float) -> np.ndarray:
-    """`imadjust(ch, stretchlim(ch, tol))` on uint8: saturate `tol` at both ends, stretch to [0, 255]."""
+    """`imadjust(ch, stretchlim(ch, tol))` on uint8: saturate `tol` at both ends, stretch to [0, 255].
+
+    A channel without spread (limits not increasing) is stretched from [0, 255], i.e. left as it is.
+
+    Parameters
+    ----------
+    channel : numpy.ndarray
+        uint8 2-D channel.
+    tol : float
+        Fraction saturated at each end.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, the shape of `channel`.
+
+    Examples
+    --------
+    >>> stretch(np.array([[10, 20], [30, 40]], np.uint8), 0.0)
+    array([[  0,  85],
+           [170, 255]], dtype=uint8)
+    """
     hist = np.bincount(channel.ravel(), minlength=256)
     cdf = np.cumsum(hist) / channel.size
     low = int(np.argmax(cdf > tol))
@@ -112,7 +239,26 @@ def stretch(channel: np.ndarray, tol: float) -> np.ndarray:
 
 
 def equalise(channel: np.ndarray, levels: int = 64) -> np.ndarray:
-    """Histogram equalisation to `levels` grey levels (as MATLAB's `histeq` default, 64)."""
+    """Histogram equalisation to `levels` grey levels (as MATLAB's `histeq` default, 64).
+
+    Parameters
+    ----------
+    channel : numpy.ndarray
+        uint8 2-D channel.
+    levels : int
+        Number of output grey levels.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, the shape of `channel`.
+
+    Examples
+    --------
+    >>> equalise(np.array([[10, 20], [30, 40]], np.uint8))
+    array([[ 65, 130],
+           [190, 255]], dtype=uint8)
+    """
     hist = np.bincount(channel.ravel(), minlength=256)
     cdf = np.cumsum(hist) / channel.size
     lut = np.floor(cdf * (levels - 1) + 0.5) / (levels - 1) * 255
@@ -120,7 +266,28 @@ def equalise(channel: np.ndarray, levels: int = 64) -> np.ndarray:
 
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """`imfilter(img, fspecial('gaussian', round(5σ)+3, σ), 'replicate')` on uint8."""
+    """`imfilter(img, fspecial('gaussian', round(5σ)+3, σ), 'replicate')` on uint8.
+
+    The kernel is applied separably along rows and columns, centred as MATLAB centres an even kernel.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        uint8 H×W or H×W×C image.
+    sigma : float
+        Gaussian sigma in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, the shape of `image`.
+
+    Examples
+    --------
+    >>> blurred = gaussian_blur(np.full((5, 5, 3), 100, np.uint8), 2.0)  # replicate border: constant stays
+    >>> blurred.shape, int(blurred.min()), int(blurred.max())
+    ((5, 5, 3), 100, 100)
+    """
     size = int(np.floor(5 * sigma + 0.5)) + 3
     x = np.arange(size) - (size - 1) / 2.0
     k = np.exp(-(x ** 2) / (2 * max(sigma, 1e-6) ** 2))
@@ -152,7 +319,35 @@ def _noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def augment_image(image: np.ndarray, labels: np.ndarray, settings: AugmentOptions,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One random augmentation of an RGB uint8 image and its labels (`augment_image`, docs/method.md §6.8.4)."""
+    """One random augmentation of an RGB uint8 image and its labels (`augment_image`, docs/method.md §6.8.4).
+
+    In order: stretch, equalisation, a 90° rotation by k ∈ {1, 2, 3, 4} (image and labels), inversion,
+    blur, noise and a channel permutation, each with the probability of `settings`.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        uint8 H×W×3 image.
+    labels : numpy.ndarray
+        H×W labels, rotated with the image.
+    settings : AugmentOptions
+        Probabilities and ranges.
+    rng : numpy.random.Generator
+        The random stream.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (uint8 image, labels), contiguous; H and W swap after an odd rotation.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> image, labels = augment_image(np.zeros((8, 6, 3), np.uint8), np.ones((8, 6), np.int32),
+    ...                               settings_for("validation"), rng)
+    >>> image.shape, labels.shape
+    ((8, 6, 3), (8, 6))
+    """
     image = np.asarray(image, np.uint8)
     if rng.uniform() < settings.hist_stretch:
         tol = rng.uniform() * settings.hist_stretch_level
@@ -183,7 +378,38 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
 
 def augment_pair(image: np.ndarray, labels: np.ndarray, settings: AugmentOptions, rng: np.random.Generator, *,
                  compound: bool = True, crop: int = CROP_SIZE) -> list[tuple[np.ndarray, np.ndarray]]:
-    """All augmented (image, labels) outputs of one pair, empty-label outputs dropped (module doc)."""
+    """All augmented (image, labels) outputs of one pair, empty-label outputs dropped (module doc).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        uint8 H×W×3 image.
+    labels : numpy.ndarray
+        H×W label image.
+    settings : AugmentOptions
+        The table row.
+    rng : numpy.random.Generator
+        The random stream.
+    compound : bool
+        docs/method.md, quirk Q10: True (faithful) augments the "fits in 512" outputs cumulatively.
+    crop : int
+        Canvas / crop side (`CROP_SIZE`, 512).
+
+    Returns
+    -------
+    list of (numpy.ndarray, numpy.ndarray)
+        (uint8 crop×crop×3 image, uint16 labels relabelled 1..n) pairs; empty when there is no nucleus.
+
+    Examples
+    --------
+    >>> labels = np.zeros((40, 40), np.int32)
+    >>> labels[5:15, 5:15] = 1
+    >>> labels[20:30, 20:30] = 2
+    >>> outputs = augment_pair(np.full((40, 40, 3), 100, np.uint8), labels, settings_for("real", 3),
+    ...                        np.random.default_rng(0))
+    >>> len(outputs), outputs[0][0].shape, outputs[0][1].dtype
+    (3, (512, 512, 3), dtype('uint16'))
+    """
     normalised = normalise_size(np.asarray(image, np.uint8), np.asarray(labels))
     if normalised is None:
         return []
@@ -221,6 +447,32 @@ def augment_set(items: Iterable[tuple[str, np.ndarray, np.ndarray]], settings: A
 
     Uses every `settings.step`-th item; yields (`<name>_aug<6 hex digits>`, image, labels). The hex
     suffix comes from the seeded generator, so runs are reproducible and names unique per run.
+
+    Parameters
+    ----------
+    items : iterable of (str, numpy.ndarray, numpy.ndarray)
+        (name, uint8 image, labels), in alphabetical order.
+    settings : AugmentOptions
+        The table row.
+    seed : int
+        Seed of the one generator used for everything.
+    compound : bool
+        See `augment_pair`.
+
+    Yields
+    ------
+    tuple of (str, numpy.ndarray, numpy.ndarray)
+        (name, uint8 image, uint16 labels).
+
+    Examples
+    --------
+    >>> labels = np.zeros((40, 40), np.int32)
+    >>> labels[5:15, 5:15] = 1
+    >>> items = [(name, np.full((40, 40, 3), 100, np.uint8), labels) for name in ("a", "b")]
+    >>> [name for name, _, _ in augment_set(items, settings_for("validation"))]
+    ['a_aug0a7d3d', 'b_aug8b2b01']
+    >>> [name for name, _, _ in augment_set(items, settings_for("style"))]  # step 6: "a" only
+    ['a_aug0a7d3d']
     """
     rng = np.random.default_rng(seed)
     used: set[str] = set()
