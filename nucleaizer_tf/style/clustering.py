@@ -32,12 +32,50 @@ THRASH = -1
 
 
 def matlab_round(x):
+    """MATLAB `round`: halves away from zero (NumPy's `round` takes them to even).
+
+    Parameters
+    ----------
+    x : array_like
+        Numbers.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, the shape of `x`.
+
+    Examples
+    --------
+    >>> matlab_round([0.5, 1.5, 2.5, -0.5, -1.4])
+    array([ 1.,  2.,  3., -1., -1.])
+    """
     x = np.asarray(x, dtype=np.float64)
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
 def candidate_ks(n: int, per_cluster=IMAGES_PER_CLUSTER_CANDIDATES) -> list[int]:
-    """`round(n ./ per_cluster)` with zeros replaced by 1, in the original's order (duplicates kept)."""
+    """`round(n ./ per_cluster)` with zeros replaced by 1, in the original's order (duplicates kept).
+
+    Each k is also capped at n.
+
+    Parameters
+    ----------
+    n : int
+        Number of images.
+    per_cluster : sequence of int
+        Images per cluster tried (`IMAGES_PER_CLUSTER_CANDIDATES`, 5..10).
+
+    Returns
+    -------
+    list of int
+
+    Examples
+    --------
+    >>> candidate_ks(24)
+    [5, 4, 3, 3, 3, 2]
+    >>> candidate_ks(3)
+    [1, 1, 1, 1, 1, 1]
+    """
     ks = matlab_round(n / np.asarray(per_cluster, dtype=np.float64)).astype(int)
     ks[ks == 0] = 1
     return [int(min(k, max(n, 1))) for k in ks]
@@ -58,6 +96,27 @@ def _distances(z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class KMeansResult:
+    """One correlation k-means solution.
+
+    Attributes
+    ----------
+    labels : numpy.ndarray
+        N, 0-based cluster index of each row.
+    distances : numpy.ndarray
+        N×k point-to-centroid correlation distances.
+    sumd : numpy.ndarray
+        k, within-cluster sums of distances.
+    iterations : int
+        Lloyd iterations run.
+
+    Examples
+    --------
+    >>> x = np.array([[1, 2, 3, 4], [1, 2, 3, 5], [4, 3, 2, 1], [5, 3, 2, 1]], float)
+    >>> result = correlation_kmeans(x, 2)
+    >>> result.distances.shape, result.sumd.shape, result.total == float(result.sumd.sum())
+    ((4, 2), (2,), True)
+    """
+
     labels: np.ndarray  # N, 0-based cluster index
     distances: np.ndarray  # N×k point-to-centroid correlation distances
     sumd: np.ndarray  # k, within-cluster sums of distances
@@ -65,6 +124,7 @@ class KMeansResult:
 
     @property
     def total(self) -> float:
+        """The total within-cluster distance, sum(sumd)."""
         return float(self.sumd.sum())
 
 
@@ -110,7 +170,34 @@ def _lloyd(z: np.ndarray, centroids: np.ndarray, max_iter: int) -> KMeansResult:
 
 def correlation_kmeans(x: np.ndarray, k: int, *, replicates: int = REPLICATES, max_iter: int = MAX_ITER,
                        seed: int = 0) -> KMeansResult:
-    """MATLAB `kmeans(x, k, 'Distance', 'correlation', 'Replicates', r)`: best of `replicates` runs."""
+    """MATLAB `kmeans(x, k, 'Distance', 'correlation', 'Replicates', r)`: best of `replicates` runs.
+
+    Each replicate seeds with k-means++ under the correlation distance and runs batch Lloyd iterations
+    (module docstring); the replicate with the smallest total distance wins (the first on ties).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Non-empty N×D matrix, one row per point (ValueError otherwise).
+    k : int
+        Number of clusters, 1 <= k <= N (ValueError otherwise).
+    replicates : int
+        Runs (`REPLICATES`, 30).
+    max_iter : int
+        Iteration limit per run (`MAX_ITER`).
+    seed : int
+        Seed of the one generator of all replicates.
+
+    Returns
+    -------
+    KMeansResult
+
+    Examples
+    --------
+    >>> x = np.array([[1, 2, 3, 4], [1, 2, 3, 5], [2, 4, 6, 8.5], [4, 3, 2, 1], [5, 3, 2, 1], [4, 3, 1, 1]], float)
+    >>> correlation_kmeans(x, 2).labels  # rising rows and falling rows
+    array([1, 1, 1, 0, 0, 0])
+    """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or len(x) < 1:
         raise ValueError(f"expected a non-empty N×D matrix, got shape {x.shape}")
@@ -128,7 +215,33 @@ def correlation_kmeans(x: np.ndarray, k: int, *, replicates: int = REPLICATES, m
 
 @dataclass(frozen=True)
 class StyleClusters:
-    """Outcome of the clustering over N images (in input order)."""
+    """Outcome of the clustering over N images (in input order).
+
+    Attributes
+    ----------
+    names : list of str
+        The images.
+    cluster : numpy.ndarray
+        N, 1-based style group after the best-k filter; THRASH (-1) for the rest.
+    assigned : numpy.ndarray
+        N, 1-based group before the filter.
+    distance : numpy.ndarray
+        N, correlation distance to the own centroid.
+    k : int
+        The chosen number of clusters.
+    candidates : list of (int, float)
+        (k, total within-cluster distance) of every k tried.
+
+    Examples
+    --------
+    >>> names = [f"img{i}" for i in range(8)]
+    >>> position = np.r_[np.zeros(4), np.ones(4)] + np.arange(8) * 0.01  # two styles of four images
+    >>> clusters = cluster_styles(names, np.abs(np.subtract.outer(position, position)), k=2, replicates=5)
+    >>> clusters.assigned, clusters.cluster  # the best 3 of each group are kept
+    (array([2, 2, 2, 2, 1, 1, 1, 1]), array([ 2,  2,  2, -1, -1,  1,  1,  1]))
+    >>> clusters.members(1), clusters.groups
+    (['img5', 'img6', 'img7'], [1, 2])
+    """
 
     names: list[str]
     cluster: np.ndarray  # N, 1-based style group after the best-k filter; THRASH (-1) for the rest
@@ -145,6 +258,7 @@ class StyleClusters:
 
     @property
     def groups(self) -> list[int]:
+        """The 1-based groups assigned, ascending."""
         return sorted(int(g) for g in np.unique(self.assigned))
 
     def rows(self) -> list[dict]:
@@ -154,7 +268,27 @@ class StyleClusters:
 
 
 def keep_best(assigned: np.ndarray, distance: np.ndarray, keep: int = KEEP_BEST) -> np.ndarray:
-    """`filterBest`: in every cluster only the `keep` members nearest their centroid keep their label."""
+    """`filterBest`: in every cluster only the `keep` members nearest their centroid keep their label.
+
+    Parameters
+    ----------
+    assigned : numpy.ndarray
+        N group labels.
+    distance : numpy.ndarray
+        N distances to the own centroid (ties: input order).
+    keep : int
+        Members kept per group (`KEEP_BEST`, 3).
+
+    Returns
+    -------
+    numpy.ndarray
+        N labels, THRASH (-1) for the members not kept.
+
+    Examples
+    --------
+    >>> keep_best(np.array([1, 1, 1, 1, 2, 2]), np.array([0.4, 0.1, 0.3, 0.2, 0.5, 0.6]))
+    array([-1,  1,  1,  1,  2,  2])
+    """
     out = np.full(len(assigned), THRASH)
     for g in np.unique(assigned):
         idx = np.flatnonzero(assigned == g)
@@ -169,6 +303,31 @@ def cluster_styles(names, distances: np.ndarray, *, keep: int | None = KEEP_BEST
 
     `k=None` picks k among `candidate_ks(N)` by the smallest total within-cluster distance (the
     original's rule, which usually picks the largest candidate); `keep=None` keeps every member.
+
+    Parameters
+    ----------
+    names : iterable of str
+        The N images.
+    distances : numpy.ndarray
+        N×N style distances (`features.style_distances`); ValueError for another shape or N = 0.
+    keep : int or None
+        Members kept per group (`KEEP_BEST`, 3).
+    replicates, max_iter, seed : int
+        Passed to `correlation_kmeans`.
+    k : int, optional
+        A fixed number of clusters.
+
+    Returns
+    -------
+    StyleClusters
+
+    Examples
+    --------
+    >>> names = [f"img{i}" for i in range(8)]
+    >>> position = np.r_[np.zeros(4), np.ones(4)] + np.arange(8) * 0.01
+    >>> clusters = cluster_styles(names, np.abs(np.subtract.outer(position, position)), replicates=5)
+    >>> clusters.k, [k for k, _ in clusters.candidates]  # candidate_ks(8) = [2, 1, 1, 1, 1, 1]
+    (2, [2, 1])
     """
     names = list(names)
     dd = np.asarray(distances, dtype=np.float64)
@@ -193,7 +352,26 @@ def cluster_styles(names, distances: np.ndarray, *, keep: int | None = KEEP_BEST
 def quadrants(array: np.ndarray) -> list[np.ndarray]:
     """The four quadrants of `multiplySmallFodlersForClustering` (docs/method.md §6.3.8): top-left, top-right,
     bottom-left, bottom-right; rows [0, r) and [r-1, H) with r = round(H/2) (the middle row is shared),
-    the same for columns."""
+    the same for columns.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        H×W[×C] image or label image.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The four quadrants (views).
+
+    Examples
+    --------
+    >>> parts = quadrants(np.arange(25).reshape(5, 5))
+    >>> [p.shape for p in parts], parts[3]
+    ([(3, 3), (3, 3), (3, 3), (3, 3)], array([[12, 13, 14],
+           [17, 18, 19],
+           [22, 23, 24]]))
+    """
     h, w = array.shape[:2]
     r, c = int(matlab_round(h / 2)), int(matlab_round(w / 2))
     rows, cols = (slice(0, r), slice(r - 1, h)), (slice(0, c), slice(c - 1, w))
@@ -204,6 +382,31 @@ def contact_sheet(images, kept=None, captions=None, *, thumb: int = 128, columns
     """uint8 RGB grid of thumbnails (aspect kept, `thumb` px) for a cluster report.
 
     Kept members get a green frame, thrash members a grey one; `captions` are drawn at the top-left.
+
+    Parameters
+    ----------
+    images : iterable of numpy.ndarray
+        uint8 RGB images.
+    kept : sequence of bool, optional
+        Per image: kept (green) or thrash (grey); default all kept.
+    captions : sequence, optional
+        Per image, drawn with `str`.
+    thumb : int
+        Longest side of a thumbnail in pixels.
+    columns : int
+        Thumbnails per row (at most the number of images).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 RGB sheet, cells of thumb + 8 pixels on a white background; a white thumb×thumb image
+        when there are no images.
+
+    Examples
+    --------
+    >>> sheet = contact_sheet([np.zeros((64, 32, 3), np.uint8)] * 3, kept=[True, False, True], thumb=32, columns=2)
+    >>> sheet.shape, sheet.dtype
+    ((80, 80, 3), dtype('uint8'))
     """
     images = list(images)
     if not images:
