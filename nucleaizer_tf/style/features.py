@@ -111,6 +111,29 @@ def image_style_features(image: np.ndarray, labels: np.ndarray | None = None) ->
     """Style feature vector (length `len(FEATURE_NAMES)`) of one uint8 H×W×3 RGB image.
 
     `labels` (the presegmentation, same H×W) adds the nucleus statistics; without it they are NaN.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        uint8 H×W×3 RGB image (ValueError otherwise).
+    labels : numpy.ndarray, optional
+        H×W label image of the same size (ValueError otherwise).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 vector of the features in `FEATURE_NAMES` order: intensity (54), texture (16),
+        nuclei (8).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> image = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
+    >>> labels = np.zeros((32, 32), np.int32)
+    >>> labels[4:12, 4:12] = 1
+    >>> features = image_style_features(image, labels)
+    >>> features.shape, int(np.isnan(image_style_features(image)).sum())  # no labels: 8 NaN
+    ((78,), 8)
     """
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -124,7 +147,21 @@ def image_style_features(image: np.ndarray, labels: np.ndarray | None = None) ->
 
 @dataclass(frozen=True)
 class StyleEmbedding:
-    """Standardised, group-weighted features (N×F) and their pairwise Euclidean distances (N×N)."""
+    """Standardised, group-weighted features (N×F) and their pairwise Euclidean distances (N×N).
+
+    Attributes
+    ----------
+    weighted : numpy.ndarray
+        N×F z-scored features, each multiplied by its group weight / sqrt(group size).
+    distances : numpy.ndarray
+        N×N Euclidean distances between the rows of `weighted` (zero diagonal).
+
+    Examples
+    --------
+    >>> embedding = style_distances(np.random.default_rng(0).normal(size=(4, len(FEATURE_NAMES))))
+    >>> embedding.weighted.shape, embedding.distances.shape
+    ((4, 78), (4, 4))
+    """
 
     weighted: np.ndarray
     distances: np.ndarray
@@ -136,6 +173,30 @@ def style_distances(features: np.ndarray, group_weights: dict[str, float] | None
     Each feature is z-scored over the N images (NaN -> 0, i.e. the mean; constant features -> 0),
     then multiplied by `group_weight / sqrt(group size)`, so every group contributes equally by
     default whatever its length. Returns the weighted features and the Euclidean distance matrix.
+
+    Parameters
+    ----------
+    features : numpy.ndarray
+        N×F with F = len(FEATURE_NAMES) (ValueError otherwise), e.g. stacked `image_style_features`.
+    group_weights : dict of str to float, optional
+        Weight per group of `FEATURE_GROUPS` ("intensity", "texture", "nuclei"); missing groups 1.
+
+    Returns
+    -------
+    StyleEmbedding
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> image = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
+    >>> labels = np.zeros((32, 32), np.int32)
+    >>> labels[4:12, 4:12] = 1
+    >>> features = np.stack([image_style_features(image, labels), image_style_features(255 - image, labels),
+    ...                      image_style_features(image // 2, labels)])
+    >>> style_distances(features).distances.round(3)
+    array([[0.   , 1.668, 2.89 ],
+           [1.668, 0.   , 3.2  ],
+           [2.89 , 3.2  , 0.   ]])
     """
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != len(FEATURE_NAMES):
