@@ -53,6 +53,26 @@ def perimeters(labels: np.ndarray, n: int | None = None) -> np.ndarray:
     """Perimeter of every label 1..n (border-pixel estimator, see module doc), vectorised over labels.
 
     Touching objects with different ids are measured separately (each one's border stops at the other).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        2-D integer label image.
+    n : int, optional
+        Number of labels to measure (default max(labels)).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 [n], perimeter of label i at index i - 1 (0 for absent labels).
+
+    Examples
+    --------
+    >>> labels = np.zeros((12, 12), np.int32)
+    >>> labels[2:6, 2:6] = 1   # a 4×4 square
+    >>> labels[7:10, 3:9] = 2  # a 3×6 rectangle
+    >>> perimeters(labels)
+    array([12., 14.])
     """
     labels = np.asarray(labels)
     n = int(labels.max()) if n is None else n
@@ -115,7 +135,31 @@ def _convex_areas(labels: np.ndarray, n: int) -> np.ndarray:
 
 
 def measure_objects(labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Shape features (keys `FEATURES`) of every label 1..max(labels); absent labels get area 0, NaN shape."""
+    """Shape features (keys `FEATURES`) of every label 1..max(labels); absent labels get area 0, NaN shape.
+
+    Definitions as in the module docstring (MATLAB `regionprops` where they matter).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        2-D integer label image (ValueError otherwise).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        One float64 array of length max(labels) per name in `FEATURES` (empty arrays without labels).
+
+    Examples
+    --------
+    >>> labels = np.zeros((12, 12), np.int32)
+    >>> labels[2:6, 2:6] = 1
+    >>> labels[7:10, 3:9] = 2
+    >>> measured = measure_objects(labels)
+    >>> measured["area"], measured["shape_ratio"], measured["solidity"]
+    (array([16., 18.]), array([1., 2.]), array([1., 1.]))
+    >>> measured["circularity"].round(4)  # Area / Perimeter²
+    array([0.1111, 0.0918])
+    """
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"labels must be 2-D, got {labels.shape}")
@@ -147,7 +191,26 @@ def measure_objects(labels: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def clear_border(labels: np.ndarray) -> np.ndarray:
-    """Zero every label that touches one of the four image borders (`clearBorderObjects`)."""
+    """Zero every label that touches one of the four image borders (`clearBorderObjects`).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        2-D label image.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new label image of the same dtype.
+
+    Examples
+    --------
+    >>> labels = np.zeros((6, 6), np.int32)
+    >>> labels[0:2, 0:2] = 1
+    >>> labels[3:5, 3:5] = 2
+    >>> np.unique(clear_border(labels))
+    array([0, 2], dtype=int32)
+    """
     labels = np.asarray(labels)
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     edge = edge[edge > 0]
@@ -161,6 +224,32 @@ class MaskDB:
     `features`: n×len(FEATURES) float array (columns in `FEATURES` order); crops are stored flattened
     in one boolean array with per-object offsets and shapes; `source` is the index of the label image
     each object came from.
+
+    Attributes
+    ----------
+    features : numpy.ndarray
+        n×len(FEATURES) float64 measurements (`measure_objects`).
+    shapes : numpy.ndarray
+        n×2 int (rows, columns) of each crop.
+    offsets : numpy.ndarray
+        n+1 int: crop i is pixels[offsets[i]:offsets[i + 1]].
+    pixels : numpy.ndarray
+        Flat bool pixels of all crops, row-major.
+    source : numpy.ndarray
+        n int index of the label image of each object.
+
+    Examples
+    --------
+    >>> labels = np.zeros((12, 12), np.int32)
+    >>> labels[2:6, 2:6] = 1
+    >>> labels[7:10, 3:9] = 2
+    >>> db = build_mask_db([labels, labels])
+    >>> len(db), db.source, db.column("area")
+    (4, array([0, 0, 1, 1]), array([16., 18., 16., 18.]))
+    >>> db.crop(1).shape, db.shape_features().shape
+    ((3, 6), (4, 4))
+    >>> MaskDB.from_arrays(db.to_arrays()).shapes.tolist() == db.shapes.tolist()
+    True
     """
 
     features: np.ndarray
@@ -173,6 +262,7 @@ class MaskDB:
         return len(self.features)
 
     def column(self, name: str) -> np.ndarray:
+        """The n values of feature `name` (one of `FEATURES`)."""
         return self.features[:, FEATURES.index(name)]
 
     def shape_features(self) -> np.ndarray:
@@ -180,6 +270,7 @@ class MaskDB:
         return self.features[:, [FEATURES.index(f) for f in SHAPE_FEATURES]]
 
     def crop(self, i: int) -> np.ndarray:
+        """The bool crop of object `i` (a view into `pixels`)."""
         h, w = self.shapes[i]
         return self.pixels[self.offsets[i]:self.offsets[i + 1]].reshape(h, w)
 
@@ -205,6 +296,7 @@ class MaskDB:
 
     @classmethod
     def from_arrays(cls, arrays) -> MaskDB:
+        """Inverse of `to_arrays` (e.g. from `np.load` of an `.npz`); ValueError for other feature names."""
         names = tuple(str(x) for x in arrays["feature_names"])
         if names != FEATURES:
             raise ValueError(f"mask database has features {names}, expected {FEATURES}")
@@ -215,7 +307,33 @@ class MaskDB:
 
 
 def objects_of(labels: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(features n×F, binary crops) of the DB objects of one label image (docs/method.md §6.2 preprocessing)."""
+    """(features n×F, binary crops) of the DB objects of one label image (docs/method.md §6.2 preprocessing).
+
+    Objects touching the border are dropped, the rest of the foreground is relabelled by 8-connectivity
+    (touching nuclei become one object) and measured.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        2-D label image.
+
+    Returns
+    -------
+    features : numpy.ndarray
+        n×len(FEATURES) float64.
+    crops : list of numpy.ndarray
+        Bool crop of each object (its bounding box).
+
+    Examples
+    --------
+    >>> labels = np.zeros((12, 12), np.int32)
+    >>> labels[2:6, 2:6] = 1
+    >>> labels[7:10, 3:9] = 2
+    >>> labels[0, 8:11] = 3  # touches the border: dropped
+    >>> features, crops = objects_of(labels)
+    >>> features.shape, [c.shape for c in crops]
+    ((2, 8), [(4, 4), (3, 6)])
+    """
     kept = clear_border(labels) > 0
     comp = connected_components(kept, connectivity=2)
     measured = measure_objects(comp)
@@ -225,7 +343,27 @@ def objects_of(labels: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 def build_mask_db(label_images: Iterable[np.ndarray], progress: Callable | None = None) -> MaskDB:
-    """Measure and crop every object of every label image (see module doc)."""
+    """Measure and crop every object of every label image (see module doc).
+
+    Parameters
+    ----------
+    label_images : iterable of numpy.ndarray
+        2-D label images.
+    progress : callable, optional
+        Called without arguments after each image.
+
+    Returns
+    -------
+    MaskDB
+        All objects, image by image; ValueError when there is none.
+
+    Examples
+    --------
+    >>> labels = np.zeros((12, 12), np.int32)
+    >>> labels[2:6, 2:6] = 1
+    >>> len(build_mask_db([labels, labels]))
+    2
+    """
     all_feats, all_crops, sources = [], [], []
     for index, labels in enumerate(label_images):
         feats, crops = objects_of(np.asarray(labels))
