@@ -88,7 +88,31 @@ def _contour_points(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def edge_distances(labels: np.ndarray) -> dict[int, float]:
-    """Closest contour-to-contour Euclidean distance of each object to any other object (inf if alone)."""
+    """Closest contour-to-contour Euclidean distance of each object to any other object (inf if alone).
+
+    The contour is the original's cheap one: the first and last pixel of every row and column of an object.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        2-D label image.
+
+    Returns
+    -------
+    dict of int to float
+        Label → distance in pixels (empty without objects).
+
+    Examples
+    --------
+    >>> labels = np.zeros((12, 12), np.int32)
+    >>> labels[2:6, 2:6] = 1
+    >>> labels[2:6, 8:11] = 2
+    >>> labels[8:11, 2:5] = 3
+    >>> edge_distances(labels)
+    {1: 3.0, 2: 3.0, 3: 3.0}
+    >>> edge_distances(labels == 1)
+    {1: inf}
+    """
     labels = np.asarray(labels)
     present = np.unique(labels[labels > 0])
     if present.size == 0:
@@ -112,7 +136,33 @@ def edge_distances(labels: np.ndarray) -> dict[int, float]:
 
 @dataclass(frozen=True)
 class ClusterStats:
-    """What mask synthesis needs to know about one cluster's nuclei."""
+    """What mask synthesis needs to know about one cluster's nuclei.
+
+    Attributes
+    ----------
+    areas : numpy.ndarray
+        Areas of all kept objects (area >= MIN_AREA).
+    shape : numpy.ndarray
+        n×4 SHAPE_FEATURES of the same objects.
+    edge_distance : numpy.ndarray
+        Their closest-neighbour contour distances (inf when alone).
+    counts : numpy.ndarray
+        Per tile: 512² / mean(area).
+    densities : numpy.ndarray
+        Per tile: kept objects per pixel.
+
+    Examples
+    --------
+    >>> tiles = []
+    >>> for k in range(3):  # three 64×64 tiles of four square nuclei each
+    ...     tile = np.zeros((64, 64), np.int32)
+    ...     for i, (y, x) in enumerate([(4, 4), (4, 30), (30, 4), (30, 30)]):
+    ...         tile[y:y + 10 + k, x:x + 10] = i + 1
+    ...     tiles.append(tile)
+    >>> stats = cluster_statistics(tiles)
+    >>> stats.mean_area, round(stats.median_diameter, 3), round(stats.area_sigma, 3), stats.gap(cap=100)
+    (110.0, 11.835, 8.528, 18)
+    """
 
     areas: np.ndarray  # all kept objects (area >= MIN_AREA)
     shape: np.ndarray  # n×4 SHAPE_FEATURES of the same objects
@@ -132,6 +182,7 @@ class ClusterStats:
 
     @property
     def mean_area(self) -> float:
+        """Mean area of the kept objects."""
         return float(self.areas.mean())
 
     @property
@@ -171,7 +222,35 @@ class ClusterStats:
 
 def cluster_statistics(label_tiles: Sequence[np.ndarray], min_area: int = MIN_AREA,
                        image_size: tuple[int, int] = IMAGE_SIZE) -> ClusterStats:
-    """Measure a cluster's label tiles (docs/method.md §6.5.2). Raises ValueError when no tile has an object."""
+    """Measure a cluster's label tiles (docs/method.md §6.5.2). Raises ValueError when no tile has an object.
+
+    Objects under `min_area` pixels are dropped; tiles without a kept object do not count.
+
+    Parameters
+    ----------
+    label_tiles : sequence of numpy.ndarray
+        The cluster's (presegmented) label tiles.
+    min_area : int
+        Smallest object kept (`MIN_AREA`, 35 px²).
+    image_size : tuple of int
+        Size of the synthetic images, for the per-tile count (512, 512).
+
+    Returns
+    -------
+    ClusterStats
+
+    Examples
+    --------
+    >>> tiles = []
+    >>> for k in range(3):  # three 64×64 tiles of four square nuclei each
+    ...     tile = np.zeros((64, 64), np.int32)
+    ...     for i, (y, x) in enumerate([(4, 4), (4, 30), (30, 4), (30, 30)]):
+    ...         tile[y:y + 10 + k, x:x + 10] = i + 1
+    ...     tiles.append(tile)
+    >>> stats = cluster_statistics(tiles)
+    >>> stats.areas.shape, stats.shape.shape, stats.counts.round(1)
+    ((12,), (12, 4), array([2621.4, 2383.1, 2184.5]))
+    """
     areas, shapes, dists, counts, densities = [], [], [], [], []
     for tile in label_tiles:
         tile = np.asarray(tile).astype(np.int64)
@@ -196,7 +275,36 @@ def cluster_statistics(label_tiles: Sequence[np.ndarray], min_area: int = MIN_AR
 
 
 def fetch_close(db: MaskDB, stats: ClusterStats, n: int = N_DB_MASKS) -> np.ndarray:
-    """Indices of the `n` DB objects nearest (raw 4-feature Euclidean) to any cluster object, nearest first."""
+    """Indices of the `n` DB objects nearest (raw 4-feature Euclidean) to any cluster object, nearest first.
+
+    Objects with a non-finite feature are skipped on both sides.
+
+    Parameters
+    ----------
+    db : MaskDB
+        The nucleus-shape database.
+    stats : ClusterStats
+        The cluster's measurements.
+    n : int
+        How many (`N_DB_MASKS`, 750).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 indices into `db`.
+
+    Examples
+    --------
+    >>> from nucleaizer_tf.style.maskdb import build_mask_db
+    >>> tiles = []
+    >>> for k in range(3):  # three 64×64 tiles of four square nuclei each
+    ...     tile = np.zeros((64, 64), np.int32)
+    ...     for i, (y, x) in enumerate([(4, 4), (4, 30), (30, 4), (30, 30)]):
+    ...         tile[y:y + 10 + k, x:x + 10] = i + 1
+    ...     tiles.append(tile)
+    >>> fetch_close(build_mask_db(tiles), cluster_statistics(tiles), n=5)
+    array([0, 1, 2, 3, 4])
+    """
     target = stats.shape[np.all(np.isfinite(stats.shape), axis=1)]
     feats = db.shape_features()
     valid = np.flatnonzero(np.all(np.isfinite(feats), axis=1))
@@ -209,7 +317,30 @@ def fetch_close(db: MaskDB, stats: ClusterStats, n: int = N_DB_MASKS) -> np.ndar
 
 def is_simple(mask: np.ndarray) -> tuple[bool, np.ndarray]:
     """`clearHoles`: (keep?, hole-filled mask): kept when, after filling holes, it is one 4-connected piece
-    (Euler number 1 under both connectivities)."""
+    (Euler number 1 under both connectivities).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        2-D binary mask.
+
+    Returns
+    -------
+    keep : bool
+        One 4-connected piece after hole filling.
+    filled : numpy.ndarray
+        The hole-filled bool mask.
+
+    Examples
+    --------
+    >>> ring = np.ones((5, 5), bool)
+    >>> ring[2, 2] = False
+    >>> keep, filled = is_simple(ring)
+    >>> bool(keep), bool(filled.all())
+    (True, True)
+    >>> bool(is_simple(np.eye(3, dtype=bool))[0])  # diagonal pixels: three 4-connected pieces
+    False
+    """
     filled = ndimage.binary_fill_holes(mask)
     _, n4 = ndimage.label(filled)
     return n4 == 1, filled
@@ -223,7 +354,25 @@ def _tight(mask: np.ndarray) -> np.ndarray:
 
 
 def resize_nearest(mask: np.ndarray, factor: float) -> np.ndarray:
-    """Nearest-neighbour resize of a binary mask by `factor` (output ceil(factor·size), pixel-centre mapping)."""
+    """Nearest-neighbour resize of a binary mask by `factor` (output ceil(factor·size), pixel-centre mapping).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        2-D binary mask.
+    factor : float
+        Linear resize factor.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool mask cut to its tight bounding box.
+
+    Examples
+    --------
+    >>> resize_nearest(np.ones((4, 6), bool), 0.5).shape, resize_nearest(np.ones((3, 3), bool), 2.0).shape
+    ((2, 3), (6, 6))
+    """
     h, w = mask.shape
     out_h, out_w = max(1, int(np.ceil(h * factor - 1e-9))), max(1, int(np.ceil(w * factor - 1e-9)))
     small = cv2.resize(mask.astype(np.uint8), (out_w, out_h), interpolation=cv2.INTER_NEAREST_EXACT)
@@ -233,7 +382,38 @@ def resize_nearest(mask: np.ndarray, factor: float) -> np.ndarray:
 def resize_to_areas(masks: Sequence[np.ndarray], stats: ClusterStats, rng: np.random.Generator, *,
                     linear_area_ratio: bool = True, matched: bool = False) -> list[np.ndarray]:
     """`resizeMasks`: target area A* ~ Normal(mean, min(0.2·mean, std)) per mask (`matched`: resampled
-    from the cluster's areas); factor A*/A (Q8) or sqrt."""
+    from the cluster's areas); factor A*/A (Q8) or sqrt.
+
+    Parameters
+    ----------
+    masks : sequence of numpy.ndarray
+        Binary masks (non-empty).
+    stats : ClusterStats
+        Gives the target areas.
+    rng : numpy.random.Generator
+        The random stream.
+    linear_area_ratio : bool
+        Q8: True (faithful) applies A*/A as a linear factor, False sqrt(A*/A).
+    matched : bool
+        Draw the targets from the cluster's own areas.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The resized bool masks; masks that come out empty are dropped.
+
+    Examples
+    --------
+    >>> tiles = []
+    >>> for k in range(3):  # three 64×64 tiles of four square nuclei each
+    ...     tile = np.zeros((64, 64), np.int32)
+    ...     for i, (y, x) in enumerate([(4, 4), (4, 30), (30, 4), (30, 30)]):
+    ...         tile[y:y + 10 + k, x:x + 10] = i + 1
+    ...     tiles.append(tile)
+    >>> resized = resize_to_areas([np.ones((10, 10), bool)], cluster_statistics(tiles), np.random.default_rng(0))
+    >>> resized[0].shape  # Q8: each side scaled by A*/A (A* near 110 px²), not by sqrt(A*/A)
+    (12, 12)
+    """
     out = []
     targets = stats.target_areas(rng, len(masks), matched=matched)
     for mask, target in zip(masks, targets):
@@ -269,6 +449,26 @@ def random_outline(radius: float, rng: np.random.Generator, *, shape: tuple[floa
     8 control points on a circle, their angles jittered by shape[0]·(2π/8)·N(0,1) and radii by
     shape[1]·N(0,1) relative, times a random lobed modulation 1 + a·cos(mθ + φ) (m ∈ {2, 3},
     a ~ U(0, 0.1)); interpolated by a closed cubic spline.
+
+    Parameters
+    ----------
+    radius : float
+        Mean radius in pixels.
+    rng : numpy.random.Generator
+        The random stream.
+    shape : tuple of float
+        Relative jitter of (angles, radii).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 [64, 2] points (x, y).
+
+    Examples
+    --------
+    >>> outline = random_outline(6.0, np.random.default_rng(0))
+    >>> outline.shape, float(np.abs(outline).max().round(2))
+    ((64, 2), 6.2)
     """
     base = 2 * np.pi * np.arange(_N_CONTROL) / _N_CONTROL
     theta = base + shape[0] * (2 * np.pi / _N_CONTROL) * rng.normal(size=_N_CONTROL)
@@ -279,7 +479,23 @@ def random_outline(radius: float, rng: np.random.Generator, *, shape: tuple[floa
 
 
 def rasterise(outline: np.ndarray) -> np.ndarray:
-    """Filled binary mask (tight box) of a closed outline in pixel units."""
+    """Filled binary mask (tight box) of a closed outline in pixel units.
+
+    Parameters
+    ----------
+    outline : numpy.ndarray
+        [m, 2] polygon points (x, y), e.g. from `random_outline`.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool mask cut to its tight bounding box.
+
+    Examples
+    --------
+    >>> rasterise(np.array([[0, 0], [4, 0], [4, 3], [0, 3]], float)).shape  # x 0..4, y 0..3
+    (4, 5)
+    """
     pts = outline - outline.min(0) + 1.0
     w, h = (np.ceil(pts.max(0)) + 2).astype(int)
     canvas = np.zeros((h, w), np.uint8)
@@ -318,7 +534,45 @@ def simcep_shapes(count: int, stats: ClusterStats, rng: np.random.Generator, *, 
     """Up to `count` random shapes matching random cluster objects (docs/method.md §6.5.6; fewer after
     `max_rejections` consecutive rejections). `unstretched` = docs/method.md, quirk Q9 (see module doc).
 
-    Candidates are drawn and measured `batch` at a time, then accepted or rejected in order.
+    Candidates are drawn and measured `batch` at a time, then accepted or rejected in order. A candidate
+    is accepted when its circularity, eccentricity and solidity are within ±`tolerance` of a random
+    cluster object's, after stretching by that object's shape ratio and a random rotation.
+
+    Parameters
+    ----------
+    count : int
+        Shapes wanted.
+    stats : ClusterStats
+        The cluster's measurements.
+    rng : numpy.random.Generator
+        The random stream.
+    unstretched : bool
+        Q9: True (faithful) returns the un-stretched, un-rotated shape, False the accepted one.
+    tolerance : float
+        Relative tolerance (`SIMCEP_TOLERANCE`, 0.10).
+    max_rejections : int
+        Consecutive rejections after which it gives up (`SIMCEP_MAX_REJECTIONS`, 100).
+    batch : int
+        Candidates drawn per round.
+    matched : bool
+        Draw the areas from the cluster's own areas.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        At most `count` bool masks.
+
+    Examples
+    --------
+    >>> tiles = []
+    >>> for k in range(3):  # three 64×64 tiles of four square nuclei each
+    ...     tile = np.zeros((64, 64), np.int32)
+    ...     for i, (y, x) in enumerate([(4, 4), (4, 30), (30, 4), (30, 30)]):
+    ...         tile[y:y + 10 + k, x:x + 10] = i + 1
+    ...     tiles.append(tile)
+    >>> shapes = simcep_shapes(5, cluster_statistics(tiles), np.random.default_rng(0))
+    >>> len(shapes), shapes[0].dtype
+    (5, dtype('bool'))
     """
     ok = np.all(np.isfinite(stats.shape), axis=1)
     targets = stats.shape[ok]
@@ -353,6 +607,42 @@ def simcep_shapes(count: int, stats: ClusterStats, rng: np.random.Generator, *, 
 
 @dataclass(frozen=True)
 class SynthesisOptions:
+    """Settings of the mask synthesis of one cluster (the original's values by default).
+
+    Attributes
+    ----------
+    n_db_masks : int
+        Database nuclei fetched (`N_DB_MASKS`, 750); the candidate list has 2·n_db_masks slots.
+    min_area : int
+        Smallest cluster object measured (`MIN_AREA`, 35 px²).
+    image_size : tuple of int
+        Size of the synthetic label images (512, 512).
+    min_cells : int
+        Least nuclei per image (`MIN_CELLS`, 25).
+    touch_ratio : float
+        Share of deliberately touching placements (0.05).
+    keep_probability : float
+        Probability that a candidate takes part in one image (0.3).
+    linear_area_ratio : bool
+        Q8 faithful (True).
+    unstretched_simcep : bool
+        Q9 faithful (True).
+    n_cells : int or None
+        Fixed number of nuclei per image (None = drawn from the cluster).
+    gap : int or None
+        Fixed maximal gap (None = mean + 2·std of the cluster's distances).
+    match_cluster : bool
+        False = the original: areas ~ Normal(mean, ...) and as many nuclei as cover the canvas (dense
+        fields whatever the style's density). True: areas resampled from the cluster and its own nuclei
+        per area.
+
+    Examples
+    --------
+    >>> options = SynthesisOptions(image_size=(256, 256), match_cluster=True)
+    >>> options.n_db_masks, options.keep_probability
+    (750, 0.3)
+    """
+
     n_db_masks: int = N_DB_MASKS
     min_area: int = MIN_AREA
     image_size: tuple[int, int] = IMAGE_SIZE
@@ -370,7 +660,40 @@ class SynthesisOptions:
 
 def build_mask_array(db: MaskDB | None, stats: ClusterStats, rng: np.random.Generator,
                      options: SynthesisOptions = SynthesisOptions()) -> list[np.ndarray]:
-    """The ordered candidate list (`maskArray`, 2·n_db_masks slots): DB nuclei at even slots, SIMCEP rest."""
+    """The ordered candidate list (`maskArray`, 2·n_db_masks slots): DB nuclei at even slots, SIMCEP rest.
+
+    DB nuclei are the simple ones (`is_simple`) among the `fetch_close` results, hole-filled and resized
+    (`resize_to_areas`); unfilled slots are dropped.
+
+    Parameters
+    ----------
+    db : MaskDB or None
+        The nucleus-shape database (None: SIMCEP shapes only).
+    stats : ClusterStats
+        The cluster's measurements.
+    rng : numpy.random.Generator
+        The random stream.
+    options : SynthesisOptions
+        Gives n_db_masks, linear_area_ratio, unstretched_simcep and match_cluster.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        bool masks in slot order.
+
+    Examples
+    --------
+    >>> tiles = []
+    >>> for k in range(3):  # three 64×64 tiles of four square nuclei each
+    ...     tile = np.zeros((64, 64), np.int32)
+    ...     for i, (y, x) in enumerate([(4, 4), (4, 30), (30, 4), (30, 30)]):
+    ...         tile[y:y + 10 + k, x:x + 10] = i + 1
+    ...     tiles.append(tile)
+    >>> stats = cluster_statistics(tiles)
+    >>> masks = build_mask_array(None, stats, np.random.default_rng(0), SynthesisOptions(n_db_masks=4))
+    >>> len(masks)
+    8
+    """
     fetched = []
     if db is not None and len(db) and options.n_db_masks > 0:
         for i in fetch_close(db, stats, options.n_db_masks):
@@ -397,6 +720,26 @@ def build_mask_array(db: MaskDB | None, stats: ClusterStats, rng: np.random.Gene
 
 @dataclass
 class Placement:
+    """One synthetic label image and how its nuclei were placed.
+
+    Attributes
+    ----------
+    labels : numpy.ndarray
+        uint16 H×W, 1..n in placement order.
+    touching : list of bool
+        Per placed nucleus: rests on an earlier one.
+    modes : list of str
+        Per placed nucleus: "random" or "tetris".
+    full : bool
+        Stopped because nothing more fitted.
+
+    Examples
+    --------
+    >>> placement = tetris_image([np.ones((20, 20), bool)] * 10, 6, np.random.default_rng(0), size=(32, 32))
+    >>> int(placement.labels.max()), placement.full  # one 20×20 nucleus fills a 32×32 canvas
+    (1, True)
+    """
+
     labels: np.ndarray  # uint16 H×W, 1..n in placement order
     touching: list[bool] = field(default_factory=list)  # per placed nucleus: rests on an earlier one
     modes: list[str] = field(default_factory=list)  # "random" or "tetris"
@@ -503,7 +846,39 @@ def tetris_image(masks: Sequence[np.ndarray], n_cells: int, rng: np.random.Gener
                  size: tuple[int, int] = IMAGE_SIZE, touch_ratio: float = TOUCH_RATIO, gap: int = 10,
                  blocks=BLOCKS, tetris_ratios=TETRIS_RATIOS, random_tries: int = RANDOM_TRIES,
                  rotate_every: int = ROTATE_EVERY) -> Placement:
-    """Place binary `masks` in order until `n_cells` are placed or the canvas is full (module doc)."""
+    """Place binary `masks` in order until `n_cells` are placed or the canvas is full (module doc).
+
+    Parameters
+    ----------
+    masks : sequence of numpy.ndarray
+        Binary masks in placement order (empty ones are skipped).
+    n_cells : int
+        Nuclei to place.
+    rng : numpy.random.Generator
+        The random stream.
+    size : tuple of int
+        Canvas size; placement runs on a square of max(size), cut to `size` afterwards.
+    touch_ratio : float
+        Probability that a tetris placement rests directly on the pile.
+    gap : int
+        Largest random gap above the pile.
+    blocks, tetris_ratios : tuple
+        Sizes of the placement blocks and the share of tetris placements in each.
+    random_tries : int
+        Random positions tried before falling back to tetris (`RANDOM_TRIES`, 49).
+    rotate_every : int
+        Turn the canvas by 90° after this many masks (`ROTATE_EVERY`, 3).
+
+    Returns
+    -------
+    Placement
+
+    Examples
+    --------
+    >>> placement = tetris_image([np.ones((5, 5), bool)] * 10, 6, np.random.default_rng(0), size=(32, 32))
+    >>> placement.labels.shape, placement.labels.dtype, int(placement.labels.max()), placement.full
+    ((32, 32), dtype('uint16'), 6, False)
+    """
     s = max(size)
     canvas = _Canvas(s)
     modes = _modes(len(masks), blocks, tetris_ratios)
@@ -541,13 +916,70 @@ def tetris_image(masks: Sequence[np.ndarray], n_cells: int, rng: np.random.Gener
 
 
 def images_for_cluster(stats: ClusterStats, per_cluster: int = 20) -> int:
-    """20 images per cluster (or as asked), doubled when the mean nucleus radius exceeds 40 px."""
+    """20 images per cluster (or as asked), doubled when the mean nucleus radius exceeds 40 px.
+
+    Parameters
+    ----------
+    stats : ClusterStats
+        The cluster's measurements; the radius is sqrt(mean area / π).
+    per_cluster : int
+        Images for clusters of normal-sized nuclei (20).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> tiles = []
+    >>> for k in range(3):  # three 64×64 tiles of four square nuclei each
+    ...     tile = np.zeros((64, 64), np.int32)
+    ...     for i, (y, x) in enumerate([(4, 4), (4, 30), (30, 4), (30, 30)]):
+    ...         tile[y:y + 10 + k, x:x + 10] = i + 1
+    ...     tiles.append(tile)
+    >>> images_for_cluster(cluster_statistics(tiles))  # radius 5.9 px
+    20
+    """
     return per_cluster * (2 if np.sqrt(stats.mean_area / np.pi) > LARGE_RADIUS else 1)
 
 
 def synthesize(mask_array: Sequence[np.ndarray], stats: ClusterStats, rng: np.random.Generator,
                options: SynthesisOptions = SynthesisOptions()) -> Placement:
-    """One synthetic label image: subsample the candidates (p = 0.3) and place them (docs/method.md §6.5.9)."""
+    """One synthetic label image: subsample the candidates (p = 0.3) and place them (docs/method.md §6.5.9).
+
+    The number of nuclei is `options.n_cells`, or drawn from the cluster (`ClusterStats.n_cells`, or
+    `n_cells_matched` with `match_cluster`); the gap is `options.gap` or `stats.gap` capped at a fifth
+    of the image side.
+
+    Parameters
+    ----------
+    mask_array : sequence of numpy.ndarray
+        Candidates of `build_mask_array`.
+    stats : ClusterStats
+        The cluster's measurements.
+    rng : numpy.random.Generator
+        The random stream.
+    options : SynthesisOptions
+        The settings.
+
+    Returns
+    -------
+    Placement
+
+    Examples
+    --------
+    >>> tiles = []
+    >>> for k in range(3):  # three 64×64 tiles of four square nuclei each
+    ...     tile = np.zeros((64, 64), np.int32)
+    ...     for i, (y, x) in enumerate([(4, 4), (4, 30), (30, 4), (30, 30)]):
+    ...         tile[y:y + 10 + k, x:x + 10] = i + 1
+    ...     tiles.append(tile)
+    >>> stats, rng = cluster_statistics(tiles), np.random.default_rng(0)
+    >>> masks = build_mask_array(None, stats, rng, SynthesisOptions(n_db_masks=4))
+    >>> options = SynthesisOptions(image_size=(64, 64), n_cells=3, keep_probability=1.0)
+    >>> int(synthesize(masks, stats, rng, options).labels.max())
+    3
+    """
     keep = rng.random(len(mask_array)) < options.keep_probability
     subset = [m for m, k in zip(mask_array, keep) if k]
     if options.n_cells is not None:
@@ -563,7 +995,46 @@ def synthesize(mask_array: Sequence[np.ndarray], stats: ClusterStats, rng: np.ra
 def generate_cluster_masks(db: MaskDB | None, label_tiles: Sequence[np.ndarray], n_images: int, *, seed: int = SEED,
                            options: SynthesisOptions = SynthesisOptions(),
                            progress: Callable | None = None) -> tuple[list[np.ndarray], ClusterStats]:
-    """All synthetic label images of one cluster (deterministic under `seed`)."""
+    """All synthetic label images of one cluster (deterministic under `seed`).
+
+    `cluster_statistics`, `build_mask_array` once, then `synthesize` per image. ValueError when the
+    cluster has no nucleus or no candidate shape is found.
+
+    Parameters
+    ----------
+    db : MaskDB or None
+        The nucleus-shape database (None: SIMCEP shapes only).
+    label_tiles : sequence of numpy.ndarray
+        The cluster's (presegmented) label tiles.
+    n_images : int
+        Images to make (e.g. `images_for_cluster(stats)`).
+    seed : int
+        Seed of the one generator (`SEED`).
+    options : SynthesisOptions
+        The settings.
+    progress : callable, optional
+        Called without arguments after each image.
+
+    Returns
+    -------
+    images : list of numpy.ndarray
+        uint16 label images of `options.image_size`.
+    stats : ClusterStats
+        The cluster's measurements.
+
+    Examples
+    --------
+    >>> tiles = []
+    >>> for k in range(3):  # three 64×64 tiles of four square nuclei each
+    ...     tile = np.zeros((64, 64), np.int32)
+    ...     for i, (y, x) in enumerate([(4, 4), (4, 30), (30, 4), (30, 30)]):
+    ...         tile[y:y + 10 + k, x:x + 10] = i + 1
+    ...     tiles.append(tile)
+    >>> options = SynthesisOptions(n_db_masks=4, image_size=(64, 64))
+    >>> images, stats = generate_cluster_masks(None, tiles, 2, options=options)
+    >>> len(images), images[0].shape, images[0].dtype
+    (2, (64, 64), dtype('uint16'))
+    """
     rng = np.random.default_rng(seed)
     stats = cluster_statistics(label_tiles, options.min_area, options.image_size)
     array = build_mask_array(db, stats, rng, options)
