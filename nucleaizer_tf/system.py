@@ -34,7 +34,25 @@ _THREAD_VARIABLES = (
 
 
 def package_versions() -> dict[str, str]:
-    """Installed versions of the packages that determine results ('not installed' where absent)."""
+    """Installed versions of the packages that determine results ('not installed' where absent).
+
+    Returns
+    -------
+    dict of str to str
+        ``"nucleaizer-tf"`` (this package's ``__version__``) and ``"python"`` first, then TensorFlow,
+        Keras, NumPy, SciPy, scikit-image, scikit-learn, opencv-python-headless, tifffile, imagecodecs,
+        h5py, Pillow and Typer by their distribution names, each its installed version or
+        ``"not installed"``.
+
+    Examples
+    --------
+    >>> import platform
+    >>> versions = package_versions()
+    >>> list(versions)[:3]
+    ['nucleaizer-tf', 'python', 'tensorflow']
+    >>> versions["python"] == platform.python_version()
+    True
+    """
     from nucleaizer_tf import __version__
 
     versions = {"nucleaizer-tf": __version__, "python": platform.python_version()}
@@ -47,7 +65,28 @@ def package_versions() -> dict[str, str]:
 
 
 def environment_report() -> dict:
-    """Versions, devices and threading as a JSON-ready dict (imports TensorFlow, so a few seconds)."""
+    """Versions, devices and threading as a JSON-ready dict (imports TensorFlow, so a few seconds).
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (unless already set) before importing TensorFlow, to keep its log
+    quiet.
+
+    Returns
+    -------
+    dict
+        ``versions`` (`package_versions`), ``platform``, ``executable`` (the Python interpreter),
+        ``cpu_count``, ``devices`` (name and type of every physical device TensorFlow sees), ``gpus`` (the
+        details TensorFlow reports per GPU, as strings), ``built_with_cuda``, ``threads`` (TensorFlow's
+        intra-op and inter-op thread counts; 0 = TensorFlow decides) and ``environment`` (those of
+        TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS, OMP_NUM_THREADS, TF_ENABLE_ONEDNN_OPTS and
+        CUDA_VISIBLE_DEVICES that are set).
+
+    Examples
+    --------
+    >>> import json
+    >>> report = environment_report()                        # doctest: +SKIP
+    >>> print(json.dumps(report["threads"]))                 # doctest: +SKIP
+    {"intra_op": 0, "inter_op": 0}
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
