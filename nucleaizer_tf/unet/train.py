@@ -34,11 +34,35 @@ WEIGHTS_SUFFIX = ".weights.h5"  # Keras 3 refuses other names for `save_weights`
 
 
 def soft_jaccard_loss(y_true, y_pred):
-    """The original U-Net loss (docs/method.md §6.10): −(Σ x·y + 1e−40) / (Σ (x + y − x·y) + 1e−40) over the whole batch.
+    """The original U-Net loss (docs/method.md §6.10), soft Jaccard over the whole batch.
 
+    −(Σ x·y + 1e−40) / (Σ (x + y − x·y) + 1e−40), each sum over every element of the batch.
     `y_pred` = x (the network output), `y_true` = y (the soft target). The sums are taken in float32 and
     the ratio in float64, because 1e−40 is below float32's normal range (a CPU that flushes denormals
     would turn an all-zero batch into 0/0); two empty maps give −1, as the formula says.
+
+    Parameters
+    ----------
+    y_true : tf.Tensor or array_like
+        The soft target y, values in [0, 1], any shape (e.g. (batch, H, W, 1)).
+    y_pred : tf.Tensor or array_like
+        The network output x, the same shape.
+
+    Returns
+    -------
+    tf.Tensor
+        float32 scalar in [−1, 0]: −1 for a perfect match, near 0 for no overlap. One value for the
+        whole batch, not a mean of per-image values.
+
+    Examples
+    --------
+    >>> target = np.array([[1.0, 0.0]], np.float32)
+    >>> float(soft_jaccard_loss(target, target))
+    -1.0
+    >>> round(float(soft_jaccard_loss(target, np.array([[0.5, 0.5]], np.float32))), 4)
+    -0.3333
+    >>> float(soft_jaccard_loss(np.zeros((1, 2), np.float32), np.zeros((1, 2), np.float32)))
+    -1.0
     """
     x = tf.cast(y_pred, tf.float32)
     y = tf.cast(y_true, tf.float32)
@@ -52,29 +76,76 @@ def soft_jaccard_loss(y_true, y_pred):
 class TrainConfig:
     """Everything about a training run except the model, the data, the target and the loss.
 
-    Defaults are the original U-Net training (docs/method.md §6.10) except where noted.
+    Defaults are the original U-Net training (docs/method.md §6.10) except where noted. The config is
+    frozen; derive variants with `dataclasses.replace`.
 
-    * epochs, batch_size, crop_size, learning_rate: 100, 12, 256, 1e-3 (Adam, betas 0.9/0.999, eps 1e-8).
-    * lr_milestones / lr_gamma: multiply the rate by `lr_gamma` at each epoch index listed (0-based
-      epoch counts: (50, 70, 90) is the original's intent). Default () keeps 1e-3 throughout, which is
-      what the original actually did (its scheduler quirk).
-    * steps_per_epoch: None = one pass over the training items per epoch, one random crop each (the
-      original); n = n batches from an endless stream (for small sets of large images).
-    * augment / val_augment: `Augment` for training / validation examples. The original applied the
-      same random transform to its validation images; the default here is no augmentation, and
-      `val_fixed` (default True) makes every epoch's validation see the very same crops, so the
-      validation loss compares epochs rather than random draws.
-    * val_crop_size: "same" = crop_size; None = whole validation images (then val_batch_size 1 unless
-      they share a size).
-    * pad_mode / image_mode: passed to `make_dataset` (padding of images smaller than the crop,
-      `to_rgb8` conversion for file items).
-    * early_stopping_patience: stop after this many epochs without a validation improvement larger
-      than `min_delta` (None = never).
-    * checkpoint_path: where the best weights go (a `*.weights.h5` path), rewritten atomically at each
-      improvement; None = keep them in memory only. `restore_best` loads the best weights into the
-      model at the end.
-    * seed: the data stream's seed (crops, flips, jitter, shuffling). Weight initialisation is the
-      caller's: seed it (`keras.utils.set_random_seed`) before building the model.
+    Parameters
+    ----------
+    epochs : int
+        Number of epochs (default 100, at least 1).
+    batch_size : int
+        Training batch size (default 12, at least 1).
+    crop_size : int or tuple of int or None
+        Side (or (height, width)) of the random training crops (default 256); None = whole images.
+    learning_rate : float
+        Adam's initial learning rate (default 1e-3; betas 0.9/0.999).
+    adam_epsilon : float
+        Adam's epsilon (default 1e-8).
+    lr_milestones, lr_gamma : tuple of int, float
+        Multiply the rate by `lr_gamma` (default 0.1) at each epoch index listed (0-based epoch counts:
+        (50, 70, 90) is the original's intent; the rate of milestone 50 applies from the 51st epoch,
+        `EpochRecord` number 51). Default () keeps 1e-3 throughout, which is what the original actually
+        did (its scheduler quirk, quirk Q7).
+    steps_per_epoch : int or None
+        None (default) = one pass over the training items per epoch, one random crop each (the
+        original); n = n batches from an endless stream (for small sets of large images).
+    augment, val_augment : Augment
+        `Augment` for training / validation examples (defaults `Augment.unet()`, the original's
+        horizontal flip and colour jitter 0.2, and `Augment.none()`). The original applied the same
+        random transform to its validation images; the default here is no augmentation.
+    val_crop_size : int or tuple of int or None or "same"
+        ``"same"`` (default) = `crop_size`; None = whole validation images (then `val_batch_size` 1
+        unless they share a size).
+    val_batch_size : int
+        Validation batch size (default 1, at least 1).
+    val_fixed : bool
+        True (default) makes every epoch's validation see the very same crops, so the validation loss
+        compares epochs rather than random draws.
+    pad_mode, image_mode : str
+        Passed to `make_dataset` (padding of images smaller than the crop, default ``"constant"``;
+        `to_rgb8` conversion for file items, default ``"nucleaizer"``).
+    early_stopping_patience : int or None
+        Stop after this many epochs without a validation improvement larger than `min_delta` (None,
+        the default = never).
+    min_delta : float
+        The smallest change of the monitored loss that counts as an improvement (default 0.0).
+    checkpoint_path : str or os.PathLike or None
+        Where the best weights go (a `*.weights.h5` path, as Keras 3 requires), rewritten atomically at
+        each improvement; None (default) = keep them in memory only.
+    restore_best : bool
+        Load the best weights into the model at the end (default True).
+    seed : int
+        The data stream's seed (crops, flips, jitter, shuffling; default 0; validation uses seed + 1).
+        Weight initialisation is the caller's: seed it (`keras.utils.set_random_seed`) before building
+        the model.
+
+    Raises
+    ------
+    ValueError
+        For `epochs`, `batch_size` or `val_batch_size` below 1, `steps_per_epoch` below 1, or a
+        `checkpoint_path` that does not end with ``.weights.h5``.
+
+    Examples
+    --------
+    >>> config = TrainConfig(epochs=2, crop_size=128, lr_milestones=(1,))
+    >>> config.batch_size, config.learning_rate, config.val_crop_size
+    (12, 0.001, 'same')
+    >>> config.to_dict()["augment"]["flip_h"]
+    True
+    >>> TrainConfig(checkpoint_path="best.h5")
+    Traceback (most recent call last):
+    ...
+    ValueError: checkpoint_path must end with '.weights.h5' (Keras 3), got best.h5
     """
 
     epochs: int = 100
@@ -107,7 +178,18 @@ class TrainConfig:
             raise ValueError(f"checkpoint_path must end with {WEIGHTS_SUFFIX!r} (Keras 3), got {self.checkpoint_path}")
 
     def to_dict(self) -> dict:
-        """JSON-ready description (for a model manifest or a run log)."""
+        """JSON-ready description (for a model manifest or a run log).
+
+        Returns
+        -------
+        dict
+            Every field by name; the two `Augment` fields as dicts, `checkpoint_path` as a string.
+
+        Examples
+        --------
+        >>> TrainConfig(checkpoint_path=Path("best.weights.h5")).to_dict()["checkpoint_path"]
+        'best.weights.h5'
+        """
         out = asdict(self)
         for key in ("augment", "val_augment"):
             out[key] = asdict(getattr(self, key))
@@ -119,6 +201,24 @@ class TrainConfig:
 def save_weights_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
     """`model.save_weights(path)` through `io.atomic_path` (a temporary file in the same folder, then a
     rename), so readers only ever see the previous complete file or the new complete file.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The model whose weights are written.
+    path : str or os.PathLike
+        The weight file; its name must end with ``.weights.h5`` (Keras 3). Its folder is created if
+        needed; an existing file is replaced.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+
+    Raises
+    ------
+    ValueError
+        When the file name does not end with ``.weights.h5``.
 
     Examples
     --------
@@ -171,6 +271,8 @@ def train_unet(
     on_epoch
         Called with every finished epoch's `EpochRecord` (already in the history; the hook may fill in
         `val_dsb`); returning True stops training.
+    name
+        The name of the progress stage (default ``"training"``).
 
     Returns
     -------
