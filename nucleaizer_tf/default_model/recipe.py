@@ -56,7 +56,42 @@ BATCH = 16
 
 def size_normalised(image, labels, *, jitter: Sequence[float] = SCALE_JITTER, diameter: float = TRAINED_DIAMETER):
     """Copies of (image, labels) rescaled so the GT median nucleus diameter becomes diameter·j for each j.
-    The image is stretched to uint8 RGB first; labels are resized with nearest-neighbour sampling."""
+
+    The image is stretched to uint8 RGB first (`stretch_rgb8`) and resized with `resize_image` (area
+    averaging when shrinking, bilinear when enlarging); labels are resized with nearest-neighbour
+    sampling (`nucleaizer_tf.labels.resize_labels`). The median is the equivalent diameter
+    sqrt(4·area/π) of the objects present (`median_diameter`).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Grey or RGB(A) image of any dtype.
+    labels : numpy.ndarray
+        Its (H, W) integer ground-truth label image (0 = background).
+    jitter : sequence of float, optional
+        The scale factors j (default `SCALE_JITTER`, 0.8–1.25); one copy per factor.
+    diameter : float, optional
+        The target median diameter in pixels (default `TRAINED_DIAMETER`, 20).
+
+    Returns
+    -------
+    list of tuple of numpy.ndarray
+        ``(uint8 H'×W'×3 image, int32 H'×W' labels)`` per factor, in the order of `jitter`. A label image
+        without any object gives a single copy at the original size.
+
+    Examples
+    --------
+    Two 10 × 10 nuclei (median diameter 11.3 px), brought to 20 px and to 20 · 1.25 = 25 px:
+
+    >>> labels = np.zeros((60, 80), np.int32)
+    >>> labels[10:20, 10:20] = 1
+    >>> labels[30:40, 40:50] = 2
+    >>> image = (labels > 0).astype(np.uint16) * 1000
+    >>> [(img.shape, lab.shape) for img, lab in size_normalised(image, labels, jitter=(1.0, 1.25))]
+    [((106, 142, 3), (106, 142)), ((133, 177, 3), (133, 177))]
+    >>> len(size_normalised(image, np.zeros_like(labels)))  # no nucleus: one unscaled copy
+    1
+    """
     rgb8 = stretch_rgb8(image)
     labels = np.asarray(labels).astype(np.int32)
     d = median_diameter(labels)
@@ -77,7 +112,35 @@ def _tinted(rgb8: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def synthetic_items(count: int, *, seed: int = 0, diameter: float = TRAINED_DIAMETER) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`count` synthetic (image, labels) pairs, alternating styles, varied density, size and noise."""
+    """`count` synthetic (image, labels) pairs, alternating styles, varied density, size and noise.
+
+    Made with `nucleaizer_tf.synthetic.synthetic_nuclei`: fluorescence and bright-field in turn (the
+    first is fluorescence), each image 160–256 pixels high and wide, nucleus diameter `diameter` × a
+    factor in 0.8–1.25, nuclei covering nominally 10–45 % of the image, noise 0.02–0.1; about 30 % of
+    the images are turned grey. Images go through `stretch_rgb8`, as at inference.
+
+    Parameters
+    ----------
+    count : int
+        Number of pairs.
+    seed : int, optional
+        Seed of every random choice (default 0); the same seed gives the same pairs.
+    diameter : float, optional
+        The nominal nucleus diameter in pixels (default `TRAINED_DIAMETER`, 20).
+
+    Returns
+    -------
+    list of tuple of numpy.ndarray
+        ``(uint8 H×W×3 image, int32 H×W labels)`` pairs.
+
+    Examples
+    --------
+    >>> items = synthetic_items(2, seed=0)
+    >>> [(image.dtype.name, labels.dtype.name) for image, labels in items]
+    [('uint8', 'int32'), ('uint8', 'int32')]
+    >>> all(160 <= side <= 256 for image, _ in items for side in image.shape[:2])
+    True
+    """
     from nucleaizer_tf.synthetic import synthetic_nuclei
 
     rng = np.random.default_rng(seed)
@@ -97,7 +160,40 @@ def synthetic_items(count: int, *, seed: int = 0, diameter: float = TRAINED_DIAM
 
 
 def training_items(real: Sequence[tuple[np.ndarray, np.ndarray]], *, n_synthetic: int = 40, seed: int = 0):
-    """(train items, validation items) of the recipe from real (image any dtype, labels) pairs."""
+    """(train items, validation items) of the recipe from real (image any dtype, labels) pairs.
+
+    Training: every real pair at each scale of `SCALE_JITTER` (`size_normalised`), plus, for a grey
+    image, tinted copies (a random colour) of every second of those scales (0.8, 1.0 and 1.25), plus
+    `n_synthetic` images of `synthetic_items` (seed ``seed + 1``). Validation: every real pair once, at
+    the nominal scale (no jitter, no augmentation).
+
+    Parameters
+    ----------
+    real : sequence of tuple of numpy.ndarray
+        ``(image, labels)`` pairs; images of any dtype, grey or RGB(A).
+    n_synthetic : int, optional
+        Number of synthetic images added to the training items (default 40).
+    seed : int, optional
+        Seed of the tints and of the synthetic images (default 0).
+
+    Returns
+    -------
+    train : list of tuple of numpy.ndarray
+        ``(uint8 H×W×3 image, int32 labels)`` training items.
+    validation : list of tuple of numpy.ndarray
+        One such item per real pair.
+
+    Examples
+    --------
+    A grey image gives five scaled copies and three tinted ones:
+
+    >>> labels = np.zeros((60, 80), np.int32)
+    >>> labels[10:20, 10:20] = 1
+    >>> image = (labels > 0).astype(np.uint16) * 1000
+    >>> train, val = training_items([(image, labels)], n_synthetic=0)
+    >>> len(train), len(val)
+    (8, 1)
+    """
     rng = np.random.default_rng(seed)
     train, val = [], []
     for image, labels in real:
@@ -112,6 +208,35 @@ def training_items(real: Sequence[tuple[np.ndarray, np.ndarray]], *, n_synthetic
 
 
 def train_config(*, epochs: int = 30, steps_per_epoch: int = 40, seed: int = 0, checkpoint_path=None):
+    """The recipe's `TrainConfig` for `train_unet`.
+
+    128² crops (`CROP`), batch 16 (`BATCH`), flips, 90° rotations and colour jitter 0.2 (hue 0.1),
+    Adam 1e-3 with ×0.3 steps at 60 % and 85 % of the epochs (milestones ``int(0.6 · epochs)`` and
+    ``int(0.85 · epochs)``, 0-based epoch indices as `TrainConfig.lr_milestones`), whole validation
+    images one at a time (``val_crop_size=None``), reflect padding of images smaller than the crop.
+
+    Parameters
+    ----------
+    epochs : int, optional
+        Number of epochs (default 30).
+    steps_per_epoch : int, optional
+        Batches per epoch, drawn from an endless stream (default 40).
+    seed : int, optional
+        The data stream's seed (default 0).
+    checkpoint_path : str or os.PathLike, optional
+        Where the best weights are written (a ``*.weights.h5`` path); None (default) keeps them in memory.
+
+    Returns
+    -------
+    TrainConfig
+        The configuration.
+
+    Examples
+    --------
+    >>> config = train_config(epochs=10)
+    >>> config.batch_size, config.crop_size, config.steps_per_epoch, config.lr_milestones, config.lr_gamma
+    (16, 128, 40, (6, 8), 0.3)
+    """
     from nucleaizer_tf.data import Augment
     from nucleaizer_tf.unet.train import TrainConfig
 
@@ -133,6 +258,38 @@ def train_config(*, epochs: int = 30, steps_per_epoch: int = 40, seed: int = 0, 
 
 
 def manifest_for(*, weights_file: str, sha256: str, config, history, data: dict) -> dict:
+    """The `manifest.json` content of a default model trained with the recipe.
+
+    Parameters
+    ----------
+    weights_file : str
+        The weight file's name, relative to the model folder.
+    sha256 : str
+        Its SHA-256 hex digest.
+    config : TrainConfig
+        The training configuration (kept as `TrainConfig.to_dict`).
+    history : TrainHistory
+        The run's history: its best epoch, best monitored value (stored as ``best_val_loss``), number of
+        epochs and total seconds are kept.
+    data : dict
+        JSON-ready description of the training data, kept as it is.
+
+    Returns
+    -------
+    dict
+        Format ``"nucleaizer-tf/default-model"`` version 1: the name, weight file and digest,
+        `ARCHITECTURE`, `TRAINED_DIAMETER`, the target classes (background, interior, boundary) with
+        `BOUNDARY_WIDTH` and `CLASS_WEIGHTS`, `INSTANCE`, the input conversion, the training record and
+        the licence.
+
+    Examples
+    --------
+    >>> from nucleaizer_tf.train_history import TrainHistory
+    >>> manifest = manifest_for(weights_file="default.weights.h5", sha256="0" * 64, config=train_config(),
+    ...                         history=TrainHistory(monitor="val_loss"), data={"images": 10})
+    >>> manifest["format"], manifest["trained_diameter"], manifest["training"]["epochs_run"]
+    ('nucleaizer-tf/default-model', 20.0, 0)
+    """
     return {
         "format": "nucleaizer-tf/default-model",
         "format_version": 1,
@@ -170,9 +327,45 @@ def train_default_model(
     reporter: Reporter = SILENT,
     on_epoch: Callable[[EpochRecord], bool | None] | None = None,
 ):
-    """Train the default network on real (image, labels) pairs with the recipe; returns
-    (DefaultModel, TrainHistory, TrainConfig). The model's manifest lacks the weight file fields.
-    `reporter` and `on_epoch` are passed to `train_unet`."""
+    """Train the default network on real (image, labels) pairs with the recipe.
+
+    Seeds Keras (`keras.utils.set_random_seed(seed)`), builds the items (`training_items`) and a fresh
+    `ARCHITECTURE` network, and trains it with `train_config` and the class-weighted cross-entropy on
+    background / interior / boundary targets. The model's manifest lacks the weight file fields.
+    `reporter` and `on_epoch` are passed to `train_unet`.
+
+    Parameters
+    ----------
+    real : sequence of tuple of numpy.ndarray
+        ``(image, labels)`` pairs; images of any dtype.
+    epochs, steps_per_epoch : int, optional
+        Length of the run (defaults 30 epochs of 40 batches).
+    n_synthetic : int, optional
+        Synthetic images added to the training items (default 40).
+    seed : int, optional
+        Seed of the weights, the items and the data stream (default 0).
+    checkpoint_path : str or os.PathLike, optional
+        Where the best weights are written during the run (``*.weights.h5``); None (default) = in memory.
+    reporter : Reporter, optional
+        Progress: one stage, ``"training the default model"``, one step per batch.
+    on_epoch : callable, optional
+        Called with every finished epoch's `EpochRecord`; returning True stops training.
+
+    Returns
+    -------
+    model : DefaultModel
+        The trained model, with the best-validation weights; its manifest holds the architecture, the
+        trained diameter and `INSTANCE` only.
+    history : TrainHistory
+        Monitor ``"val_loss"``; epochs counted from 1.
+    config : TrainConfig
+        The configuration used.
+
+    Examples
+    --------
+    >>> model, history, config = train_default_model([(image, labels)], epochs=2)  # doctest: +SKIP
+    >>> history.best_epoch                                                        # doctest: +SKIP
+    """
     import keras
 
     from nucleaizer_tf.unet.train import train_unet
@@ -192,8 +385,7 @@ def fine_tune(model: DefaultModel, pairs: Sequence[tuple[np.ndarray, np.ndarray]
               steps_per_epoch: int = 20, learning_rate: float = 3e-4, jitter: Sequence[float] = (0.9, 1.0, 1.12),
               val_pairs: Sequence[tuple[np.ndarray, np.ndarray]] = (), seed: int = 0,
               reporter: Reporter = SILENT, on_epoch: Callable[[EpochRecord], bool | None] | None = None):
-    """Train `model`'s network further on (image, labels) pairs, in place; returns (model, TrainHistory,
-    TrainConfig).
+    """Train `model`'s network further on (image, labels) pairs, in place; returns (model, TrainHistory, TrainConfig).
 
     Each pair is size-normalised as the recipe's training data (`size_normalised`: nuclei brought to
     the trained diameter × each of `jitter`), then trained with the recipe's crops, batch, augmentation
@@ -201,9 +393,44 @@ def fine_tune(model: DefaultModel, pairs: Sequence[tuple[np.ndarray, np.ndarray]
     `val_pairs` the best-validation weights are kept; without, the best training-loss weights.
     `reporter` and `on_epoch` are passed to `train_unet`.
 
+    Parameters
+    ----------
+    model : DefaultModel
+        The model to train further (e.g. `DefaultModel.load()`, the shipped one); changed in place.
+    pairs : sequence of tuple of numpy.ndarray
+        Training ``(image, labels)`` pairs, at least one; images of any dtype.
+    epochs, steps_per_epoch : int, optional
+        Length of the run (defaults 10 epochs of 20 batches).
+    learning_rate : float, optional
+        Adam's initial learning rate (default 3e-4).
+    jitter : sequence of float, optional
+        Scale factors of the training copies (default (0.9, 1.0, 1.12)).
+    val_pairs : sequence of tuple of numpy.ndarray, optional
+        Validation pairs, used at the nominal scale (default none).
+    seed : int, optional
+        Seed of Keras and of the data stream (default 0).
+    reporter : Reporter, optional
+        Progress: one stage, ``"fine-tuning"``, one step per batch.
+    on_epoch : callable, optional
+        Called with every finished epoch's `EpochRecord`; returning True stops training.
+
+    Returns
+    -------
+    model : DefaultModel
+        `model` itself, with the best weights restored.
+    history : TrainHistory
+        Monitor ``"val_loss"`` with `val_pairs`, else ``"loss"``; epochs counted from 1.
+    config : TrainConfig
+        The configuration used (`train_config` with `learning_rate`; no checkpoint file).
+
+    Raises
+    ------
+    ValueError
+        When `pairs` is empty.
+
     Examples
     --------
-    >>> model = DefaultModel.load()
+    >>> model = DefaultModel.load()                                           # doctest: +SKIP
     >>> model, history, config = fine_tune(model, [(image, labels)], epochs=2)  # doctest: +SKIP
     """
     import keras
