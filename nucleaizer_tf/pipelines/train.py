@@ -61,8 +61,42 @@ def resolve_validation(pairs: Sequence[Pair], validation, *, seed: int = 0) -> t
     None: no validation. A folder with images/ and masks/: those pairs. A file: a stem list as the
     original's validation.txt (one stem per line; those pairs leave the training set). With a folder or a
     list, training pairs derived from a validation image (stem + `_`/`-`/`.` + anything, e.g. augmented
-    copies) are left out too, as the original's carve-out deleted them. A number in (0, 1), or a string
-    of one: that fraction, drawn with `seed`.
+    copies) are left out too, as the original's carve-out deleted them (docs/method.md §6.9). A number in
+    (0, 1), or a string of one: that fraction, drawn with `seed` (`nucleaizer_tf.data.split_pairs`;
+    derived pairs are not looked for then).
+
+    Parameters
+    ----------
+    pairs : sequence of Pair
+        The training folder's pairs (e.g. from `pair_folders`).
+    validation : None, str, os.PathLike or float
+        The spec above; ``""`` counts as None.
+    seed : int, optional
+        Seed of the random draw of a fraction (default 0).
+
+    Returns
+    -------
+    train : list of Pair
+        The training pairs, in input order.
+    validation : list of Pair
+        The validation pairs: from the folder, or taken out of `pairs`.
+
+    Raises
+    ------
+    NucleaizerError
+        When `validation` is neither a folder (with images/ and masks/), a stem-list file nor a number.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> pairs = [Pair(s, Path(f"images/{s}.png"), Path(f"masks/{s}.png")) for s in ("a", "a_aug1", "b", "c", "d")]
+    >>> [[p.stem for p in part] for part in resolve_validation(pairs, None)]
+    [['a', 'a_aug1', 'b', 'c', 'd'], []]
+    >>> [[p.stem for p in part] for part in resolve_validation(pairs, "0.4")]
+    [['a', 'a_aug1', 'b'], ['c', 'd']]
+    >>> train, val = resolve_validation(pairs, "validation.txt")  # a stem list, e.g. "a"  # doctest: +SKIP
+    >>> [p.stem for p in train]                                   # a_aug1 left out too   # doctest: +SKIP
+    ['b', 'c', 'd']
     """
     pairs = list(pairs)
     if validation is None or validation == "":
@@ -85,8 +119,35 @@ def resolve_validation(pairs: Sequence[Pair], validation, *, seed: int = 0) -> t
 
 
 def with_extra_data(train: list[Pair], val: list[Pair], extra_data: Sequence[str | os.PathLike] = ()) -> list[Pair]:
-    """Training pairs plus those of each extra folder (images/ + masks/, e.g. `style-transfer`'s
-    OUT/train); extra pairs derived from a validation image are left out, as for the main folder."""
+    """Training pairs plus those of each extra folder (images/ + masks/, e.g. `style-transfer`'s OUT/train).
+
+    Extra pairs derived from a validation image (or of the same stem) are left out, as for the main folder.
+
+    Parameters
+    ----------
+    train, val : list of Pair
+        The training and validation pairs (`resolve_validation`); `train` is kept as it is.
+    extra_data : sequence of str or os.PathLike, optional
+        Folders with images/ and masks/ sub-folders (default none).
+
+    Returns
+    -------
+    list of Pair
+        `train` followed by the extra folders' pairs, folder by folder.
+
+    Raises
+    ------
+    NucleaizerError
+        When an extra folder lacks images/ or masks/.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> pairs = [Pair(s, Path(f"images/{s}.png"), Path(f"masks/{s}.png")) for s in ("a", "b")]
+    >>> [p.stem for p in with_extra_data(pairs[1:], pairs[:1])]
+    ['b']
+    >>> train = with_extra_data(pairs[1:], pairs[:1], ["style_out/train"])  # doctest: +SKIP
+    """
     extra = [pair for folder in extra_data for pair in _folder_pairs(Path(folder), "extra training")]
     return list(train) + _drop_derivatives(extra, val)
 
@@ -103,9 +164,44 @@ def _drop_derivatives(train: list[Pair], val: list[Pair]) -> list[Pair]:
 
 
 def original_split(pairs: Sequence[Pair], ratio: float, seed: str | None) -> tuple[list[Pair], list[Pair]]:
-    """FinalModel/train.py's split (docs/method.md, quirk Q17): `random.Random(seed).random() > ratio` → training, in file
-    order (sorted here; the original used the directory listing); an empty validation set gets the first
-    training pair, so with the shipped ratio 0.0 "validation" is one training image."""
+    """FinalModel/train.py's split (docs/method.md, quirk Q17): `random.Random(seed).random() > ratio` → training.
+
+    One draw per pair, in file order (sorted here; the original used the directory listing); an empty
+    validation set gets the first training pair, so with the shipped ratio 0.0 "validation" is one
+    training image. Derived pairs (augmented copies) are not left out.
+
+    Parameters
+    ----------
+    pairs : sequence of Pair
+        The pairs, in file order.
+    ratio : float
+        train.json's `train_to_val_ratio`: the chance of a pair going to validation.
+    seed : str or None
+        train.json's `train_to_val_seed` (a string, as the JSON holds it; ``random.Random`` seeds with
+        the string itself).
+
+    Returns
+    -------
+    train : list of Pair
+        The training pairs, in input order.
+    validation : list of Pair
+        The validation pairs, in input order (at least one: the first training pair when none drew).
+
+    Raises
+    ------
+    NucleaizerError
+        When no pair is left for training.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> pairs = [Pair(s, Path(f"images/{s}.png"), Path(f"masks/{s}.png")) for s in ("a", "b", "c")]
+    >>> train, val = original_split(pairs, 0.0, "0")  # the shipped train.json
+    >>> [p.stem for p in train], [p.stem for p in val]
+    (['a', 'b', 'c'], ['a'])
+    >>> [[p.stem for p in part] for part in original_split(pairs, 0.5, "0")]
+    [['b'], ['a', 'c']]
+    """
     rnd = random.Random(seed)
     train, val = [], []
     for p in pairs:
@@ -126,6 +222,49 @@ class RunSummary:
 
     `epochs` holds every trained epoch as `EpochRecord.to_dict()` (epochs counted from 1; `member`
     names the ensemble member), `best_epoch` / `best_val` the best by `val_metric`.
+
+    Parameters
+    ----------
+    kind : str
+        ``"maskrcnn"``, ``"unet"``, ``"ensemble"`` or ``"default"``.
+    out_dir : str
+        The output folder.
+    n_train, n_val : int
+        Number of training (extra data included) and validation images.
+    epochs : list of dict
+        Every epoch trained in this run (and, for Mask R-CNN, those kept from a resumed run), as
+        `EpochRecord.to_dict()`.
+    best_epoch, best_val : int or float or None
+        The best epoch (counted from 1) and its `val_metric` value; None without a monitored value.
+    val_metric : str or None
+        What `best_val` is: ``"dsb"`` (the validation DSB 2018 score: Mask R-CNN, U-Net members with
+        `val_dsb`), the default model's monitor (``"val_loss"`` or ``"loss"``), or None.
+    stopped_early : bool
+        True when early stopping ended a run (any member, for an ensemble).
+    resumed_from : int or None
+        Mask R-CNN: the last epoch already done; ensembles: the number of members already finished.
+    seconds : float
+        Wall time of the whole call.
+    seconds_per_step : float or None
+        Median time per training step over the epochs.
+    outputs : list of str
+        The files written (weights, manifest, `summary.json`).
+    settings : dict
+        The settings the run used, JSON-ready.
+    members : list of dict
+        Ensembles: name, sigma, best epoch, monitor, best value and early stop of each member trained.
+
+    Examples
+    --------
+    >>> summary = RunSummary(kind="unet", out_dir="run", n_train=4, n_val=1, seconds=12.5, seconds_per_step=0.25,
+    ...                      epochs=[{"epoch": 1, "losses": {"loss": -0.61}, "seconds_per_step": 0.25,
+    ...                               "val_dsb": 0.42, "member": "UNet_sigma0.0_1"}],
+    ...                      best_epoch=1, best_val=0.42, val_metric="dsb", outputs=["run/summary.json"])
+    >>> print("\\n".join(summary.lines()))
+    unet: 4 training / 1 validation images, 1 epochs in 12.5 s (0.250 s/step)
+      UNet_sigma0.0_1 epoch 1: loss=-0.6100 dsb=0.4200 (0.250 s/step)
+    best dsb 0.4200 at epoch 1
+    wrote run/summary.json
     """
 
     kind: str
@@ -145,10 +284,34 @@ class RunSummary:
     members: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """JSON-ready dict of every field (what `summary.json` holds).
+
+        Returns
+        -------
+        dict
+            The fields by name.
+
+        Examples
+        --------
+        >>> RunSummary(kind="default", out_dir="model", n_train=3, n_val=0).to_dict()["n_train"]
+        3
+        """
         return asdict(self)
 
     def lines(self) -> list[str]:
-        """A short human-readable report (the CLI prints it)."""
+        """A short human-readable report (the CLI prints it).
+
+        Returns
+        -------
+        list of str
+            The totals; "resumed after epoch N" when resumed; the last 10 epochs (member, losses, DSB
+            score, time per step); the best value; early stopping; one "wrote PATH" per output.
+
+        Examples
+        --------
+        >>> RunSummary(kind="maskrcnn", out_dir="run", n_train=10, n_val=1, seconds=3.0).lines()
+        ['maskrcnn: 10 training / 1 validation images, 0 epochs in 3.0 s']
+        """
         out = [f"{self.kind}: {self.n_train} training / {self.n_val} validation images, {len(self.epochs)} epochs "
                f"in {self.seconds:.1f} s" + (f" ({self.seconds_per_step:.3f} s/step)" if self.seconds_per_step else "")]
         if self.resumed_from:
@@ -218,19 +381,63 @@ def train_maskrcnn_folders(
 ) -> RunSummary:
     """Train the legacy Mask R-CNN on `images_dir`/`masks_dir` into `out_dir` (see module doc).
 
-    config_json: a train.json (default: the shipped one: all/5+/heads at 1e-3/5e-4/1e-4, one epoch each,
-        steps = #training images, 1024 px, no real validation). init: a legacy .h5 (COCO or nucleAIzer),
-        "scratch", or None = the JSON's input_model / scratch. blank_heads: drop the class-specific heads of
-        the init file (COCO start; default: the JSON's blank_mrcnn, True in the shipped one).
-    validation: see `resolve_validation`; None = the JSON's own split (docs/method.md, quirk Q17).
-    extra_data: folders with images/ + masks/ added to the training set (e.g. style-transfer output).
-    config: a MaskRCNNConfig to start from (tests: a small network); the JSON's sizes/thresholds apply on top.
-    reporter: progress (`nucleaizer_tf.progress.Reporter`), one step per training batch.
+    The recipe is `nucleaizer_tf.maskrcnn.training.MaskRCNNTrainer` (docs/method.md §6.11). Writes, in
+    `out_dir`: a legacy-layout checkpoint `mask_rcnn_nuclei_<epoch:04d>.h5` after every epoch (epochs
+    counted from 1), `train_state.json` (the history, for resuming), `mask_rcnn_trained.h5` (a copy of
+    the last checkpoint, `FINAL_MODEL`) and `summary.json`.
+
+    Parameters
+    ----------
+    images_dir, masks_dir : str or os.PathLike
+        Training images and their label masks (same stems).
+    out_dir : str or os.PathLike
+        The output folder; one that already holds checkpoints is refused unless `resume`.
+    init : str or os.PathLike, optional
+        A legacy .h5 (COCO or nucleAIzer), ``"scratch"`` (or ``"none"``: `init_from_scratch`), or None
+        (default) = the JSON's input_model, tried relative to the working directory and then to the
+        JSON file's folder; without `config_json` (the shipped plan) None means scratch.
+    blank_heads : bool, optional
+        Drop the class-specific heads of the init file (COCO start; default: the JSON's blank_mrcnn,
+        True in the shipped one).
+    config_json : str or os.PathLike, optional
+        A train.json (default: the shipped one: all/5+/heads at 1e-3/5e-4/1e-4, one epoch each,
+        steps = #training images, 1024 px, no real validation).
+    validation : optional
+        See `resolve_validation`; None (default) = the JSON's own split (`original_split`, docs/method.md,
+        quirk Q17).
+    extra_data : sequence of str or os.PathLike, optional
+        Folders with images/ + masks/ added to the training set (e.g. style-transfer output).
+    image_size : int, optional
+        Network size D, a multiple of 64 (default: the JSON's image_size, 1024 in the shipped one).
+    steps_per_epoch : int, optional
+        Steps per epoch (default: the JSON's, `TrainJSON.steps_per_epoch` of the training pairs).
+    resume : bool, optional
+        Continue after the last checkpoint in `out_dir` (default False).
+    early_stopping : int, optional
+        Stop after this many validated epochs without a better validation DSB score (default never).
+    seed : int, optional
+        Seed of Keras, the data stream, the anchor/ROI sampling and a fraction `validation` (default 0).
+    config : MaskRCNNConfig, optional
+        A MaskRCNNConfig to start from (tests: a small network); the JSON's sizes/thresholds apply on top.
+    reporter : Reporter, optional
+        Progress (`nucleaizer_tf.progress.Reporter`), one step per training batch.
+
+    Returns
+    -------
+    RunSummary
+        Kind ``"maskrcnn"``, what `summary.json` holds; `val_metric` ``"dsb"`` with validation images.
+
+    Raises
+    ------
+    NucleaizerError
+        For a setting below its minimum or an image size that is not a multiple of 64, an unwritable
+        `out_dir`, an unreadable train.json, no training pair left after the split, missing initial
+        weights, or checkpoints in `out_dir` without `resume`.
 
     Examples
     --------
     >>> summary = train_maskrcnn_folders("train/images", "train/masks", "run", init="scratch")  # doctest: +SKIP
-    >>> print("\n".join(summary.lines()))                                                     # doctest: +SKIP
+    >>> print("\\n".join(summary.lines()))                                                    # doctest: +SKIP
     """
     from nucleaizer_tf.maskrcnn.training import MaskRCNNTrainer, TrainJSON, find_checkpoints, read_train_json
 
@@ -398,7 +605,61 @@ def train_ensemble_folders(
     member, so the folder is always a loadable ensemble of the members done so far. With `resume`,
     members listed in the existing manifest are kept and not trained again. `extra_data`: folders with
     images/ + masks/ added to the training set (e.g. style-transfer output). `reporter`: progress, one
-    stage per member.
+    stage per member. Each member is trained by `nucleaizer_tf.unet.train.train_unet` with the
+    soft-Jaccard loss on its Gaussian-blurred target (docs/method.md §6.10); `summary.json` is written
+    at the end.
+
+    Parameters
+    ----------
+    images_dir, masks_dir : str or os.PathLike
+        Training images and their label masks (same stems).
+    out_dir : str or os.PathLike
+        The ensemble folder (`manifest.json` + one weight file per member); one that already holds a
+        manifest is refused unless `resume`.
+    sigmas : sequence of float, optional
+        Target blur of each member (default the original (0, 0, 0.5, 0.5, 0.5, 1, 2)).
+    names : sequence of str, optional
+        One member name per sigma (default `UNet_sigma<σ:.1f>_<replicate>`, replicates counted from 1).
+    validation, extra_data : optional
+        See `resolve_validation` (default None: no validation) and `with_extra_data`.
+    epochs, batch_size, crop_size, learning_rate : optional
+        100, 12, 256 and 1e-3 by default (the original); `crop_size` must be a multiple of 2^depth.
+    lr_schedule : bool, optional
+        ×0.1 at epochs 50, 70, 90, the original's intent (default False: a constant rate, as the
+        original ran, quirk Q7).
+    early_stopping : int, optional
+        Stop a member after this many epochs without a better monitored loss (validation loss, or
+        training loss without validation; default never).
+    steps_per_epoch : int, optional
+        Batches per epoch from an endless stream (default: one pass over the training images).
+    seed : int, optional
+        Seed of the split; member k (counted from 0) uses ``seed + k`` for its weights and data stream.
+    arch : dict, optional
+        `build_unet` arguments overriding its defaults (in_channels, out_channels, base_filters, depth,
+        output_activation).
+    val_dsb : bool, optional
+        Also score the validation images (DSB 2018, map ≥ 0.5 split into 8-connected components) after
+        every epoch (default True); only reported, the weights kept follow the loss.
+    resume : bool, optional
+        Keep the members already in `out_dir`'s manifest (default False).
+    kind : str, optional
+        `RunSummary.kind` (default ``"ensemble"``; `train_unet_folders` passes ``"unet"``).
+    reporter : Reporter, optional
+        Progress, one stage ``"training <member>"`` per member, one step per batch.
+
+    Returns
+    -------
+    RunSummary
+        What `summary.json` holds: every member's epochs, the best validation DSB score over all of
+        them, and `members`.
+
+    Raises
+    ------
+    NucleaizerError
+        For a setting below its minimum, a crop that is not a multiple of 2^depth, a learning rate that
+        is not a finite number above 0, an unwritable `out_dir`, or an existing ensemble without `resume`.
+    ValueError
+        When `names` and `sigmas` differ in length.
 
     Examples
     --------
@@ -472,8 +733,34 @@ def train_ensemble_folders(
 
 def train_unet_folders(images_dir, masks_dir, out_dir, *, sigma: float = 0.0, name: str | None = None,
                        **kwargs) -> RunSummary:
-    """One U-Net member with Gaussian `sigma`, written as a one-member ensemble folder (see
-    `train_ensemble_folders` for the other arguments)."""
+    """One U-Net member with Gaussian `sigma`, written as a one-member ensemble folder.
+
+    See `train_ensemble_folders` for the other arguments.
+
+    Parameters
+    ----------
+    images_dir, masks_dir : str or os.PathLike
+        Training images and their label masks (same stems).
+    out_dir : str or os.PathLike
+        The ensemble folder to write.
+    sigma : float, optional
+        Gaussian blur of the training target (default 0.0).
+    name : str, optional
+        The member's name (default `UNet_sigma<σ:.1f>_1`).
+    **kwargs
+        Any other argument of `train_ensemble_folders` but `sigmas`, `names` and `kind`.
+
+    Returns
+    -------
+    RunSummary
+        Kind ``"unet"``, what `summary.json` holds.
+
+    Examples
+    --------
+    >>> summary = train_unet_folders("train/images", "train/masks", "unet_s1", sigma=1.0)  # doctest: +SKIP
+    >>> summary.members[0]["name"]                                                      # doctest: +SKIP
+    'UNet_sigma1.0_1'
+    """
     from nucleaizer_tf.unet.ensemble import member_names
 
     name = name or member_names([sigma])[0]
