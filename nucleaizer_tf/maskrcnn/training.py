@@ -83,7 +83,32 @@ CHECKPOINT_RE = re.compile(r"mask_rcnn_(?P<name>\w+?)_(?P<epoch>\d{4})\.h5$")
 
 
 def layer_regex(layers: str) -> str:
-    """A group name (`all`, `3+`, `4+`, `5+`, `heads`) or a regular expression of layer names."""
+    """A group name (`all`, `3+`, `4+`, `5+`, `heads`) or a regular expression of layer names.
+
+    Parameters
+    ----------
+    layers : str
+        One of `LAYER_REGEX` (matterport's groups) or a regular expression, matched with `re.fullmatch`
+        against layer names.
+
+    Returns
+    -------
+    str
+        The group's regular expression, or `layers` itself.
+
+    Raises
+    ------
+    ValueError
+        When `layers` is neither a group name nor a valid regular expression.
+
+    Examples
+    --------
+    >>> import re
+    >>> layer_regex("all"), layer_regex("mrcnn_mask.*")
+    ('.*', 'mrcnn_mask.*')
+    >>> [bool(re.fullmatch(layer_regex(group), "res5a_branch2a")) for group in ("all", "5+", "heads")]
+    [True, True, False]
+    """
     regex = LAYER_REGEX.get(layers, layers)
     try:
         re.compile(regex)
@@ -94,12 +119,51 @@ def layer_regex(layers: str) -> str:
 
 
 def checkpoint_name(config: MaskRCNNConfig, epoch: int) -> str:
-    """matterport's per-epoch file name, `mask_rcnn_<name>_<epoch:04d>.h5` (epochs counted from 1)."""
+    """matterport's per-epoch file name, `mask_rcnn_<name>_<epoch:04d>.h5` (epochs counted from 1).
+
+    Parameters
+    ----------
+    config : MaskRCNNConfig
+        Its `NAME`, lower-cased, is the ``<name>`` (``"nuclei"`` by default).
+    epoch : int
+        The finished epoch, counted from 1.
+
+    Returns
+    -------
+    str
+        The file name (no folder).
+
+    Examples
+    --------
+    >>> checkpoint_name(MaskRCNNConfig(), 3)
+    'mask_rcnn_nuclei_0003.h5'
+    """
     return f"mask_rcnn_{config.NAME.lower()}_{epoch:04d}.h5"
 
 
 def find_checkpoints(folder: str | os.PathLike) -> list[tuple[int, Path]]:
-    """(epoch, path) of the per-epoch checkpoints in `folder`, ascending epoch."""
+    """(epoch, path) of the per-epoch checkpoints in `folder`, ascending epoch.
+
+    Files named as `checkpoint_name` writes them (any config name); other files are ignored.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The training output folder.
+
+    Returns
+    -------
+    list of tuple of (int, pathlib.Path)
+        Epoch (counted from 1) and file of each checkpoint, in ascending epoch order; empty when
+        `folder` does not exist.
+
+    Examples
+    --------
+    >>> find_checkpoints("no_such_folder")
+    []
+    >>> find_checkpoints("run")[-1]                    # doctest: +SKIP
+    (3, PosixPath('run/mask_rcnn_nuclei_0003.h5'))
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -116,7 +180,31 @@ def find_checkpoints(folder: str | os.PathLike) -> list[tuple[int, Path]]:
 
 @dataclass(frozen=True)
 class EpochGroup:
-    """One `mdl.train(lr, epochs=cumulative, layers)` call of train.py; `epochs` is this group's count."""
+    """One `mdl.train(lr, epochs=cumulative, layers)` call of train.py; `epochs` is this group's count.
+
+    Parameters
+    ----------
+    layers : str
+        The trained layers: a group name of `LAYER_REGEX` or a regular expression (see `layer_regex`).
+    epochs : int
+        Epochs of this group (not cumulative), at least 0.
+    learning_rate : float
+        SGD learning rate of the group, above 0.
+
+    Raises
+    ------
+    ValueError
+        For invalid `layers`, negative `epochs` or a learning rate that is not above 0.
+
+    Examples
+    --------
+    >>> EpochGroup("heads", 1, 1e-4)
+    EpochGroup(layers='heads', epochs=1, learning_rate=0.0001)
+    >>> EpochGroup("heads", -1, 1e-4)
+    Traceback (most recent call last):
+    ...
+    ValueError: epoch group EpochGroup(...): epochs must be >= 0 and learning_rate > 0
+    """
 
     layers: str
     epochs: int
@@ -136,7 +224,46 @@ def _bool(value) -> bool:
 
 @dataclass(frozen=True)
 class TrainJSON:
-    """The settings of nucleAIzer's train.json (`train_params`), with the script's defaults for absent keys."""
+    """The settings of nucleAIzer's train.json (`train_params`), with the script's defaults for absent keys.
+
+    `TrainJSON.original()` is the shipped train.json; `read_train_json` reads one.
+
+    Parameters
+    ----------
+    epoch_groups : tuple of EpochGroup
+        The schedule (default: all layers 1 epoch at 1e-3, ``5+`` 1 at 5e-4, heads 1 at 1e-4; the
+        cumulative targets 1, 2, 3 of train.py).
+    train_dir, output_model : str or None
+        The original's work folder and output file; kept in the run settings only.
+    input_model : str or None
+        The initial weights (a legacy .h5), relative to the working directory or the JSON's folder.
+    blank_mrcnn : bool
+        Drop the class-specific heads of `input_model` (`COCO_HEAD_LAYERS`; default True).
+    step_ratio : float or None
+        Steps per epoch as a fraction of the training images (default None: use `step_num`).
+    step_num : int
+        Steps per epoch when `step_ratio` is None (default 1000).
+    train_to_val_seed : str or None
+        Seed of the validation split (`nucleaizer_tf.pipelines.train.original_split`; default None).
+    train_to_val_ratio : float
+        Chance of each image going to validation (default 0.2; 0.0 in the shipped file, quirk Q17).
+    use_eval_in_val : bool
+        The original's flag (default True); kept in the run settings only.
+    random_augmentation_level : int
+        Only 0 is supported (the imgaug/PIL augmentation was not ported).
+    detection_nms_threshold, rpn_nms_threshold : float
+        DETECTION_NMS_THRESHOLD and RPN_NMS_THRESHOLD (defaults 0.35, 0.55).
+    image_size : int
+        Network size D (default 1024).
+
+    Examples
+    --------
+    >>> plan = TrainJSON.original()
+    >>> plan.train_to_val_ratio, plan.steps_per_epoch(25), TrainJSON().steps_per_epoch(25)
+    (0.0, 25, 1000)
+    >>> [(g.layers, g.epochs, g.learning_rate) for g in plan.epoch_groups]
+    [('all', 1, 0.001), ('5+', 1, 0.0005), ('heads', 1, 0.0001)]
+    """
 
     epoch_groups: tuple[EpochGroup, ...] = (EpochGroup("all", 1, 0.001), EpochGroup("5+", 1, 0.0005),
                                             EpochGroup("heads", 1, 0.0001))
@@ -156,23 +283,82 @@ class TrainJSON:
 
     @classmethod
     def original(cls) -> TrainJSON:
-        """The shipped kaggle_workflow/maskrcnn/config/train/train.json."""
+        """The shipped kaggle_workflow/maskrcnn/config/train/train.json.
+
+        Returns
+        -------
+        TrainJSON
+            COCO start (`mask_rcnn_coco.h5`, heads blanked), one step per training image
+            (``step_ratio=1.0``), seed ``"0"`` and ratio 0.0 (so "validation" is the first training
+            image, quirk Q17), no evaluation in validation, the default epoch groups.
+
+        Examples
+        --------
+        >>> TrainJSON.original().input_model
+        'kaggle_workflow/maskrcnn/model/mask_rcnn_coco.h5'
+        """
         return cls(train_dir="kaggle_workflow/outputs/train_maskrcnn",
                    input_model="kaggle_workflow/maskrcnn/model/mask_rcnn_coco.h5", blank_mrcnn=True,
                    output_model="kaggle_workflow/outputs/model/mask_rcnn_trained.h5", step_ratio=1.0,
                    train_to_val_seed="0", train_to_val_ratio=0.0, use_eval_in_val=False)
 
     def steps_per_epoch(self, n_train: int) -> int:
-        """`int(n_train · step_ratio)` when step_ratio is given, else step_num (at least 1)."""
+        """`int(n_train · step_ratio)` when step_ratio is given, else step_num (at least 1).
+
+        Parameters
+        ----------
+        n_train : int
+            Number of training images.
+
+        Returns
+        -------
+        int
+            Steps per epoch.
+
+        Examples
+        --------
+        >>> TrainJSON(step_ratio=0.5).steps_per_epoch(25), TrainJSON(step_ratio=0.01).steps_per_epoch(25)
+        (12, 1)
+        """
         steps = int(float(n_train) * self.step_ratio) if self.step_ratio is not None else self.step_num
         return max(1, steps)
 
     def config(self, base: MaskRCNNConfig | None = None) -> MaskRCNNConfig:
+        """The network configuration: `base` at `image_size` with the JSON's two NMS thresholds.
+
+        Parameters
+        ----------
+        base : MaskRCNNConfig, optional
+            The configuration to start from (default `MaskRCNNConfig()`).
+
+        Returns
+        -------
+        MaskRCNNConfig
+            `base.with_image_size(image_size)` with DETECTION_NMS_THRESHOLD and RPN_NMS_THRESHOLD replaced.
+
+        Examples
+        --------
+        >>> config = TrainJSON(image_size=512).config()
+        >>> config.IMAGE_MAX_DIM, config.DETECTION_NMS_THRESHOLD, config.RPN_NMS_THRESHOLD
+        (512, 0.35, 0.55)
+        """
         base = base if base is not None else MaskRCNNConfig()
         return base.with_image_size(self.image_size).replace(
             DETECTION_NMS_THRESHOLD=self.detection_nms_threshold, RPN_NMS_THRESHOLD=self.rpn_nms_threshold)
 
     def to_dict(self) -> dict:
+        """JSON-ready dict of the settings (kept in the run summary).
+
+        Returns
+        -------
+        dict
+            Every field by name; the epoch groups as a list of dicts.
+
+        Examples
+        --------
+        >>> TrainJSON().to_dict()["epoch_groups"][0]
+        {'layers': 'all', 'epochs': 1, 'learning_rate': 0.001}
+        """
         out = dataclasses.asdict(self)
         out["epoch_groups"] = [dataclasses.asdict(g) for g in self.epoch_groups]
         return out
@@ -182,7 +368,32 @@ def read_train_json(path: str | os.PathLike) -> TrainJSON:
     """Read a train.json: the original (`{"train_params": {...}}`, values as strings) or the bare dict.
 
     Unknown keys are ignored as in the original script (e.g. `show_inputs`, `eval_dir`);
-    `random_augmentation_level > 0` (imgaug/PIL augmentation, not ported) is an error.
+    `random_augmentation_level > 0` (imgaug/PIL augmentation, not ported) is an error. Absent keys keep
+    the `TrainJSON` defaults. An ``epoch_groups`` key, a list of ``{"layers", "epochs", "learning_rate"}``
+    (each group's own epoch count), replaces the default schedule; booleans may be written as
+    ``"true"``/``"1"``/``"yes"``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The JSON file.
+
+    Returns
+    -------
+    TrainJSON
+        The settings.
+
+    Raises
+    ------
+    NucleaizerError
+        For an unreadable file or invalid JSON, parameters that are not an object or do not convert,
+        `random_augmentation_level > 0`, an image size that is not a positive multiple of 64, or no
+        epoch group with epochs > 0.
+
+    Examples
+    --------
+    >>> plan = read_train_json("kaggle_workflow/maskrcnn/config/train/train.json")  # doctest: +SKIP
+    >>> plan.steps_per_epoch(len(train_pairs))                                     # doctest: +SKIP
     """
     path = Path(path)
     try:
@@ -232,6 +443,33 @@ def prepare_example(image_rgb8: np.ndarray, labels: np.ndarray, size: int) -> tu
 
     The image as at inference (`resize_for_model`: Pillow bilinear, centred padding); labels by nearest
     neighbour (`scipy.ndimage.zoom(order=0)`, what `resize_mask` did per instance) and the same padding.
+    The long side becomes `size`.
+
+    Parameters
+    ----------
+    image_rgb8 : numpy.ndarray
+        (H, W, 3) image, converted to uint8.
+    labels : numpy.ndarray
+        (H, W) integer label image (0 = background).
+    size : int
+        The network size D.
+
+    Returns
+    -------
+    image : numpy.ndarray
+        (D, D, 3) uint8.
+    labels : numpy.ndarray
+        (D, D) int32, 0 in the padding.
+
+    Examples
+    --------
+    >>> labels = np.zeros((100, 200), np.int32)
+    >>> labels[10:30, 20:60] = 1
+    >>> image, padded = prepare_example(np.full((100, 200, 3), 128, np.uint8), labels, 256)
+    >>> image.shape, padded.shape, padded.dtype
+    ((256, 256, 3), (256, 256), dtype('int32'))
+    >>> image[0, 0].tolist(), image[128, 128].tolist()  # 64 rows of padding on top
+    ([0, 0, 0], [128, 128, 128])
     """
     from scipy import ndimage
 
@@ -253,6 +491,25 @@ def make_target_fn(config: MaskRCNNConfig, *, legacy_constant_crop: bool = True)
 
     image: molded float32 (RGB − MEAN_PIXEL); gt_boxes [G, 4] pixels; gt_masks [G, 56, 56] uint8;
     rpn_match [A] int8 (unbalanced); rpn_gt [A] int32 (best ground truth of each anchor).
+
+    Parameters
+    ----------
+    config : MaskRCNNConfig
+        Its IMAGE_MAX_DIM (the anchors), MEAN_PIXEL and MINI_MASK_SHAPE are used.
+    legacy_constant_crop : bool, optional
+        See `targets.minimize_masks` (default True: an all-foreground crop gives an all-zero mini-mask,
+        as the original).
+
+    Returns
+    -------
+    callable
+        ``target_fn(image, labels) -> dict`` with the keys above, for `make_dataset`'s `target_fn`.
+
+    Examples
+    --------
+    >>> target_fn = make_target_fn(MaskRCNNConfig().with_image_size(256))  # doctest: +SKIP
+    >>> sorted(target_fn(image, labels))                                  # doctest: +SKIP
+    ['gt_boxes', 'gt_masks', 'image', 'rpn_gt', 'rpn_match']
     """
     anchors = tf.constant(pyramid_anchors(config.IMAGE_MAX_DIM, config))
     mean = np.asarray(config.MEAN_PIXEL, np.float32)
@@ -270,10 +527,22 @@ def make_target_fn(config: MaskRCNNConfig, *, legacy_constant_crop: bool = True)
 
 
 def init_from_scratch(model) -> None:
-    """Make a freshly built (Keras-initialised) network trainable from scratch: every residual branch
-    starts at zero (gamma of each block's last BatchNorm `bn*_branch2c` = 0), so the 33 blocks of a
+    """Make a freshly built (Keras-initialised) network trainable from scratch: every residual branch starts at zero.
+
+    The gamma of each block's last BatchNorm `bn*_branch2c` is set to 0, so the 33 blocks of a
     ResNet-101 whose BatchNorms never normalise cannot multiply the activations. matterport started
-    from ImageNet or COCO weights; this is what "no initial weights" means here."""
+    from ImageNet or COCO weights; this is what "no initial weights" means here.
+
+    Parameters
+    ----------
+    model : MaskRCNN or keras.Model
+        The network (its `keras_model` is used when it has one); changed in place.
+
+    Examples
+    --------
+    >>> trainer = MaskRCNNTrainer(MaskRCNNConfig().with_image_size(256))  # doctest: +SKIP
+    >>> init_from_scratch(trainer.model)                                  # doctest: +SKIP
+    """
     km = getattr(model, "keras_model", model)
     for layer in km.layers:
         if re.fullmatch(r"bn\d[a-z]_branch2c", layer.name):
@@ -299,11 +568,43 @@ def _is_batchnorm(layer) -> bool:
 class MaskRCNNTrainer:
     """Trains a `MaskRCNN` (built here, or given) with the 53afbae recipe.
 
-    seed: data stream, anchor/ROI sampling. Weight initialisation of a fresh model is the caller's
-    (`keras.utils.set_random_seed` before constructing). `stop_proposal_gradient`: matterport let the
-    box-target gradient flow back through the proposals into the RPN deltas (it had no stop-gradient
-    there); True cuts that path (the usual Faster R-CNN practice). `legacy_constant_crop`: see
-    `targets.minimize_masks`.
+    Parameters
+    ----------
+    config : MaskRCNNConfig
+        The network and training configuration; BATCH_SIZE must be 1 (IMAGES_PER_GPU = GPU_COUNT = 1).
+    model : MaskRCNN, optional
+        The network to train (default: a new `MaskRCNN(config)`).
+    seed : int, optional
+        Data stream, anchor/ROI sampling (default 0). Weight initialisation of a fresh model is the
+        caller's (`keras.utils.set_random_seed` before constructing).
+    stop_proposal_gradient : bool, optional
+        matterport let the box-target gradient flow back through the proposals into the RPN deltas (it
+        had no stop-gradient there); True cuts that path (the usual Faster R-CNN practice). Default False.
+    legacy_constant_crop : bool, optional
+        See `targets.minimize_masks` (default True).
+
+    Attributes
+    ----------
+    config, model, seed, stop_proposal_gradient, legacy_constant_crop
+        The arguments.
+    core : keras.Model
+        The shared part of `model`: input image to the FPN maps P2–P6 and the RPN outputs.
+    anchors : tf.Tensor
+        The pyramid anchors of the D × D image.
+    global_step : int
+        Training steps run by this trainer.
+
+    Raises
+    ------
+    ValueError
+        When `config.BATCH_SIZE` is not 1.
+
+    Examples
+    --------
+    >>> keras.utils.set_random_seed(0)                                                      # doctest: +SKIP
+    >>> trainer = MaskRCNNTrainer(MaskRCNNConfig().with_image_size(512), seed=0)             # doctest: +SKIP
+    >>> trainer.load_weights("mask_rcnn_coco.h5", exclude_heads=True)                      # doctest: +SKIP
+    >>> history = trainer.train(pairs, TrainJSON.original().epoch_groups, out_dir="run")   # doctest: +SKIP
     """
 
     def __init__(self, config: MaskRCNNConfig, model: MaskRCNN | None = None, *, seed: int = 0,
@@ -328,25 +629,92 @@ class MaskRCNNTrainer:
     # ----------------------------------------------------------------- weights
 
     def load_weights(self, path, *, exclude_heads: bool = False, strict: bool = True):
-        """Initialise from a legacy .h5: `exclude_heads` = COCO start (train.py's `blank_mrcnn`)."""
+        """Initialise from a legacy .h5: `exclude_heads` = COCO start (train.py's `blank_mrcnn`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A matterport / nucleAIzer weight file.
+        exclude_heads : bool, optional
+            Skip `COCO_HEAD_LAYERS`, the class-specific heads (default False).
+        strict : bool, optional
+            Every other weighted layer must match (default True); see `legacy_h5.load_legacy_weights`.
+
+        Returns
+        -------
+        LoadReport
+            What was loaded.
+
+        Examples
+        --------
+        >>> trainer.load_weights("mask_rcnn_coco.h5", exclude_heads=True)  # doctest: +SKIP
+        """
         from nucleaizer_tf.maskrcnn.legacy_h5 import load_legacy_weights
 
         exclude = COCO_HEAD_LAYERS if exclude_heads else ()
         return load_legacy_weights(self.model.keras_model, path, exclude=exclude, strict=strict)
 
     def save_weights(self, path) -> Path:
-        """Write the weights in the legacy layout (atomically: temporary file + rename)."""
+        """Write the weights in the legacy layout (atomically: temporary file + rename).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The ``.h5`` file, loadable by `load_legacy_weights` and matterport.
+
+        Returns
+        -------
+        pathlib.Path
+            `path`.
+
+        Examples
+        --------
+        >>> trainer.save_weights("run/mask_rcnn_nuclei_0001.h5")  # doctest: +SKIP
+        """
         from nucleaizer_tf.maskrcnn.legacy_h5 import save_legacy_weights
 
         return save_legacy_weights(self.model.keras_model, path)
 
     def selected_layers(self, layers: str) -> list:
+        """The weighted layers a group selects (full match on the top-level or `rpn_model` layer name).
+
+        Parameters
+        ----------
+        layers : str
+            A group name or regular expression (`layer_regex`).
+
+        Returns
+        -------
+        list of keras.layers.Layer
+            The layers with weights whose name matches.
+
+        Examples
+        --------
+        >>> [layer.name for layer in trainer.selected_layers("heads")][:2]  # doctest: +SKIP
+        """
         regex = layer_regex(layers)
         return [layer for layer in _walk_layers(self.model.keras_model)
                 if layer.weights and re.fullmatch(regex, layer.name)]
 
     def trainable_variables(self, layers: str) -> tuple[list, list]:
-        """(variables to train, variables under weight decay) of a layer group."""
+        """(variables to train, variables under weight decay) of a layer group.
+
+        Parameters
+        ----------
+        layers : str
+            A group name or regular expression (`layer_regex`).
+
+        Returns
+        -------
+        train : list of keras.Variable
+            The trainable weights of the selected layers (BatchNorm gamma/beta included).
+        decay : list of keras.Variable
+            The same without BatchNorm gamma/beta.
+
+        Examples
+        --------
+        >>> train, decay = trainer.trainable_variables("5+")  # doctest: +SKIP
+        """
         train, decay = [], []
         for layer in self.selected_layers(layers):
             bn = _is_batchnorm(layer)
@@ -363,6 +731,22 @@ class MaskRCNNTrainer:
         """Resize/pad `Pair`s or (image, labels) arrays to D; drop those without any instance.
 
         Returns (examples, names of the dropped items).
+
+        Parameters
+        ----------
+        items : sequence
+            `Pair`s (read with `load_pair`) or (image, labels) tuples.
+
+        Returns
+        -------
+        examples : list of tuple of numpy.ndarray
+            `prepare_example` of every item with at least one object.
+        dropped : list of str
+            The dropped items: a pair's stem, or ``"items[i]"``.
+
+        Examples
+        --------
+        >>> examples, dropped = trainer.prepare(pairs)  # doctest: +SKIP
         """
         from nucleaizer_tf.data import Pair, load_pair
 
@@ -382,7 +766,28 @@ class MaskRCNNTrainer:
         return out, dropped
 
     def dataset(self, examples, *, epoch: int, steps: int, augment=None) -> tf.data.Dataset:
-        """`steps` training elements for `epoch` (a seed of its own, so a resumed epoch sees the same stream)."""
+        """`steps` training elements for `epoch` (a seed of its own, so a resumed epoch sees the same stream).
+
+        Parameters
+        ----------
+        examples : list of tuple of numpy.ndarray
+            What `prepare` returns.
+        epoch : int
+            The epoch, counted from 1; the stream's seed is ``(seed · 1000003 + epoch) mod 2^31``.
+        steps : int
+            Number of elements.
+        augment : Augment, optional
+            Default `Augment.maskrcnn()`, matterport's random left-right flip.
+
+        Returns
+        -------
+        tf.data.Dataset
+            Batch-1 elements of `make_target_fn`, shuffled, repeated and cut to `steps`.
+
+        Examples
+        --------
+        >>> batch = next(iter(trainer.dataset(examples, epoch=1, steps=1)))  # doctest: +SKIP
+        """
         from nucleaizer_tf.data import Augment, make_dataset
 
         ds = make_dataset(examples, crop_size=None, batch_size=1, shuffle=True,
@@ -402,7 +807,25 @@ class MaskRCNNTrainer:
                 "rpn_match": tf.TensorSpec([1, None], tf.int8), "rpn_gt": tf.TensorSpec([1, None], tf.int32)}
 
     def compute_losses(self, batch: dict, seed) -> dict:
-        """The five losses of one batch-1 element (call inside a GradientTape to train)."""
+        """The five losses of one batch-1 element (call inside a GradientTape to train).
+
+        Parameters
+        ----------
+        batch : dict
+            One element of `dataset`.
+        seed : tf.Tensor or array_like
+            Stateless seed, shape (2,) int64, split into the RPN anchor balancing, the ground-truth
+            subset (at most MAX_GT_INSTANCES for the heads) and the ROI sampling.
+
+        Returns
+        -------
+        dict of str to tf.Tensor
+            The scalar losses, by the names of `LOSS_NAMES`.
+
+        Examples
+        --------
+        >>> losses = trainer.compute_losses(batch, [0, 1])  # doctest: +SKIP
+        """
         cfg = self.config
         seed = tf.convert_to_tensor(seed, tf.int64)
         rpn_seed, gt_seed, roi_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
@@ -437,7 +860,34 @@ class MaskRCNNTrainer:
 
     def make_step(self, layers: str, learning_rate: float, momentum: float | None = None,
                   clip_norm: float | None = None):
-        """(step(batch, step_index) -> losses dict, optimizer) for one epoch group."""
+        """(step(batch, step_index) -> losses dict, optimizer) for one epoch group.
+
+        Parameters
+        ----------
+        layers : str
+            The trained layers (`layer_regex`).
+        learning_rate : float
+            SGD learning rate.
+        momentum, clip_norm : float, optional
+            Default LEARNING_MOMENTUM (0.9) and GRADIENT_CLIP_NORM (5, a global norm) of the config.
+
+        Returns
+        -------
+        step : callable
+            ``step(batch, index)``, a `tf.function`: one SGD step, the seed folded in from `index`; returns
+            the five losses, ``"weight_decay"`` and their sum ``"loss"``.
+        optimizer : keras.optimizers.SGD
+            The step's optimiser.
+
+        Raises
+        ------
+        ValueError
+            When `layers` selects no weighted layer.
+
+        Examples
+        --------
+        >>> step, optimizer = trainer.make_step("heads", 1e-3)  # doctest: +SKIP
+        """
         cfg = self.config
         train_vars, decay_vars = self.trainable_variables(layers)
         if not train_vars:
@@ -464,8 +914,27 @@ class MaskRCNNTrainer:
         return step, optimizer
 
     def step_for(self, layers: str, learning_rate: float):
-        """The step of a layer group with a fresh optimiser state: the traced step is kept per group and
-        its SGD state (momentum, iteration count) reset, which equals a new optimiser without a retrace."""
+        """The step of a layer group with a fresh optimiser state.
+
+        The traced step is kept per group and its SGD state (momentum, iteration count) reset, which
+        equals a new optimiser without a retrace.
+
+        Parameters
+        ----------
+        layers : str
+            The trained layers (`layer_regex`).
+        learning_rate : float
+            SGD learning rate, set on the kept optimiser.
+
+        Returns
+        -------
+        callable
+            The step of `make_step`.
+
+        Examples
+        --------
+        >>> step = trainer.step_for("5+", 5e-4)  # doctest: +SKIP
+        """
         if layers not in self._step_cache:
             self._step_cache[layers] = self.make_step(layers, learning_rate)
         step, optimizer = self._step_cache[layers]
@@ -477,7 +946,24 @@ class MaskRCNNTrainer:
     # ----------------------------------------------------------------- validation
 
     def validate(self, items: Sequence, options=None) -> float:
-        """Mean DSB score of `segment` on `Pair`s or (image, labels) items at the training size D."""
+        """Mean DSB score of `segment` on `Pair`s or (image, labels) items at the training size D.
+
+        Parameters
+        ----------
+        items : sequence
+            `Pair`s or (image, labels) tuples.
+        options : SegmentOptions, optional
+            Default ``SegmentOptions(image_size=D)``.
+
+        Returns
+        -------
+        float
+            The DSB 2018 score of the set (0.0 when undefined).
+
+        Examples
+        --------
+        >>> trainer.validate(val_pairs)  # doctest: +SKIP
+        """
         from nucleaizer_tf.data import Pair, load_pair
         from nucleaizer_tf.maskrcnn.inference import SegmentOptions
         from nucleaizer_tf.metrics import score_dataset, score_image
@@ -504,18 +990,21 @@ class MaskRCNNTrainer:
         ----------
         train_items, val_items
             `Pair`s or (image, labels) tuples; the validation images are scored (DSB 2018) every
-            `validate_every` epochs and after the last one.
+            `validate_every` epochs and after the last one. Training images without any object are
+            left out (`prepare`; `train_state.json` lists them).
         groups
             The `EpochGroup` schedule (layers, epochs, learning rate per group).
         out_dir
             Checkpoints and `train_state.json` (the history, written after each checkpoint).
         steps_per_epoch
-            None = one step per training image.
+            None = one step per training image (those kept).
         resume
             Continue after the last checkpoint in `out_dir` (weights loaded strictly; the optimiser
             starts fresh, as matterport's did at every group and every restart).
         early_stopping_patience
             Stop after that many validated epochs without a better DSB score.
+        validate_every
+            Validate every that many epochs (default 1).
         reporter
             Progress (`nucleaizer_tf.progress.Reporter`): one stage "training", one step per batch,
             labelled with the epoch and its losses.
@@ -611,7 +1100,23 @@ SHORT_LOSS_NAMES = {"rpn_class_loss": "rpn_cls", "rpn_bbox_loss": "rpn_box", "mr
 
 
 def short_losses(losses: dict) -> str:
-    """``"loss 1.234 rpn_cls 0.100 ..."``: a one-line view of a step's or an epoch's losses."""
+    """``"loss 1.234 rpn_cls 0.100 ..."``: a one-line view of a step's or an epoch's losses.
+
+    Parameters
+    ----------
+    losses : dict of str to float
+        Losses by name; `SHORT_LOSS_NAMES` shortens the known names, others are kept.
+
+    Returns
+    -------
+    str
+        ``"<name> <value:.3f>"`` per loss, in the dict's order.
+
+    Examples
+    --------
+    >>> short_losses({"loss": 1.5, "rpn_class_loss": 0.1, "mrcnn_mask_loss": 0.25, "weight_decay": 0.01})
+    'loss 1.500 rpn_cls 0.100 mask 0.250 l2 0.010'
+    """
     return " ".join(f"{SHORT_LOSS_NAMES.get(k, k)} {v:.3f}" for k, v in losses.items())
 
 
