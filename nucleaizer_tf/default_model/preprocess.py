@@ -11,11 +11,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from nucleaizer_tf.io.convert import to_rgb8
+from nucleaizer_tf.io.convert import percentile_limits, stretch_with_limits, three_channels, to_rgb8
 from nucleaizer_tf.labels import resize_labels
 
 # resize_labels lives in nucleaizer_tf.labels (shared with the style-transfer tiles); kept importable here.
-__all__ = ["resize_image", "resize_labels", "scaled_shape", "stretch_rgb8"]
+__all__ = ["resize_image", "resize_labels", "scaled_shape", "stretch_limits", "stretch_rgb8", "stretch_rgb8_with_limits"]
 
 
 def stretch_rgb8(image: np.ndarray) -> np.ndarray:
@@ -41,6 +41,32 @@ def stretch_rgb8(image: np.ndarray) -> np.ndarray:
     ((10, 10, 3), dtype('uint8'), 0, 255)
     """
     return to_rgb8(image, "percentile")
+
+
+def stretch_limits(image: np.ndarray) -> tuple[float, float]:
+    """The (low, high) limits `stretch_rgb8` stretches `image` with (percentiles 1 and 99.8).
+
+    Examples
+    --------
+    >>> image = np.arange(100, dtype=np.uint16).reshape(10, 10)
+    >>> np.array_equal(stretch_rgb8_with_limits(image, stretch_limits(image)), stretch_rgb8(image))
+    True
+    """
+    return percentile_limits(three_channels(image))
+
+
+def stretch_rgb8_with_limits(image: np.ndarray, limits: tuple[float, float]) -> np.ndarray:
+    """`stretch_rgb8` with given (low, high) limits instead of the image's own percentiles: a window
+    of a large image stretched with the whole image's limits (`stretch_limits`, or `limits_of_sample`
+    of its sub-grid) equals that window of `stretch_rgb8(image)`.
+
+    Examples
+    --------
+    >>> stretch_rgb8_with_limits(np.array([[0.0, 0.5, 2.0]]), (0.0, 1.0))[0, :, 0]
+    array([  0, 128, 255], dtype=uint8)
+    """
+    lo, hi = limits
+    return np.ascontiguousarray(stretch_with_limits(three_channels(image), float(lo), float(hi)))
 
 
 def scaled_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:

@@ -52,12 +52,64 @@ def _faithful(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.uint8)  # other integers wrap modulo 256 exactly as numpy did in the original
 
 
+def sample_step(shape: tuple[int, ...]) -> int:
+    """Stride of the regular sub-grid `percentile_limits` reads of an image of `shape` (rows, columns):
+    1 up to `SAMPLE_PIXELS` pixels, then the smallest stride keeping the sample under about that many.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The image's shape; only (rows, columns) count.
+
+    Returns
+    -------
+    int
+        The stride k: the sample is ``image[::k, ::k]``.
+
+    Examples
+    --------
+    >>> sample_step((1000, 1000)), sample_step((4000, 4000))
+    (1, 2)
+    """
+    h, w = shape[:2]
+    return max(1, int(np.ceil(np.sqrt(h * w / SAMPLE_PIXELS))))
+
+
+def limits_of_sample(sample: np.ndarray) -> tuple[float, float]:
+    """(low, high) percentiles 1 and 99.8 of the finite values of an already sub-sampled three-channel
+    image (`rgb[::step, ::step]`, step from `sample_step`); the full range when those coincide.
+
+    Parameters
+    ----------
+    sample : numpy.ndarray
+        The sub-sampled image, any numeric dtype; NaN and infinite values are ignored.
+
+    Returns
+    -------
+    tuple of float
+        (low, high), low <= high; (0.0, 0.0) when no value is finite.
+
+    Examples
+    --------
+    >>> limits_of_sample(np.arange(1000.0).reshape(10, 100))
+    (9.99, 997.002)
+    """
+    sample = np.asarray(sample).astype(np.float64)
+    finite = sample[np.isfinite(sample)]
+    if finite.size == 0:
+        return 0.0, 0.0
+    lo, hi = np.percentile(finite, PERCENTILES)
+    if hi <= lo:
+        lo, hi = finite.min(), finite.max()
+    return float(lo), float(hi)
+
+
 def percentile_limits(rgb: np.ndarray) -> tuple[float, float]:
     """(low, high) of the percentile stretch: percentiles 1 and 99.8 of the finite values.
 
     The full range (min, max) is used when those coincide, as in a very sparse image. Above
     `SAMPLE_PIXELS` pixels the percentiles come from a regular sub-grid (every k-th row and column,
-    deterministic).
+    deterministic; `sample_step`).
 
     Parameters
     ----------
@@ -77,20 +129,32 @@ def percentile_limits(rgb: np.ndarray) -> tuple[float, float]:
     >>> percentile_limits(sparse)
     (0.0, 500.0)
     """
-    h, w = rgb.shape[:2]
-    step = max(1, int(np.ceil(np.sqrt(h * w / SAMPLE_PIXELS))))
-    sample = rgb[::step, ::step].astype(np.float64)
-    finite = sample[np.isfinite(sample)]
-    if finite.size == 0:
-        return 0.0, 0.0
-    lo, hi = np.percentile(finite, PERCENTILES)
-    if hi <= lo:
-        lo, hi = finite.min(), finite.max()
-    return float(lo), float(hi)
+    step = sample_step(rgb.shape)
+    return limits_of_sample(rgb[::step, ::step])
 
 
-def _percentile(rgb: np.ndarray) -> np.ndarray:
-    lo, hi = percentile_limits(rgb)
+def stretch_with_limits(rgb: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """uint8 copy of a three-channel image stretched linearly from (`lo`, `hi`) to (0, 255), rounded to
+    nearest (NaN and -inf → 0, +inf → 255); all zeros when `hi` <= `lo`. Pixel by pixel, so a window of
+    an image stretched with the whole image's limits equals that window of the stretched image.
+
+    Parameters
+    ----------
+    rgb : numpy.ndarray
+        (H, W, 3) image of any numeric dtype.
+    lo, hi : float
+        The values that become 0 and 255 (`percentile_limits`).
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W, 3) uint8.
+
+    Examples
+    --------
+    >>> stretch_with_limits(np.array([[[0, 5, 10]]], np.uint8), 0.0, 10.0)
+    array([[[  0, 128, 255]]], dtype=uint8)
+    """
     if hi <= lo:
         return np.zeros(rgb.shape, np.uint8)
     if rgb.dtype == np.uint8:  # a lookup table is exact and avoids a float copy
@@ -101,6 +165,32 @@ def _percentile(rgb: np.ndarray) -> np.ndarray:
         block = np.nan_to_num(rgb[r:r + _BLOCK_ROWS].astype(np.float64), nan=lo, posinf=hi, neginf=lo)
         out[r:r + _BLOCK_ROWS] = np.floor(np.clip((block - lo) / (hi - lo), 0.0, 1.0) * 255.0 + 0.5)
     return out
+
+
+def _percentile(rgb: np.ndarray) -> np.ndarray:
+    return stretch_with_limits(rgb, *percentile_limits(rgb))
+
+
+def three_channels(image: np.ndarray) -> np.ndarray:
+    """The three channels `to_rgb8` converts: grey (H×W, or H×W×1 / grey + alpha) repeated three times,
+    channels past the third (alpha) dropped; a view where possible.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (H, W) or (H, W, C) image.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W, 3), the input's dtype.
+
+    Examples
+    --------
+    >>> three_channels(np.zeros((4, 5))).shape, three_channels(np.zeros((4, 5, 4))).shape
+    ((4, 5, 3), (4, 5, 3))
+    """
+    return _three_channels(np.asarray(image))
 
 
 def to_rgb8(image: np.ndarray, mode: str = "nucleaizer") -> np.ndarray:
