@@ -32,6 +32,7 @@ __all__ = [
     "DatasetScore",
     "ShapeMismatchError",
     "iou_matrix",
+    "agreement",
     "score_image",
     "dsb_score",
     "score_dataset",
@@ -159,6 +160,77 @@ def iou_matrix(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray
     mat = np.zeros((gt_ids.size, pred_ids.size), dtype=np.float64)
     mat[gi, pj] = iou
     return mat, gt_ids, pred_ids
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How closely two segmentations of one image agree, object by object (`agreement`).
+
+    Attributes
+    ----------
+    objects
+        (objects in the first, objects in the second).
+    worst_iou
+        (lowest best-match IoU of an object of the first, the same for the second); 1.0 when identical.
+    below
+        (objects of the first, of the second) whose best match has IoU < `threshold`.
+    split
+        Objects of the first overlapping two or more objects of the second.
+    threshold
+        The IoU `below` counts against.
+    """
+
+    objects: tuple[int, int]
+    worst_iou: tuple[float, float]
+    below: tuple[int, int]
+    split: int
+    threshold: float
+
+    @property
+    def matched(self) -> bool:
+        """Every object of either side has a partner at IoU >= `threshold`, and none is split."""
+        return self.below == (0, 0) and self.split == 0
+
+
+def agreement(first: np.ndarray, second: np.ndarray, threshold: float = 0.99) -> Agreement:
+    """Object-by-object agreement of two label images of the same scene (any ids, any dtypes).
+
+    Parameters
+    ----------
+    first, second
+        Label images of one shape.
+    threshold
+        The IoU every object's best partner should reach.
+
+    Returns
+    -------
+    Agreement
+
+    Examples
+    --------
+    >>> a = np.array([[1, 1, 0, 2, 2]])
+    >>> agreement(a, a * 7).matched
+    True
+    >>> agreement(a, np.array([[1, 3, 0, 2, 2]])).split
+    1
+    """
+    first_ids, second_ids, gi, pj, iou = _pairs(first, second)
+
+    def best(index, n):
+        out = np.zeros(n, np.float64)
+        np.maximum.at(out, index, iou)
+        return out
+
+    best_first, best_second = best(gi, first_ids.size), best(pj, second_ids.size)
+    # a split object: two or more objects of the second each cover a tenth of it or more
+    first_area = np.bincount(_index(np.asarray(first))[1], minlength=first_ids.size + 1)[1:]
+    second_area = np.bincount(_index(np.asarray(second))[1], minlength=second_ids.size + 1)[1:]
+    inter = iou * (first_area[gi] + second_area[pj]) / (1.0 + iou)
+    large = inter >= 0.1 * first_area[gi]
+    split = int((np.bincount(gi[large], minlength=first_ids.size) >= 2).sum())
+    worst = tuple(float(b.min()) if b.size else 1.0 for b in (best_first, best_second))
+    below = tuple(int((b < threshold).sum()) for b in (best_first, best_second))
+    return Agreement((int(first_ids.size), int(second_ids.size)), worst, below, split, float(threshold))
 
 
 def _match(gi: np.ndarray, pj: np.ndarray, iou: np.ndarray) -> np.ndarray:

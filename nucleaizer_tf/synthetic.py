@@ -170,3 +170,63 @@ def rim_stain(size: int = 256, n_nuclei: int = 24, diameter: float = 22.0, *, ri
     signal = np.clip(ndimage.gaussian_filter(rim, 0.8) + background + rng.normal(0, 0.06, labels.shape), 0, 1)
     image = (np.stack([signal, 0.35 * signal, 0.25 * signal], -1) * 255).astype(np.uint8)
     return SyntheticSample(image, labels)
+
+
+class SyntheticMosaic:
+    """A synthetic nucleus image of any size, made window by window and never whole: the plane is
+    tiled with `synthetic_nuclei` samples of `tile` pixels (`variants` distinct ones, each tile picking
+    one by a hash of its position), shifted by `offset` so that tile seams do not fall on a block grid
+    of round numbers. For tests and benchmarks of large-image segmentation.
+
+    Parameters
+    ----------
+    shape
+        (rows, columns) of the whole image.
+    tile, n_nuclei, diameter, style
+        Each tile is `synthetic_nuclei((tile, tile), n_nuclei, diameter, style=style)`.
+    variants
+        How many distinct tiles are generated (once, when first needed).
+    offset
+        (rows, columns) the tiling is shifted by.
+    seed
+        Seed of the first variant (the others follow it).
+
+    Examples
+    --------
+    >>> mosaic = SyntheticMosaic((5000, 7000), tile=64, n_nuclei=4, diameter=12.0, variants=2)
+    >>> window = mosaic.window(slice(4990, 5000), slice(0, 100))
+    >>> window.shape, window.dtype
+    ((10, 100, 3), dtype('uint8'))
+    >>> np.array_equal(mosaic.window(slice(0, 300), slice(50, 90))[100:110], mosaic.window(slice(100, 110), slice(50, 90)))
+    True
+    """
+
+    def __init__(self, shape: tuple[int, int], *, tile: int = 256, n_nuclei: int = 40, diameter: float = 20.0,
+                 variants: int = 8, offset: tuple[int, int] = (100, 37), style: str = "fluorescence", seed: int = 0):
+        self.shape = tuple(int(n) for n in shape)
+        self.tile, self.offset = int(tile), tuple(int(o) % int(tile) for o in offset)
+        self._make = lambda k: synthetic_nuclei((self.tile, self.tile), n_nuclei, diameter, style=style,
+                                                seed=seed + k).image
+        self.variants = int(variants)
+        self._tiles: dict[int, np.ndarray] = {}
+
+    def _variant(self, ty: int, tx: int) -> np.ndarray:
+        k = (ty * 7919 + tx * 104729) % self.variants
+        if k not in self._tiles:
+            self._tiles[k] = self._make(k)
+        return self._tiles[k]
+
+    def window(self, rows: slice, columns: slice) -> np.ndarray:
+        """uint8 RGB pixels of the image over (`rows`, `columns`) (slices with start and stop, step 1)."""
+        y0, y1 = max(0, rows.start or 0), min(self.shape[0], rows.stop)
+        x0, x1 = max(0, columns.start or 0), min(self.shape[1], columns.stop)
+        out = np.empty((max(0, y1 - y0), max(0, x1 - x0), 3), np.uint8)
+        t, (oy, ox) = self.tile, self.offset
+        for ty in range((y0 + oy) // t, (y1 - 1 + oy) // t + 1 if y1 > y0 else 0):
+            for tx in range((x0 + ox) // t, (x1 - 1 + ox) // t + 1 if x1 > x0 else 0):
+                a0, a1 = max(y0, ty * t - oy), min(y1, (ty + 1) * t - oy)
+                b0, b1 = max(x0, tx * t - ox), min(x1, (tx + 1) * t - ox)
+                tile = self._variant(ty, tx)
+                out[a0 - y0:a1 - y0, b0 - x0:b1 - x0] = tile[a0 - ty * t + oy:a1 - ty * t + oy,
+                                                             b0 - tx * t + ox:b1 - tx * t + ox]
+        return out
