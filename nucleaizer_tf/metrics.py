@@ -178,6 +178,11 @@ class Agreement:
         Objects of the first overlapping two or more objects of the second.
     threshold
         The IoU `below` counts against.
+
+    Examples
+    --------
+    >>> agreement(np.array([[1, 1, 0]]), np.array([[4, 4, 0]])).worst_iou
+    (1.0, 1.0)
     """
 
     objects: tuple[int, int]

@@ -217,7 +217,18 @@ class SyntheticMosaic:
         return self._tiles[k]
 
     def window(self, rows: slice, columns: slice) -> np.ndarray:
-        """uint8 RGB pixels of the image over (`rows`, `columns`) (slices with start and stop, step 1)."""
+        """uint8 RGB pixels of the image over (`rows`, `columns`).
+
+        Parameters
+        ----------
+        rows, columns
+            Slices with a start and a stop (step 1); clipped to the image.
+
+        Returns
+        -------
+        numpy.ndarray
+            rows × columns × 3 uint8.
+        """
         y0, y1 = max(0, rows.start or 0), min(self.shape[0], rows.stop)
         x0, x1 = max(0, columns.start or 0), min(self.shape[1], columns.stop)
         out = np.empty((max(0, y1 - y0), max(0, x1 - x0), 3), np.uint8)

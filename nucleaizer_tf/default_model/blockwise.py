@@ -90,7 +90,7 @@ class BlockWindows:
     Attributes
     ----------
     index
-        (row, column) of the block in the grid.
+        (row, column) of the block in the grid (`BlockGrid.windows` makes them).
     core
         The block's own pixels: its chunk of the output.
     labels
@@ -107,6 +107,15 @@ class BlockWindows:
 
     def readable(self, shape: tuple[int, int]) -> tuple[slice, slice]:
         """The part of the network window inside an image of `shape` (what the caller reads).
+
+        Parameters
+        ----------
+        shape
+            (rows, columns) of the image.
+
+        Returns
+        -------
+        (slice, slice)
 
         Examples
         --------
@@ -179,15 +188,15 @@ class BlockGrid:
         >>> BlockGrid.plan((100, 100), 16, Fraction(1), trained_diameter=20.0, multiple=8, margin=64)
         Traceback (most recent call last):
         ...
-        nucleaizer_tf.errors.NucleaizerError: block 16 is smaller than the overlap of 60 pixels needed for nuclei of 20 px: use a block of at least 64
+        nucleaizer_tf.errors.NucleaizerError: block 16 < the overlap of 60 px nuclei of 20 px need: use a block ≥ 64
         """
         scale = Fraction(scale)
         diameter = trained_diameter / float(scale)
         halo = max(MIN_HALO, math.ceil(HALO_DIAMETERS * diameter))
         if block < halo:
             at_least = int(math.ceil(halo / 64) * 64)
-            raise NucleaizerError(f"block {block} is smaller than the overlap of {halo} pixels needed for nuclei "
-                                  f"of {diameter:g} px: use a block of at least {at_least}")
+            raise NucleaizerError(f"block {block} < the overlap of {halo} px nuclei of {diameter:g} px need: "
+                                  f"use a block ≥ {at_least}")
         # resized pixels the map needs beyond the labels window: the network's receptive radius plus
         # the footprints of the resizing there and back, converted to native pixels
         resize_reach = 2 * math.ceil(scale) + 4
@@ -198,7 +207,7 @@ class BlockGrid:
 
     @property
     def blocks(self) -> tuple[int, int]:
-        """(rows, columns) of blocks."""
+        """(rows, columns) of blocks (the last ones may be partial)."""
         return tuple(-(-n // self.block) for n in self.shape)
 
     @property
@@ -226,6 +235,15 @@ class BlockGrid:
     def windows(self, row: int, column: int) -> BlockWindows:
         """The windows of block (`row`, `column`).
 
+        Parameters
+        ----------
+        row, column
+            The block's place in the grid (0-based).
+
+        Returns
+        -------
+        BlockWindows
+
         Examples
         --------
         >>> grid = BlockGrid.plan((1000, 1000), 512, Fraction(1), trained_diameter=20.0, multiple=8, margin=64)
@@ -236,7 +254,18 @@ class BlockGrid:
         return BlockWindows((row, column), (cy, cx), (ly, lx), (ay, ax))
 
     def indices(self) -> Iterator[tuple[int, int]]:
-        """Every block's (row, column), in raster order."""
+        """Every block's (row, column), in raster order.
+
+        Returns
+        -------
+        iterator of (int, int)
+
+        Examples
+        --------
+        >>> grid = BlockGrid.plan((300, 200), 128, Fraction(1), trained_diameter=20.0, multiple=8, margin=64)
+        >>> list(grid.indices())
+        [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]
+        """
         rows, columns = self.blocks
         for i in range(rows):
             for j in range(columns):
@@ -244,7 +273,23 @@ class BlockGrid:
 
     def neighbours(self, row: int, column: int) -> list[tuple[int, int]]:
         """The block itself first, then the up to eight blocks around it in raster order: the blocks
-        whose kept nuclei can reach its core."""
+        whose kept nuclei can reach its core.
+
+        Parameters
+        ----------
+        row, column
+            The block.
+
+        Returns
+        -------
+        list of (int, int)
+
+        Examples
+        --------
+        >>> grid = BlockGrid.plan((300, 200), 128, Fraction(1), trained_diameter=20.0, multiple=8, margin=64)
+        >>> grid.neighbours(0, 0)
+        [(0, 0), (0, 1), (1, 0), (1, 1)]
+        """
         rows, columns = self.blocks
         around = [(row + di, column + dj) for di in (-1, 0, 1) for dj in (-1, 0, 1) if (di, dj) != (0, 0)]
         return [(row, column)] + [(i, j) for i, j in around if 0 <= i < rows and 0 <= j < columns]
@@ -253,6 +298,20 @@ class BlockGrid:
 def pad_to_network_window(pixels: np.ndarray, windows: BlockWindows, shape: tuple[int, int]) -> np.ndarray:
     """The readable part of a network window (`windows.readable(shape)`) mirror-padded past the image's
     end to the full network window.
+
+    Parameters
+    ----------
+    pixels
+        The image over `windows.readable(shape)`.
+    windows
+        The block's windows.
+    shape
+        (rows, columns) of the image.
+
+    Returns
+    -------
+    numpy.ndarray
+        The pixels over `windows.network` (`pixels` itself when nothing is missing).
 
     Examples
     --------
@@ -287,6 +346,10 @@ def window_probabilities(model, rgb8: np.ndarray, scale: Fraction, *, tile: int 
     -------
     numpy.ndarray
         uint8 (background, interior, boundary) map, same rows and columns as `rgb8`.
+
+    Examples
+    --------
+    >>> prob = window_probabilities(DefaultModel.load(), rgb8_window, Fraction(5, 4))  # doctest: +SKIP
     """
     h, w = rgb8.shape[:2]
     scaled = (h * scale.numerator // scale.denominator, w * scale.numerator // scale.denominator)
@@ -310,6 +373,11 @@ class KeptNuclei:
         How many nuclei were kept.
     uncertain
         How many of them belong to a foreground region reaching the labels window's inner edge.
+
+    Examples
+    --------
+    >>> KeptNuclei((0, 0), np.zeros((4, 4), np.uint32), 0, 0).count
+    0
     """
 
     origin: tuple[int, int]
@@ -350,6 +418,12 @@ def keep_anchored(model, labels: np.ndarray, prob: np.ndarray, windows: BlockWin
     Returns
     -------
     KeptNuclei
+
+    Examples
+    --------
+    >>> kept = keep_anchored(model, model.instances(prob), prob, grid.windows(0, 1), grid)  # doctest: +SKIP
+    >>> kept.count, kept.uncertain                                                      # doctest: +SKIP
+    (412, 0)
     """
     (ly, lx), (cy, cx) = windows.labels, windows.core
     width = labels.shape[1]
@@ -397,6 +471,12 @@ def segment_block(model, pixels: np.ndarray, windows: BlockWindows, grid: BlockG
     Returns
     -------
     KeptNuclei
+
+    Examples
+    --------
+    >>> w = grid.windows(1, 2)                                                              # doctest: +SKIP
+    >>> pixels = pad_to_network_window(image[w.readable(grid.shape)], w, grid.shape)        # doctest: +SKIP
+    >>> kept = segment_block(DefaultModel.load(), pixels, w, grid, stretch_limits(image))   # doctest: +SKIP
     """
     ny, nx = windows.network
     if pixels.shape[:2] != (ny.stop - ny.start, nx.stop - nx.start):

@@ -39,6 +39,8 @@ import numpy as np
 
 from nucleaizer_tf.errors import NucleaizerError
 
+__all__ = ["KIND", "MARKER", "LabelStore", "check_label_output", "label_output_path", "remove_stale_label_temporaries"]
+
 #: the attribute key marking a store this tool wrote
 MARKER = "nucleaizer_tf"
 KIND = "large-image-labels"
@@ -48,6 +50,17 @@ _ARRAYS_LOCK = threading.Lock()
 
 def label_output_path(out_dir: str | os.PathLike, name: str) -> Path:
     """Where the labels of image `name` go: `out_dir/<name>.zarr`.
+
+    Parameters
+    ----------
+    out_dir
+        The output folder.
+    name
+        The input's name (`LargeImage.name`).
+
+    Returns
+    -------
+    Path
 
     Examples
     --------
@@ -69,7 +82,8 @@ def _marker(path: Path) -> dict | None:
     return mark if isinstance(mark, dict) and mark.get("kind") == KIND else None
 
 
-def check_label_output(path: str | os.PathLike, *, overwrite: bool = False, source: str | os.PathLike | None = None) -> Path:
+def check_label_output(path: str | os.PathLike, *, overwrite: bool = False,
+                       source: str | os.PathLike | None = None) -> Path:
     """Refuse an output path that is taken, unless by an earlier result of this tool and `overwrite`.
 
     Parameters
@@ -89,6 +103,11 @@ def check_label_output(path: str | os.PathLike, *, overwrite: bool = False, sour
     ------
     NucleaizerError
         Naming the path and why.
+
+    Examples
+    --------
+    >>> check_label_output("out/slide.zarr", source="slide.zarr")  # doctest: +SKIP
+    PosixPath('out/slide.zarr')
     """
     path = Path(path)
     if source is not None:
@@ -108,6 +127,18 @@ def check_label_output(path: str | os.PathLike, *, overwrite: bool = False, sour
 
 def remove_stale_label_temporaries(out_dir: str | os.PathLike, name: str, *, before: float) -> list[Path]:
     """Remove the temporaries an interrupted run of output `name` left in `out_dir` (older than `before`).
+
+    Parameters
+    ----------
+    out_dir, name
+        Where the output `<name>.zarr` goes.
+    before
+        A `time.time()` value: only temporaries last modified earlier are removed (never a live run's).
+
+    Returns
+    -------
+    list of Path
+        The folders removed.
 
     Examples
     --------
@@ -153,6 +184,11 @@ class LabelStore:
         The folder of the blocks' hand-over pieces.
     array_path
         The label array inside the store ("" = the store is the array; "0" for OME-Zarr).
+
+    Examples
+    --------
+    >>> LabelStore("out/a.zarr", "out/.a.zarr.0a1b2c3d.tmp", "out/.a.zarr.0a1b2c3d.scratch", "").array_path
+    ''
     """
 
     final: str
@@ -179,6 +215,12 @@ class LabelStore:
         Returns
         -------
         LabelStore
+
+        Examples
+        --------
+        >>> store = LabelStore.create("out", "slide", (5000, 4000), 1024)  # doctest: +SKIP
+        >>> Path(store.temporary).name                                      # doctest: +SKIP
+        '.slide.zarr.3f9a0c1e.tmp'
         """
         import zarr
 
@@ -213,6 +255,13 @@ class LabelStore:
     def write_block(self, core: tuple[slice, slice], labels: np.ndarray) -> None:
         """Write one output block (a whole chunk, or the image's last partial one).
 
+        Parameters
+        ----------
+        core
+            The block's (row slice, column slice).
+        labels
+            Its labels.
+
         Examples
         --------
         >>> store.write_block((slice(0, 1024), slice(1024, 2048)), labels)  # doctest: +SKIP
@@ -229,6 +278,15 @@ class LabelStore:
     def write_piece(self, index: tuple[int, int], origin: tuple[int, int], labels: np.ndarray) -> None:
         """Keep block `index`'s nuclei (over its labels window at `origin`) for its neighbours (atomically).
 
+        Parameters
+        ----------
+        index
+            (row, column) of the block.
+        origin
+            (row, column) of its labels window in the image.
+        labels
+            Its kept nuclei.
+
         Examples
         --------
         >>> store.write_piece((0, 1), (0, 964), kept_labels)  # doctest: +SKIP
@@ -240,6 +298,15 @@ class LabelStore:
 
     def read_piece(self, index: tuple[int, int]) -> tuple[tuple[int, int], np.ndarray]:
         """(origin, labels) written by `write_piece` for block `index`.
+
+        Parameters
+        ----------
+        index
+            (row, column) of the block.
+
+        Returns
+        -------
+        ((int, int), numpy.ndarray)
 
         Examples
         --------
@@ -256,10 +323,20 @@ class LabelStore:
 
         An earlier result of this tool at the final name (checked by `check_label_output`) is replaced.
 
+        Parameters
+        ----------
+        record
+            JSON-ready facts of the run, stored under the `nucleaizer_tf` attribute.
+
         Returns
         -------
         Path
             The final `<name>.zarr`.
+
+        Examples
+        --------
+        >>> store.commit({"nuclei": 1234})  # doctest: +SKIP
+        PosixPath('out/slide.zarr')
         """
         import zarr
 
@@ -278,11 +355,14 @@ class LabelStore:
         return final
 
     def discard(self) -> None:
-        """Remove the temporary store and the scratch folder (a failed or interrupted run)."""
+        """Remove the temporary store and the scratch folder (a failed or interrupted run).
+
+        Examples
+        --------
+        >>> store.discard()  # doctest: +SKIP
+        """
         with _ARRAYS_LOCK:
             _ARRAYS.pop(self.temporary, None)
         for path in (self.temporary, self.scratch):
             shutil.rmtree(path, ignore_errors=True)
 
-
-__all__ = ["KIND", "MARKER", "LabelStore", "check_label_output", "label_output_path", "remove_stale_label_temporaries"]

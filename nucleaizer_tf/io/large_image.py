@@ -304,7 +304,8 @@ def open_large_image(path: str | os.PathLike, *, channel: int | None = None) -> 
         try:
             node = zarr.open(str(source), mode="r")
         except Exception as exc:
-            raise ImageReadError(f"{source}: not a zarr array or OME-Zarr image ({type(exc).__name__}: {exc})") from None
+            reason = f"{type(exc).__name__}: {exc}"
+            raise ImageReadError(f"{source}: not a zarr array or OME-Zarr image ({reason})") from None
         image = _describe_zarr(source, node)
     dtype = np.dtype(image.dtype)
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)) or dtype == np.bool_:

@@ -47,7 +47,12 @@ from nucleaizer_tf.default_model.blockwise import (
 )
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.io.convert import limits_of_sample, sample_step, three_channels
-from nucleaizer_tf.io.label_zarr import LabelStore, check_label_output, label_output_path, remove_stale_label_temporaries
+from nucleaizer_tf.io.label_zarr import (
+    LabelStore,
+    check_label_output,
+    label_output_path,
+    remove_stale_label_temporaries,
+)
 from nucleaizer_tf.io.large_image import LargeImage, open_large_image
 from nucleaizer_tf.progress import SILENT, Reporter
 
@@ -72,6 +77,11 @@ class ModelFacts:
         As `DefaultModel.trained_diameter`, `.multiple` (2^depth) and `.margin`.
     name
         The manifest's name.
+
+    Examples
+    --------
+    >>> model_facts().multiple, model_facts().margin
+    (8, 64)
     """
 
     source: str | None
@@ -180,6 +190,11 @@ def estimate_scale_task(image: LargeImage, limits: tuple[float, float], model: s
     dict
         {"scale", "passes", "window"}: the estimated scale (before rounding), the estimation passes
         and the window (rows, columns as [start, stop]) they looked at.
+
+    Examples
+    --------
+    >>> estimate_scale_task(open_large_image("slide.zarr"), (3.0, 212.0))["scale"]  # doctest: +SKIP
+    0.9
     """
     from nucleaizer_tf.default_model.model import SAMPLE_SIDE
     from nucleaizer_tf.default_model.preprocess import stretch_rgb8_with_limits
@@ -210,6 +225,12 @@ class BlockJob:
         The model source (`ModelFacts.source`).
     tile, tta
         As for `DefaultModel.probability_map`.
+
+    Examples
+    --------
+    >>> job = BlockJob(open_large_image("a.zarr"), store, grid, (3.0, 212.0))  # doctest: +SKIP
+    >>> label_block_task(job, (0, 0))                                          # doctest: +SKIP
+    (1203, 0)
     """
 
     image: LargeImage
@@ -221,6 +242,17 @@ class BlockJob:
     tta: bool = False
 
     def where(self, index: tuple[int, int]) -> str:
+        """The file and the block `index` covers, for error messages.
+
+        Parameters
+        ----------
+        index
+            (row, column) of the block.
+
+        Returns
+        -------
+        str
+        """
         core = self.grid.windows(*index).core
         return (f"{self.image.path}: block {index} (rows {core[0].start}:{core[0].stop}, columns "
                 f"{core[1].start}:{core[1].stop})")
@@ -276,6 +308,11 @@ def write_block_task(job: BlockJob, index: tuple[int, int], *labelled) -> tuple[
     -------
     (int, int)
         `index`.
+
+    Examples
+    --------
+    >>> write_block_task(job, (0, 0), (1203, 0), (988, 0), (1010, 0), (1100, 0))  # doctest: +SKIP
+    (0, 0)
     """
     try:
         windows = job.grid.windows(*index)
@@ -398,10 +435,28 @@ class LargeImageReport:
     estimate: dict | None = field(default=None)
 
     def to_dict(self) -> dict:
-        """The report as JSON-ready values."""
+        """The report as plain values (the output path as a string).
+
+        Returns
+        -------
+        dict
+        """
         out = asdict(self)
         out["output"] = str(self.output)
         return out
+
+
+def _jsonable(value):
+    """`value` with tuples as lists and non-finite floats (a pass that found nothing) as None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def _checked_block(block) -> int:
@@ -519,9 +574,9 @@ def _run(image: LargeImage, final: Path, out_dir, runner, engine: str, block: in
     grid = BlockGrid.plan(image.image_shape, block, scale, trained_diameter=facts.trained_diameter,
                           multiple=facts.multiple, margin=facts.margin)
     report = LargeImageReport(image.path, final, grid.shape, block, grid.blocks, float(scale),
-                              round(facts.trained_diameter / float(scale), 3), nucleus_size is None, limits,
+                              facts.trained_diameter / float(scale), nucleus_size is None, limits,
                               engine=engine, estimate=estimate)
-    reporter.note(f"{image.name}: scale {scale} (nuclei of {report.nucleus_size:g} px), "
+    reporter.note(f"{image.name}: scale {scale} (nuclei of {report.nucleus_size:.3g} px), "
                   f"{grid.blocks[0]}×{grid.blocks[1]} blocks of {block}")
     store = LabelStore.create(out_dir, image.name, grid.shape, block, dtype=grid.id_dtype, ome=image.ome)
     try:
@@ -535,7 +590,7 @@ def _run(image: LargeImage, final: Path, out_dir, runner, engine: str, block: in
                   "model_name": facts.name,
                   "ids": "1 + the raster index (row * width + column) of each nucleus's first pixel"}
         record.pop("output")
-        report.output = store.commit(record)
+        report.output = store.commit(_jsonable(record))
     except BaseException:
         store.discard()
         raise
