@@ -64,6 +64,10 @@ def predict(
     engine: Engine = typer.Option(Engine.local, "--engine", help="local: this process. dask: the images are read, segmented and written on Dask workers (--workers local processes, or the cluster at --scheduler); the same files and run record. Needs nucleaizer-tf[dask]; fast mode only."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="--engine dask: local worker processes to start for the run [one per two cores]."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="--engine dask: address of a running Dask scheduler (e.g. tcp://10.0.0.5:8786; SLURM via dask-jobqueue), instead of local workers. Give absolute paths the workers can reach."),
+    large: bool = typer.Option(False, "--large", help="IMAGES is one image larger than memory (zarr, OME-Zarr, tiled BigTIFF): segmented block by block with the default model (on Dask workers with --workers / --scheduler, else threads in this process) into OUT_DIR/<name>.zarr, uint32 labels chunked like the blocks. A .zarr input is always treated so."),
+    block: int = typer.Option(1024, "--block", min=64, help="--large: block side in pixels; memory per worker grows with its square (about 1.2 GB at 1024)."),
+    channel: Optional[int] = typer.Option(None, "--channel", min=0, help="--large: segment this channel (0-based) only, as grey [all: grey or RGB]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="--large: replace an earlier result of this tool at OUT_DIR/<name>.zarr (anything else there is refused)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Resume an interrupted run: keep the images an earlier run into OUT_DIR finished with the same settings, model and input (checked by checksum); a changed setting recomputes everything."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
@@ -80,6 +84,16 @@ def predict(
              "postprocess_params": postprocess_params, "max_network_size": max_network_size,
              "precision": None if precision is None else precision.value}
     options = {name: value for name, value in given.items() if value is not None}
+    if large or images.name.lower().endswith(".zarr"):
+        _predict_large(images, out_dir, model=model, options=options, mode=mode, block=block, channel=channel,
+                       overwrite=overwrite, workers=workers, scheduler=scheduler, quiet=quiet,
+                       per_image={"--overlay": overlay, "--save-rois": save_rois, "--save-geojson": save_geojson,
+                                  "--save-csv": save_csv, "--skip-existing": skip_existing},
+                       on_dask=engine is Engine.dask)
+        return
+    for flag, value in (("--channel", channel), ("--overwrite", overwrite or None)):
+        if value is not None:
+            raise ValueError(f"{flag} applies to --large only")
     import_tensorflow()
     report = run_predict(images, out_dir, model=model, mode=mode.value if mode is Mode.full else None,
                          preseg_model=preseg_model, unet=unet, work_dir=work_dir, keep_intermediate=keep_intermediate,
@@ -88,6 +102,35 @@ def predict(
                                                pixel_size=pixel_size),
                          skip_existing=skip_existing, engine=engine.value, workers=workers, scheduler=scheduler)
     _finish_predict(report, out_dir, quiet)
+
+
+def _predict_large(images: Path, out_dir: Path, *, model, options: dict, mode, block: int, channel, overwrite: bool,
+                   workers, scheduler, quiet: bool, per_image: dict, on_dask: bool) -> None:
+    """`predict --large`: one image larger than memory, block by block (`pipelines.large_image`)."""
+    from nucleaizer_tf.pipelines.large_image import segment_large_image
+
+    refused = [flag for flag, on in per_image.items() if on] + [f"--{k.replace('_', '-')}" for k in options
+                                                                 if k not in ("nucleus_size", "tta")]
+    if mode is Mode.full:
+        refused.append("--mode full")
+    if refused:
+        raise ValueError(f"{', '.join(refused)} do(es) not apply to --large (the default model in blocks; it takes "
+                         "--nucleus-size, --tta, --model, --block, --channel, --workers, --scheduler)")
+    if on_dask and workers is None and scheduler is None:  # --engine dask alone: local workers, the default count
+        import os
+
+        workers = max(1, (os.cpu_count() or 2) // 2)
+    import_tensorflow()
+    report = segment_large_image(images, out_dir, block=block, nucleus_size=options.get("nucleus_size"),
+                                 model=model, channel=channel, tta=bool(options.get("tta")), overwrite=overwrite,
+                                 workers=workers, scheduler=scheduler, reporter=CliReporter(quiet))
+    if not quiet:
+        typer.echo(f"wrote {report.output}: {report.nuclei} nuclei in {report.blocks[0]}×{report.blocks[1]} blocks "
+                   f"of {report.block} px (nucleus size {report.nucleus_size:.1f} px, "
+                   f"{'estimated' if report.estimated else 'given'}) in {report.seconds:.0f} s")
+    if report.uncertain:
+        typer.echo(f"warning: {report.uncertain} nuclei lie in touching clusters wider than the block overlap; "
+                   "they may differ slightly from a one-piece run (a larger --block reduces them)", err=True)
 
 
 def _finish_predict(report, out_dir: Path, quiet: bool) -> None:

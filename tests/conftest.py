@@ -55,3 +55,15 @@ def legacy_fixture(oracle_dir, tmp_path_factory):
     gen.write_fixture(str(plain), manifest)
     gen.write_fixture(str(wrapped), manifest, wrapped=True)
     return SimpleNamespace(gen=gen, manifest=manifest, plain=plain, wrapped=wrapped)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """One local Dask cluster of two worker processes for the whole run (the Dask engine and the
+    large-image tests reach it by its scheduler address, as `predict --scheduler` does); starting
+    one costs a TensorFlow import per worker."""
+    pytest.importorskip("distributed", reason="needs dask[distributed] (the test extra)")
+    from nucleaizer_tf.pipelines.dask_engine import dask_client
+
+    with dask_client(workers=2) as client:
+        yield client

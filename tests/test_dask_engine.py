@@ -13,7 +13,7 @@ distributed = pytest.importorskip("distributed", reason="the Dask engine needs d
 
 from nucleaizer_tf.errors import NucleaizerError  # noqa: E402
 from nucleaizer_tf.io import write_rgb  # noqa: E402
-from nucleaizer_tf.pipelines.dask_engine import ModelRequest, dask_client, run_on_dask  # noqa: E402
+from nucleaizer_tf.pipelines.dask_engine import ModelRequest, run_on_dask  # noqa: E402
 from nucleaizer_tf.pipelines.predict import RECORD_NAME, run_predict  # noqa: E402
 from nucleaizer_tf.synthetic import synthetic_nuclei  # noqa: E402
 
@@ -27,6 +27,11 @@ def images(tmp_path_factory):
         sample = synthetic_nuclei((96, 112), 6, 18.0, style=("fluorescence", "brightfield")[i % 2], seed=i)
         write_rgb(folder / f"img{i:02d}.png", np.ascontiguousarray(sample.image[..., :3]))
     return folder
+
+
+@pytest.fixture(scope="module")
+def cluster(dask_cluster):
+    return dask_cluster
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +52,10 @@ def _images_without_timings(out):
     return [{k: v for k, v in entry.items() if k not in ("seconds", "labels")} for entry in record["images"]]
 
 
-def test_two_workers_write_the_local_engines_bytes(images, local_run, tmp_path):
+def test_two_workers_write_the_local_engines_bytes(images, local_run, cluster, tmp_path):
     out = tmp_path / "dask"
-    report = run_predict(images, out, engine="dask", workers=2)
+    address = cluster.scheduler.address
+    report = run_predict(images, out, engine="dask", scheduler=address)
     names = [f"img{i:02d}.tiff" for i in range(N_IMAGES)]
     assert [p.name for p in report.outputs] == names and not report.failures
     _same_files(local_run, out, names)
@@ -58,36 +64,17 @@ def test_two_workers_write_the_local_engines_bytes(images, local_run, tmp_path):
     local_settings = json.loads((local_run / RECORD_NAME).read_text())["settings"]
     assert json.loads((out / RECORD_NAME).read_text())["settings"] == local_settings
     # and the resume journal: a rerun keeps every image
-    again = run_predict(images, out, engine="dask", workers=2, skip_existing=True)
+    again = run_predict(images, out, engine="dask", scheduler=address, skip_existing=True)
     assert again.skipped == N_IMAGES and not again.failures
 
 
-def test_a_lost_worker_does_not_lose_images(images, local_run, tmp_path):
-    files = sorted(images.iterdir())
-    out = tmp_path / "lost"
-    out.mkdir()
-    killed = []
-    with dask_client(workers=2) as client:
-        pids = client.run(os.getpid)
-
-        def kill_one(outcome):
-            if not killed:  # the first image is back: kill the other worker, busy with the next ones
-                victim = sorted(pids.values())[0]
-                os.kill(victim, signal.SIGKILL)
-                killed.append(victim)
-
-        outcomes = run_on_dask(files, out, ModelRequest("default"), client=client, done=kill_one)
-    assert killed and [o.error for o in outcomes] == [None] * N_IMAGES
-    _same_files(local_run, out, [f"img{i:02d}.tiff" for i in range(N_IMAGES)])
-
-
-def test_a_bad_image_fails_alone(images, tmp_path):
+def test_a_bad_image_fails_alone(images, cluster, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     for path in sorted(images.iterdir())[:3]:
         (folder / path.name).write_bytes(path.read_bytes())
     (folder / "broken.png").write_bytes(b"not a png")
-    report = run_predict(folder, tmp_path / "out", engine="dask", workers=1)
+    report = run_predict(folder, tmp_path / "out", engine="dask", scheduler=cluster.scheduler.address)
     assert len(report.outputs) == 3
     ((path, message),) = report.failures
     assert path.name == "broken.png" and message
@@ -102,3 +89,22 @@ def test_engine_settings_are_checked_before_any_work(images, tmp_path):
         run_predict(images, tmp_path / "b", workers=2)
     with pytest.raises(NucleaizerError, match="full pipeline"):
         run_predict(images, tmp_path / "c", model=None, mode="full", engine="dask")
+
+
+def test_a_lost_worker_does_not_lose_images(images, local_run, cluster, tmp_path):
+    """Last in the module: it kills one of the cluster's workers (its nanny starts a new one)."""
+    files = sorted(images.iterdir())
+    out = tmp_path / "lost"
+    out.mkdir()
+    pids = cluster.run(os.getpid)
+    killed = []
+
+    def kill_one(outcome):
+        if not killed:  # the first image is back: kill a worker while the others are in flight
+            victim = sorted(pids.values())[0]
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+
+    outcomes = run_on_dask(files, out, ModelRequest("default"), client=cluster, done=kill_one)
+    assert killed and [o.error for o in outcomes] == [None] * N_IMAGES
+    _same_files(local_run, out, [f"img{i:02d}.tiff" for i in range(N_IMAGES)])

@@ -62,10 +62,11 @@ def crossing_block_borders(labels, block):
                if ys.start // block != (ys.stop - 1) // block or xs.start // block != (xs.stop - 1) // block)
 
 
-def test_blocks_on_two_workers_match_the_single_process_run(tmp_path, model):
+def test_blocks_on_two_workers_match_the_single_process_run(tmp_path, model, dask_cluster):
     image = mosaic((1536, 1536))
     source = write_zarr(tmp_path / "big.zarr", image)
-    report = segment_large_image(source, tmp_path / "out", block=512, nucleus_size=20, workers=2)
+    report = segment_large_image(source, tmp_path / "out", block=512, nucleus_size=20,
+                                 scheduler=dask_cluster.scheduler.address)
     labels = zarr.open_array(str(report.output))
     assert labels.dtype == np.uint32 and labels.chunks == (512, 512) and labels.shape == (1536, 1536)
     labels = labels[:]
@@ -182,3 +183,21 @@ def test_a_blocks_working_set_does_not_grow_with_the_image(tmp_path, model, monk
     print(f"traced peak of block (1, 1): {small / 2**20:.1f} MiB (768²), {large / 2**20:.1f} MiB (1536²)")
     assert large < 1.1 * small, (small, large)
     assert large < 40 * 2**20  # 12 MiB measured for a 256-block (network activations are TensorFlow's, untraced)
+
+
+def test_predict_command_segments_a_zarr_input_in_blocks(tmp_path):
+    from typer.testing import CliRunner
+
+    from nucleaizer_tf.cli.main import app
+
+    source = write_zarr(tmp_path / "plate.zarr", mosaic((512, 384)), chunks=128)
+    runner = CliRunner()
+    done = runner.invoke(app, ["predict", str(source), str(tmp_path / "out"), "--block", "256", "--nucleus-size", "20"])
+    assert done.exit_code == 0, done.output
+    assert "nuclei in 2×2 blocks of 256 px" in done.output
+    labels = zarr.open_array(str(tmp_path / "out" / "plate.zarr"))
+    assert labels.shape == (512, 384) and labels.chunks == (256, 256) and labels[:].max() > 0
+    # options of the per-image outputs do not apply, in one line, before any work
+    refused = runner.invoke(app, ["predict", str(source), str(tmp_path / "out2"), "--overlay", "--confidence", "0.5"])
+    assert refused.exit_code == 2 and "--overlay, --confidence do(es) not apply to --large" in refused.output
+    assert not (tmp_path / "out2").exists()
