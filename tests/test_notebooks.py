@@ -94,6 +94,7 @@ def test_notebook_executes(path, tmp_path):
     workdir.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # keep ipykernel's inline figures
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env["NUCLEAIZER_NOTEBOOK_QUICK"] = "1"  # the notebooks' own switch: the same cells, shorter training
     env["TMPDIR"] = str(workdir)  # scratch files (notebook 2 writes ~300 MB) stay under pytest's tmp_path
     deadline = time.monotonic() + NOTEBOOK_LIMIT
     client = nbclient.NotebookClient(
