@@ -98,6 +98,13 @@ class BlockWindows:
     network
         The labels window plus the context, on the lattice; it may end past the image's last row or
         column (mirror padding, `pad_to_network_window`).
+
+    Examples
+    --------
+    >>> w = BlockWindows((0, 1), (slice(0, 64), slice(64, 128)), (slice(0, 96), slice(32, 160)),
+    ...                  (slice(0, 128), slice(0, 192)))
+    >>> w.readable((100, 150))
+    (slice(0, 100, None), slice(0, 150, None))
     """
 
     index: tuple[int, int]

@@ -46,6 +46,16 @@ def stretch_rgb8(image: np.ndarray) -> np.ndarray:
 def stretch_limits(image: np.ndarray) -> tuple[float, float]:
     """The (low, high) limits `stretch_rgb8` stretches `image` with (percentiles 1 and 99.8).
 
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (H, W) grey or (H, W, C) image of any numeric dtype.
+
+    Returns
+    -------
+    tuple of float
+        (low, high), from the regular sub-grid `stretch_rgb8` reads (`io.convert.percentile_limits`).
+
     Examples
     --------
     >>> image = np.arange(100, dtype=np.uint16).reshape(10, 10)
@@ -59,6 +69,18 @@ def stretch_rgb8_with_limits(image: np.ndarray, limits: tuple[float, float]) -> 
     """`stretch_rgb8` with given (low, high) limits instead of the image's own percentiles: a window
     of a large image stretched with the whole image's limits (`stretch_limits`, or `limits_of_sample`
     of its sub-grid) equals that window of `stretch_rgb8(image)`.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (H, W) grey or (H, W, C) image (or window) of any numeric dtype.
+    limits : tuple of float
+        (low, high): the values that become 0 and 255.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W, 3) uint8 RGB, C-contiguous.
 
     Examples
     --------
