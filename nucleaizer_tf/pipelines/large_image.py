@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -61,8 +60,6 @@ __all__ = ["LargeImageReport", "ModelFacts", "estimate_scale_task", "image_limit
 
 #: the smallest block side accepted
 MIN_BLOCK = 64
-_MODELS: dict[str, object] = {}
-_MODELS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -127,14 +124,11 @@ def model_facts(model: str | os.PathLike | None = None) -> ModelFacts:
 
 
 def _model(source: str | None):
-    """The `DefaultModel` of `source` in this process (loaded at the first call, then kept)."""
-    key = source or "default"
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            from nucleaizer_tf.default_model import DefaultModel
+    """The `DefaultModel` of `source` in this process: the worker's one model cache
+    (`dask_engine.worker_segmenter`), so a worker that also segments whole images loads it once."""
+    from nucleaizer_tf.pipelines.dask_engine import ModelRequest, worker_segmenter
 
-            _MODELS[key] = DefaultModel.load(source)
-        return _MODELS[key]
+    return worker_segmenter(ModelRequest(str(source) if source else "default")).model
 
 
 def image_limits(image: LargeImage) -> tuple[float, float]:
