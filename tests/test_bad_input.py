@@ -381,8 +381,9 @@ SIGNALS = {"SIGINT": signal.SIGINT, "SIGKILL": signal.SIGKILL}
 
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory):
-    """Six images, an uninterrupted run and two runs stopped after their first image (started together,
-    while the reference run is made in this process, to keep the suite fast)."""
+    """Six images, two runs stopped after their first image (started together), then an uninterrupted
+    run made in this process. The reference run waits for the signals: made meanwhile, it held the
+    interpreter so long that the watching thread could see a child only after all six were written."""
     root = tmp_path_factory.mktemp("resume")
     images = _folder_of(root)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -393,9 +394,9 @@ def interrupted(tmp_path_factory):
                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env), out, sig)
     stopped = {}
     poller = threading.Thread(target=lambda: stopped.update(_stop_after_first_output(children)))
-    poller.start()  # signals land while the reference run is made here
-    code, _, stderr = cli("predict", images, root / "reference", "-q")
+    poller.start()
     poller.join()
+    code, _, stderr = cli("predict", images, root / "reference", "-q")
     assert code == 0, stderr
     return images, root / "reference", root, stopped
 
