@@ -13,7 +13,7 @@ distributed = pytest.importorskip("distributed", reason="the Dask engine needs d
 
 from nucleaizer_tf.errors import NucleaizerError  # noqa: E402
 from nucleaizer_tf.io import write_rgb  # noqa: E402
-from nucleaizer_tf.pipelines.dask_engine import ModelRequest, run_on_dask  # noqa: E402
+from nucleaizer_tf.pipelines.dask_engine import ModelRequest, dask_client, run_on_dask  # noqa: E402
 from nucleaizer_tf.pipelines.predict import RECORD_NAME, run_predict  # noqa: E402
 from nucleaizer_tf.synthetic import synthetic_nuclei  # noqa: E402
 
@@ -89,6 +89,9 @@ def test_engine_settings_are_checked_before_any_work(images, tmp_path):
         run_predict(images, tmp_path / "b", workers=2)
     with pytest.raises(NucleaizerError, match="full pipeline"):
         run_predict(images, tmp_path / "c", model=None, mode="full", engine="dask")
+    with pytest.raises(NucleaizerError, match="--workers 0: must be at least 1"):
+        with dask_client(workers=0):
+            pass
 
 
 def test_a_lost_worker_does_not_lose_images(images, local_run, cluster, tmp_path):

@@ -180,10 +180,10 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> 
         finally:
             client.close()
         return
+    if workers is not None and workers < 1:  # checked before the default: 0 must not mean "the default"
+        raise NucleaizerError(f"--workers {workers}: must be at least 1")
     cores = os.cpu_count() or 1
     workers = workers or max(1, cores // 2)
-    if workers < 1:
-        raise NucleaizerError(f"--workers {workers}: must be at least 1")
     share = str(max(1, cores // workers))
     # TensorFlow's C++ start-up chatter (CUDA probing on a machine without a GPU) would reach the user's
     # terminal from every worker; Python exceptions still come back with the tasks
