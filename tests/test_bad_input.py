@@ -360,19 +360,24 @@ def _outputs(out: Path) -> dict[str, bytes]:
 
 
 def _stop_after_first_output(children: dict, timeout: float = 120) -> dict:
-    """Send each child its signal as soon as its first label image appears; their completed processes."""
-    pending, done = dict(children), {}
+    """Send each child its signal as soon as its first label image appears; their completed processes.
+
+    Signals are sent without waiting for the child to end: waiting for one (a SIGINT run finishes its
+    image and its record first) let the other write all its images before it saw its signal."""
+    pending, signalled = dict(children), {}
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         for key, (child, out, sig) in list(pending.items()):
             if _labels(out) or child.poll() is not None:
                 child.send_signal(sig)
-                stdout, stderr = child.communicate(timeout=60)
-                done[key] = (child.returncode, stderr, len(_labels(out)))
-                del pending[key]
-        time.sleep(0.005)
+                signalled[key] = pending.pop(key)
+        time.sleep(0.002)
     for child, _, _ in pending.values():
         child.kill()
+    done = {}
+    for key, (child, out, _) in signalled.items():
+        _, stderr = child.communicate(timeout=60)
+        done[key] = (child.returncode, stderr, len(_labels(out)))
     return done
 
 
