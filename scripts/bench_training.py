@@ -10,7 +10,12 @@
 Each is the median over --steps steps after one warm-up step (tracing). Weights are random (scratch
 initialisation): step time does not depend on them.
 
+`--compare-head-gradient` runs the Mask R-CNN steps twice in the same process: with the classifier
+head's window-convolution gradient as matrix products (`maskrcnn.heads.WindowConv2D`, the default) and
+with TensorFlow's own Conv2D kernel gradient (the baseline), and prints the speed-up.
+
 Usage: python scripts/bench_training.py [--size 512] [--steps 3] [--groups all,heads] [--skip-unet] [--skip-maskrcnn]
+                                        [--compare-head-gradient]
 """
 
 from __future__ import annotations
@@ -62,6 +67,23 @@ def bench_maskrcnn(size: int, steps: int, groups: list[str]) -> dict:
     return out
 
 
+def bench_head_gradient(size: int, steps: int, groups: list[str]) -> dict:
+    """The Mask R-CNN steps with the window-convolution gradient, then with TensorFlow's (the baseline)."""
+    import keras
+
+    from nucleaizer_tf.maskrcnn.heads import WindowConv2D
+
+    fast = bench_maskrcnn(size, steps, groups)
+    matrix_products = WindowConv2D.convolution_op
+    WindowConv2D.convolution_op = keras.layers.Conv2D.convolution_op  # this benchmark's baseline only
+    try:
+        baseline = bench_maskrcnn(size, steps, groups)
+    finally:
+        WindowConv2D.convolution_op = matrix_products
+    speedup = {g: baseline[g]["seconds_per_step"] / fast[g]["seconds_per_step"] for g in groups}
+    return {"window_gradient": fast, "conv2d_gradient": baseline, "speedup": speedup}
+
+
 def bench_unet(steps: int, batch: int = 12, crop: int = 256) -> dict:
     import keras
 
@@ -88,12 +110,18 @@ def main() -> None:
     parser.add_argument("--groups", default="all,heads")
     parser.add_argument("--skip-unet", action="store_true")
     parser.add_argument("--skip-maskrcnn", action="store_true")
+    parser.add_argument("--compare-head-gradient", action="store_true",
+                        help="Mask R-CNN steps also with TensorFlow's Conv2D gradient in the head (baseline)")
     args = parser.parse_args()
     from nucleaizer_tf.system import environment_report
 
     report = {"devices": [d["name"] for d in environment_report()["devices"]]}
-    if not args.skip_maskrcnn:
-        report["maskrcnn"] = bench_maskrcnn(args.size, args.steps, [g for g in args.groups.split(",") if g])
+    groups = [g for g in args.groups.split(",") if g]
+    if args.compare_head_gradient:
+        report["maskrcnn"] = bench_head_gradient(args.size, args.steps, groups)
+    elif not args.skip_maskrcnn:
+        report["maskrcnn"] = bench_maskrcnn(args.size, args.steps, groups)
+    if "maskrcnn" in report:
         print(json.dumps({"maskrcnn": report["maskrcnn"]}), flush=True)
     if not args.skip_unet:
         report["unet"] = bench_unet(args.steps)
