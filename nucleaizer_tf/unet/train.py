@@ -306,6 +306,9 @@ def train_unet(
     optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999,
                                       epsilon=config.adam_epsilon)
     weights = model.trainable_variables
+    # the moments exist before the first step: created inside it, they made tf.function trace the step
+    # twice (the second trace as slow as the first)
+    optimizer.build(weights)
 
     @tf.function(reduce_retracing=True)
     def train_step(x, y):
