@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.errors import NucleaizerError, one_line
 from nucleaizer_tf.progress import Reporter
 
 
@@ -41,17 +41,6 @@ def fail_cleanly(command):
             raise typer.Exit(130) from None
 
     return wrapper
-
-
-def one_line(exc: BaseException) -> str:
-    """The one-line message of a user-facing error: an OS error as `path: reason` (no errno, no quotes)."""
-    if isinstance(exc, OSError) and exc.strerror:
-        where = exc.filename if exc.filename is not None else ""
-        return f"{where}: {exc.strerror}" if where != "" else exc.strerror
-    if isinstance(exc, MemoryError):
-        return f"out of memory{': ' + str(exc) if str(exc) else ''}"
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @contextlib.contextmanager

@@ -32,6 +32,21 @@ def _crossval_module():
     return module
 
 
+def _merge_with_earlier_rows(json_path: Path, rows: list) -> list:
+    """The rows of an earlier run in the same OUT for styles not rerun now, then this run's rows.
+
+    Each style is one row, so the styles can be measured in separate runs (``--styles H&E``) and the
+    table in OUT still lists them all.
+    """
+    import json
+
+    if not json_path.is_file():
+        return rows
+    rerun = {r["style"] for r in rows}
+    earlier = [r for r in json.loads(json_path.read_text(encoding="utf-8")).get("rows", []) if r["style"] not in rerun]
+    return earlier + rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path, help="folder with images/ and masks/ (../shared/data/dsb_train)")
@@ -88,11 +103,13 @@ def main(argv=None) -> int:
         row = {"style": style, "images": len(held), "dsb_before": scores["dsb_before"], "dsb_after": scores["dsb_after"],
                "f1_before": scores["f1_before"], "f1_after": scores["f1_after"], "dsb_baseline": base.dsb,
                "f1_baseline": base.f1, "train_seconds": round(train_s), "adapt_seconds": round(adapt_s),
-               "per_image": scores["per_image"], "report": str(folder / "adapt" / "report.md")}
+               "per_image": scores["per_image"], "report": str(folder / "adapt" / "report.md"),
+               "command": "python scripts/adapt_leave_one_style_out.py " + " ".join(sys.argv[1:])}
         rows.append(row)
         print(f"{style}: DSB {row['dsb_before']:.3f} -> {row['dsb_after']:.3f} (baseline {row['dsb_baseline']:.3f}); "
               f"F1 {row['f1_before']:.3f} -> {row['f1_after']:.3f}; train {train_s:.0f} s, adapt {adapt_s:.0f} s",
               flush=True)
+    rows = _merge_with_earlier_rows(args.out / "loso.json", rows)
     lines = [f"Leave-one-style-out over the {len(pairs)} DSB 2018 sample images: starting model = the default recipe "
              f"trained without the style ({args.epochs} epochs), adapted with `adapt --preset {args.preset}` on the "
              "style's images without their masks; scored against their masks. Classical baseline in the same run.", "",

@@ -127,3 +127,27 @@ def test_bad_inputs_end_in_one_line(stain, tmp_path):
     result = CliRunner().invoke(app, ["adapt", str(stain / "images"), str(tmp_path / "o3"), "--mask-db",
                                       str(tmp_path / "none.npz"), "-q"])
     assert result.exit_code == 2 and "none.npz: no such mask database" in result.stderr
+
+
+def test_adapt_arrays_writes_the_images_then_runs_adapt_on_them(tmp_path, monkeypatch):
+    """What the napari plugin's Adapt calls: images in memory are written in their own dtype to
+    OUT/inputs/<name>.tiff (file-safe names) and that folder is adapted; bad inputs are one line."""
+    from nucleaizer_tf.errors import NucleaizerError
+    from nucleaizer_tf.io import read_image
+    from nucleaizer_tf.pipelines import adapt as adapt_module
+
+    seen = {}
+    monkeypatch.setattr(adapt_module, "adapt", lambda folder, out, settings, reporter, **options:
+                        seen.update(folder=folder, out=out, options=options) or "report")
+    grey16 = (np.arange(64 * 80) % 4000).astype(np.uint16).reshape(64, 80)
+    rgb = np.zeros((50, 60, 3), np.uint8)
+    assert adapt_module.adapt_arrays({"field 1/a": grey16, "rgb": rgb}, tmp_path / "out", preset="quick") == "report"
+    assert seen == {"folder": tmp_path / "out" / "inputs", "out": tmp_path / "out", "options": {"preset": "quick"}}
+    assert sorted(p.name for p in (tmp_path / "out" / "inputs").iterdir()) == ["field 1_a.tiff", "rgb.tiff"]
+    np.testing.assert_array_equal(read_image(tmp_path / "out" / "inputs" / "field 1_a.tiff"), grey16)
+    with pytest.raises(NucleaizerError, match="would both be saved as a_b.tiff"):
+        adapt_module.adapt_arrays({"a/b": rgb, "a:b": rgb}, tmp_path / "o2")
+    with pytest.raises(NucleaizerError, match=r"stack: an image of shape \(3, 40, 40\)"):
+        adapt_module.adapt_arrays({"stack": np.zeros((3, 40, 40))}, tmp_path / "o3")
+    with pytest.raises(NucleaizerError, match="at least one image"):
+        adapt_module.adapt_arrays({}, tmp_path / "o4")

@@ -251,3 +251,50 @@ def test_save_and_load_round_trip(tmp_path):
     (folder / manifest["weights_file"]).write_bytes(b"corrupt")
     with pytest.raises(NucleaizerError, match="sha256 does not match"):
         DefaultModel.load(folder)
+
+
+def test_segment_reports_each_tile_and_a_raising_reporter_stops_it(tmp_path):
+    """The progress protocol reaches the network's tiles: one step per tile, and an exception raised by
+    `advance` (how the napari plugin's Cancel works) stops the run before the next tile."""
+    pytest.importorskip("tensorflow")
+    from nucleaizer_tf import load_model
+    from nucleaizer_tf.progress import RecordingReporter, Reporter
+
+    model = load_model("default")
+    base = synthetic_nuclei((200, 240), 40, 14.0, seed=8)
+    image = np.tile(base.image, (2, 2, 1))[:400, :480]
+    network = model.model.with_precision("float32")
+    forward, calls = network._forward, []
+    network._forward = lambda x: calls.append(x.shape) or forward(x)  # counts the network's runs
+    recorder = RecordingReporter()
+    try:
+        labels = model.segment(image, reporter=recorder, nucleus_size=14, tile=128)
+    finally:
+        del network._forward
+    assert recorder.stages == [("segmenting", None)]
+    assert len(calls) > 4 and len(recorder.labels) == len(calls)  # one step per tile
+    np.testing.assert_array_equal(labels, model.segment(image, nucleus_size=14, tile=128))
+
+    class Stop(Exception):
+        pass
+
+    class StopAfterTwo(Reporter):
+        steps = 0
+
+        def stage(self, name, total=None):
+            import contextlib
+
+            @contextlib.contextmanager
+            def opened():
+                def advance(label=None):
+                    StopAfterTwo.steps += 1
+                    if StopAfterTwo.steps == 2:
+                        raise Stop
+
+                yield advance
+
+            return opened()
+
+    with pytest.raises(Stop):
+        model.segment(image, reporter=StopAfterTwo(), nucleus_size=14, tile=128)
+    assert StopAfterTwo.steps == 2

@@ -23,8 +23,9 @@ def _listed(cfg, key):
 def test_every_source_package_is_listed_and_mapped():
     cfg = _setup_cfg()
     mapping = dict(line.split(" = ") for line in _listed(cfg, "package_dir"))
-    assert mapping == {"nucleaizer_tf": "nucleaizer_tf", "nucleaizer_tf.cli": "cli", "nucleaizer_tf.weights": "weights"}
-    found = {"nucleaizer_tf.cli", "nucleaizer_tf.weights"}
+    assert mapping == {"nucleaizer_tf": "nucleaizer_tf", "nucleaizer_tf.cli": "cli", "nucleaizer_tf.weights": "weights",
+                       "nucleaizer_tf.examples": "examples"}
+    found = {"nucleaizer_tf.cli", "nucleaizer_tf.weights", "nucleaizer_tf.examples"}
     for init in (REPO / "nucleaizer_tf").rglob("__init__.py"):
         found.add(".".join(init.parent.relative_to(REPO).parts))
     assert sorted(_listed(cfg, "packages")) == sorted(found)
@@ -52,3 +53,13 @@ def test_shipped_model_is_package_data():
     assert (folder / "manifest.json").is_file() and (folder / "default.weights.h5").is_file()
     data = _setup_cfg()["options.package_data"]["nucleaizer_tf.weights"]
     assert "default/manifest.json" in data and "default/*.weights.h5" in data
+
+
+def test_napari_manifest_and_sample_images_are_package_data():
+    cfg = _setup_cfg()
+    assert cfg["options.entry_points"]["napari.manifest"].strip() == "nucleaizer-tf = nucleaizer_tf.napari:napari.yaml"
+    assert cfg["options.package_data"]["nucleaizer_tf.napari"].split() == ["napari.yaml"]
+    assert (REPO / "nucleaizer_tf" / "napari" / "napari.yaml").is_file()
+    examples = importlib.import_module("nucleaizer_tf.examples")
+    assert sorted(p.name for p in examples.IMAGES.glob("*.png")) == ["brightfield.png", "fluo_dense.png", "fluo_sparse.png"]
+    assert cfg["options.package_data"]["nucleaizer_tf.examples"].split() == ["images/*.png", "masks/*.tiff"]

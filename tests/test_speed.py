@@ -171,9 +171,9 @@ def test_predict_cli_passes_precision_to_the_model(tmp_path, rng, monkeypatch):
     seen = []
     real = DefaultSegmenter._segment
 
-    def spy(self, image, options, name):
+    def spy(self, image, options, name, advance):
         seen.append(options["precision"])
-        return real(self, image, options, name)
+        return real(self, image, options, name, advance)
 
     monkeypatch.setattr(DefaultSegmenter, "_segment", spy)
     result = CliRunner().invoke(app, ["predict", str(images), str(tmp_path / "out"), "--precision", "bfloat16",

@@ -332,16 +332,20 @@ class DefaultModel:
                 total = p if total is None else total + p
         return total / 8.0
 
-    def probability_map(self, rgb8: np.ndarray, *, tile: int | None = DEFAULT_TILE, tta: bool = False) -> np.ndarray:
+    def probability_map(self, rgb8: np.ndarray, *, tile: int | None = DEFAULT_TILE, tta: bool = False,
+                        on_window=None) -> np.ndarray:
         """uint8 H×W×3 (background, interior, boundary) map of an already prepared uint8 RGB image,
         at its own scale (no stretch, no resizing), corrected for the training's class weights.
-        `tta`: average over the 8 flips/rotations (8× the time)."""
+        `tta`: average over the 8 flips/rotations (8× the time); `on_window`: called after each tile
+        (`tiling.predict_map`)."""
         forward = self._forward_tta if tta else self._forward
-        return predict_map(forward, rgb8, multiple=self.multiple, margin=self.margin, tile=tile)
+        return predict_map(forward, rgb8, multiple=self.multiple, margin=self.margin, tile=tile, on_window=on_window)
 
-    def _prob_at(self, rgb8: np.ndarray, scale: float, tile: int | None, tta: bool = False) -> np.ndarray:
+    def _prob_at(self, rgb8: np.ndarray, scale: float, tile: int | None, tta: bool = False,
+                 on_window=None) -> np.ndarray:
         """uint8 map of `rgb8` resized by `scale`, still at that scale."""
-        return self.probability_map(resize_image(rgb8, scaled_shape(rgb8.shape[:2], scale)), tile=tile, tta=tta)
+        return self.probability_map(resize_image(rgb8, scaled_shape(rgb8.shape[:2], scale)), tile=tile, tta=tta,
+                                    on_window=on_window)
 
     def instances(self, prob: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
         """int32 labels from a uint8 map computed at `scale`, at the map's own size, with the
@@ -362,7 +366,7 @@ class DefaultModel:
         return resize_image(prob, rgb8.shape[:2])
 
     def estimate_scale(self, rgb8: np.ndarray, *, tolerance: float = 1.2, max_passes: int = 2,
-                       tile: int | None = DEFAULT_TILE) -> tuple[float, list[dict], np.ndarray | None]:
+                       tile: int | None = DEFAULT_TILE, on_window=None) -> tuple[float, list[dict], np.ndarray | None]:
         """(scale, passes, map or None) for a prepared uint8 RGB image.
 
         The uint8 probability map at the returned scale is returned when the last pass covered the
@@ -373,7 +377,7 @@ class DefaultModel:
         whole = sample.shape[:2] == (h, w)
         scale, passes = 1.0, []
         for n in range(max_passes):
-            prob = self._prob_at(sample, scale, tile)
+            prob = self._prob_at(sample, scale, tile, on_window=on_window)
             labels = self.instances(prob)  # at the network's scale: the size the training normalised
             d = size_estimate(labels)
             passes.append({"scale": scale, "median_diameter": d, "objects": int(labels.max())})
@@ -388,12 +392,14 @@ class DefaultModel:
         return scale, passes, None  # max_passes < 1
 
     def segment(self, image: np.ndarray, *, diameter: float | None = None, tile: int | None = DEFAULT_TILE,
-                tolerance: float = 1.2, max_passes: int = 2, tta: bool = False, return_info: bool = False):
+                tolerance: float = 1.2, max_passes: int = 2, tta: bool = False, return_info: bool = False,
+                on_window=None):
         """Label image (uint16; uint32 above 65,535 nuclei) of the nuclei in `image` (any dtype, grey or
         RGB(A)). `diameter`: the nucleus diameter in pixels if known (skips the size estimation);
         `tile`: core size of the tiles for large images (None = one piece, whatever the size);
         `tta`: average the final pass over 8 flips/rotations (about 8× slower, slightly better
-        outlines). With `return_info` returns (labels, SegmentInfo)."""
+        outlines). With `return_info` returns (labels, SegmentInfo). `on_window`: called with no argument
+        after each run of the network on a tile (a progress tick; raising in it stops the run)."""
         rgb8 = stretch_rgb8(image)
         if diameter is not None:
             if not diameter > 0:
@@ -401,9 +407,10 @@ class DefaultModel:
             scale = float(np.clip(self.trained_diameter / diameter, *SCALE_LIMITS))
             passes, prob = [], None
         else:
-            scale, passes, prob = self.estimate_scale(rgb8, tolerance=tolerance, max_passes=max_passes, tile=tile)
+            scale, passes, prob = self.estimate_scale(rgb8, tolerance=tolerance, max_passes=max_passes, tile=tile,
+                                                      on_window=on_window)
         if prob is None or tta:
-            prob = self._prob_at(rgb8, scale, tile, tta)
+            prob = self._prob_at(rgb8, scale, tile, tta, on_window=on_window)
         labels = self.instances(resize_image(prob, rgb8.shape[:2]), scale=scale)
         labels = labels.astype(np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32)
         if not return_info:

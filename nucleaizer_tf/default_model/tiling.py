@@ -157,6 +157,7 @@ def predict_map(
     multiple: int,
     margin: int,
     tile: int | None = None,
+    on_window: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """uint8 H×W×C map of `forward` (float32 h×w×3 in [0, 1] → float h×w×C) over uint8 `image` H×W×3.
 
@@ -175,6 +176,9 @@ def predict_map(
         Context margin, a multiple of `multiple` (ValueError otherwise), e.g. `context_margin(depth)`.
     tile : int, optional
         Core size of the tiles; None = one piece.
+    on_window : callable, optional
+        Called with no argument after each run of `forward` (once per tile): a progress tick, and the
+        point where a caller can stop a long run by raising.
 
     Returns
     -------
@@ -197,8 +201,11 @@ def predict_map(
     h, w = image.shape[:2]
     hp, wp = padded_shape((h, w), multiple)
     padded = image if (hp, wp) == (h, w) else np.pad(image, ((0, hp - h), (0, wp - w), (0, 0)), mode="symmetric")
+    tick = on_window or (lambda: None)
     if tile is None or (hp <= tile + 2 * margin and wp <= tile + 2 * margin):
-        return quantise(forward(padded.astype(np.float32) / np.float32(255.0)))[:h, :w]
+        whole = quantise(forward(padded.astype(np.float32) / np.float32(255.0)))[:h, :w]
+        tick()
+        return whole
     tile = int(math.ceil(tile / multiple) * multiple)
     out = None
     for (cy, cx), (wy, wx) in windows((hp, wp), tile, margin):
@@ -207,4 +214,5 @@ def predict_map(
             out = np.empty((hp, wp, prob.shape[-1]), np.uint8)
         oy, ox = cy.start - wy.start, cx.start - wx.start
         out[cy, cx] = quantise(prob[oy:oy + cy.stop - cy.start, ox:ox + cx.stop - cx.start])
+        tick()
     return out[:h, :w]

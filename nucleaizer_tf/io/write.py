@@ -301,6 +301,69 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, compress: bool 
     return Path(path)
 
 
+def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write a grey, RGB or RGBA image as a TIFF in its own dtype (16-bit stays 16-bit), atomically.
+
+    What `read_image` reads back unchanged: the napari plugin hands image layers to folder-based
+    pipelines (`adapt`) this way.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The TIFF file to write (its folder is created if needed).
+    image : numpy.ndarray
+        (H, W), (H, W, 3) or (H, W, 4), integer or float.
+
+    Returns
+    -------
+    pathlib.Path
+        `path` as a Path.
+
+    Raises
+    ------
+    ValueError
+        For any other shape.
+
+    Examples
+    --------
+    >>> write_image("inputs/a1.tiff", image)  # doctest: +SKIP
+    PosixPath('inputs/a1.tiff')
+    """
+    image = np.asarray(image)
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
+        raise ValueError(f"expected a grey, RGB or RGBA image, got shape {image.shape}")
+    photometric = "minisblack" if image.ndim == 2 else "rgb"
+    extras = {"extrasamples": ["unassalpha"]} if image.ndim == 3 and image.shape[2] == 4 else {}
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, image, photometric=photometric, **extras)
+    return Path(path)
+
+
+def safe_stem(name: str) -> str:
+    """A file stem for a free-form name (a napari layer's): path separators and control or reserved
+    characters become ``_``; an empty or dot-only name becomes ``image``.
+
+    Parameters
+    ----------
+    name : str
+        Any text.
+
+    Returns
+    -------
+    str
+        A name that is one file in one folder on every common file system.
+
+    Examples
+    --------
+    >>> safe_stem("fluo: dense/1")
+    'fluo_ dense_1'
+    >>> safe_stem("..")
+    'image'
+    """
+    stem = "".join("_" if ch in '/\\:*?"<>|' or ord(ch) < 32 else ch for ch in name).strip()
+    return stem if stem.strip(".") else "image"
+
+
 def write_rgb(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write an 8-bit RGB (or grey) image, e.g. an overlay PNG, atomically.
 

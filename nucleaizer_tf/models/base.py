@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.progress import SILENT, Reporter
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,9 @@ class Segmenter:
     A segmenter turns 2-D images into label images (`segment`, `segment_many`), checks its options
     (`resolve_options`), says what it is for the run record (`describe`) and, where it can, saves itself
     as a model folder (`save`). Subclasses set `kind`, `title` and `options` and implement
-    ``_segment(image, options, name) -> (labels, facts)``.
+    ``_segment(image, options, name, advance) -> (labels, facts)``, calling ``advance()`` after each
+    step of the work (a tile of the network, or the whole image), so a reporter can show progress and a
+    GUI can stop a long run by raising in it.
 
     Attributes
     ----------
@@ -278,13 +281,17 @@ class Segmenter:
 
     # ------------------------------------------------------------------ segmentation
 
-    def segment(self, image, **options) -> np.ndarray:
+    def segment(self, image, *, reporter: Reporter = SILENT, **options) -> np.ndarray:
         """Label image of one 2-D image of any dtype.
 
         Parameters
         ----------
         image : array_like
             A grey H×W or H×W×C image (C ≤ 4), at least 2 pixels each way, of any dtype.
+        reporter : Reporter, optional
+            Progress (`nucleaizer_tf.progress`): one stage, advanced after each step of the work (each
+            tile of the default model's network; the whole image for the other models). An exception
+            raised by its ``advance`` stops the run there. Silent by default.
         **options
             The model's options (see its `options`); the others take their defaults.
 
@@ -304,9 +311,10 @@ class Segmenter:
         >>> int(labels.max())  # the number of nuclei       # doctest: +SKIP
         412
         """
-        return self.segment_with_facts(image, **options)[0]
+        return self.segment_with_facts(image, reporter=reporter, **options)[0]
 
-    def segment_with_facts(self, image, *, name: str | None = None, **options) -> tuple[np.ndarray, dict]:
+    def segment_with_facts(self, image, *, name: str | None = None, reporter: Reporter = SILENT,
+                           **options) -> tuple[np.ndarray, dict]:
         """Labels of one image together with the facts the run record keeps about it.
 
         Parameters
@@ -315,7 +323,9 @@ class Segmenter:
             A 2-D image, as for `segment`.
         name : str, optional
             Identifies the image for models that cache intermediate results (the full pipeline, with a
-            work folder); ignored by the others.
+            work folder) and names the progress stage; otherwise ignored.
+        reporter : Reporter, optional
+            Progress, as for `segment`.
         **options
             The model's options, as for `segment`.
 
@@ -332,7 +342,10 @@ class Segmenter:
         >>> facts                                                            # doctest: +SKIP
         {'scale': 0.8, 'estimated_diameter': 31.25}
         """
-        return self._segment(_as_image(image), self.resolve_options(options), name)
+        image = _as_image(image)
+        resolved = self.resolve_options(options)
+        with reporter.stage(f"segmenting {name}" if name else "segmenting") as advance:
+            return self._segment(image, resolved, name, advance)
 
     def segment_many(self, images: Iterable, **options) -> Iterator[np.ndarray]:
         """Labels of each image of a list or iterator, in order.
@@ -358,7 +371,7 @@ class Segmenter:
         """
         resolved = self.resolve_options(options)
         for image in images:
-            yield self._segment(_as_image(image), resolved, None)[0]
+            yield self._segment(_as_image(image), resolved, None, _no_tick)[0]
 
     def prepare(self, **options) -> dict:
         """Check the options and load or build every network they need now.
@@ -382,7 +395,8 @@ class Segmenter:
         """
         return self.resolve_options(options)
 
-    def _segment(self, image: np.ndarray, options: dict, name: str | None) -> tuple[np.ndarray, dict]:
+    def _segment(self, image: np.ndarray, options: dict, name: str | None,
+                 advance: Callable[[], None]) -> tuple[np.ndarray, dict]:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ identity and saving
@@ -458,6 +472,10 @@ class Segmenter:
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def _no_tick(label=None) -> None:
+    return None
 
 
 def _as_image(image) -> np.ndarray:

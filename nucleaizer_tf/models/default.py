@@ -109,10 +109,10 @@ class DefaultSegmenter(Segmenter):
         self.model.with_precision(resolved["precision"])
         return resolved
 
-    def _segment(self, image: np.ndarray, options: dict, name: str | None):
+    def _segment(self, image: np.ndarray, options: dict, name: str | None, advance):
         model = self.model.with_precision(options["precision"])
         labels, info = model.segment(image, diameter=options["nucleus_size"], tta=options["tta"],
-                                          tile=int(options["tile"]), return_info=True)
+                                     tile=int(options["tile"]), return_info=True, on_window=advance)
         estimated = None if not math.isfinite(info.diameter) else round(float(info.diameter), 2)
         return labels_dtype(labels), {"scale": round(float(info.scale), 4), "estimated_diameter": estimated}
 

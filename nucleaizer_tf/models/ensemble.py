@@ -92,11 +92,12 @@ class EnsembleSegmenter(Segmenter):
 
         return self.ensemble.predict(to_rgb8(np.asarray(image), conversion))
 
-    def _segment(self, image: np.ndarray, options: dict, name: str | None):
+    def _segment(self, image: np.ndarray, options: dict, name: str | None, advance):
         from skimage.measure import label
 
         level = int(np.ceil(float(options["threshold"]) * 65535))
         labels = label(self.probability(image, options["conversion"]) >= level, connectivity=2)
+        advance()
         return labels_dtype(labels), {"members": len(self.ensemble)}
 
     def describe(self) -> dict:

@@ -209,8 +209,9 @@ class FullSegmenter(Segmenter):
         self.pipeline(resolved).load_networks()
         return resolved
 
-    def _segment(self, image: np.ndarray, options: dict, name: str | None):
+    def _segment(self, image: np.ndarray, options: dict, name: str | None, advance):
         labels, facts = self.pipeline(options).segment(image, name)
+        advance()
         return labels_dtype(labels), facts
 
     def record_settings(self, options: dict) -> dict:

@@ -253,12 +253,13 @@ class MaskRCNNSegmenter(Segmenter):
         self.network(resolved)
         return resolved
 
-    def _segment(self, image: np.ndarray, options: dict, name: str | None):
+    def _segment(self, image: np.ndarray, options: dict, name: str | None, advance):
         from nucleaizer_tf.maskrcnn.inference import detect, detections_to_labels
 
         settings = self.segment_options(options)
         found = detect(self.network(options), image, settings)
         labels = detections_to_labels(found, settings)
+        advance()
         return labels_dtype(labels), {"network_size": found.network_size, "detections": len(found)}
 
     def describe(self) -> dict:

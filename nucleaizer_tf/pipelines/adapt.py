@@ -41,11 +41,13 @@ from pathlib import Path
 import numpy as np
 
 from nucleaizer_tf.errors import NucleaizerError
-from nucleaizer_tf.io import list_images, read_image, read_labels, write_json, write_labels, write_rgb
+from nucleaizer_tf.io import list_images, read_image, read_labels, safe_stem, write_image, write_json, write_labels, write_rgb
 from nucleaizer_tf.pipelines.stages import StageLog
 from nucleaizer_tf.progress import SILENT, Reporter
 
 STAGES = ("presegment", "style", "finetune", "segment", "report")
+#: where `adapt_arrays` writes the images it is given, inside OUT
+INPUTS_DIR = "inputs"
 #: fewer presegmented nuclei than this (of at least `MIN_NUCLEUS_AREA` px²) cannot describe a style
 MIN_NUCLEI = 10
 MIN_NUCLEUS_AREA = 35
@@ -728,3 +730,59 @@ def adapt(images_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: A
     elif options:
         settings = replace(settings, **options)
     return AdaptRun(images_dir, out_dir, settings, reporter).run()
+
+
+def adapt_arrays(images: dict, out_dir: str | os.PathLike, settings: AdaptSettings | None = None,
+                 reporter: Reporter = SILENT, **options) -> AdaptReport:
+    """`adapt` on images held in memory (napari layers, say) rather than a folder.
+
+    The images are written as TIFFs in their own dtype to ``OUT/inputs/<name>.tiff`` (names made
+    file-safe with `nucleaizer_tf.io.safe_stem`), which is then the run's image folder, so a rerun with
+    the same images resumes like `adapt` does.
+
+    Parameters
+    ----------
+    images : dict of str to numpy.ndarray
+        Name -> 2-D image (grey, RGB or RGBA, any dtype); at least one.
+    out_dir : str or os.PathLike
+        The output folder, as for `adapt`.
+    settings : AdaptSettings, optional
+        What the run does; keywords given too replace its fields.
+    reporter : Reporter, optional
+        Progress.
+    **options
+        `AdaptSettings` fields as keywords.
+
+    Returns
+    -------
+    AdaptReport
+        As `adapt` returns it.
+
+    Raises
+    ------
+    NucleaizerError
+        For no image, two names that become the same file name, an image that is not 2-D grey / RGB /
+        RGBA, and everything `adapt` refuses.
+
+    Examples
+    --------
+    >>> report = adapt_arrays({"field 1": image1, "field 2": image2}, "adapted/", preset="quick")  # doctest: +SKIP
+    >>> report.summary["adapted_model"]                                                              # doctest: +SKIP
+    'adapted/model'
+    """
+    if not images:
+        raise NucleaizerError("adapt needs at least one image")
+    stems = {}
+    for name, image in images.items():
+        stem = safe_stem(str(name))
+        if stem in stems:
+            raise NucleaizerError(f"{name!r} and {stems[stem]!r}: two images would both be saved as {stem}.tiff; "
+                                  "rename one")
+        shape = np.shape(image)
+        if not (len(shape) == 2 or (len(shape) == 3 and shape[2] in (3, 4))):
+            raise NucleaizerError(f"{name}: an image of shape {shape} is not a 2-D grey or RGB(A) image")
+        stems[stem] = name
+    folder = Path(out_dir) / INPUTS_DIR
+    for stem, name in stems.items():
+        write_image(folder / f"{stem}.tiff", np.asarray(images[name]))
+    return adapt(folder, out_dir, settings, reporter, **options)

@@ -19,7 +19,7 @@ import numpy as np
 
 from nucleaizer_tf.data.pairs import match_stems
 from nucleaizer_tf.errors import NucleaizerError
-from nucleaizer_tf.io import IMAGE_EXTENSIONS, LABEL_SOURCE_EXTENSIONS, read_image, read_labels
+from nucleaizer_tf.io import IMAGE_EXTENSIONS, LABEL_SOURCE_EXTENSIONS, read_image, read_labels, write_labels
 from nucleaizer_tf.io.export import write_geojson, write_roi_zip, write_rows_csv, write_table_csv
 from nucleaizer_tf.measure import basic_measurements, measure_nuclei, summarise, trace_outlines
 
@@ -147,6 +147,96 @@ def export_image(out_dir: str | os.PathLike, stem: str, image: np.ndarray | None
     else:
         row["nuclei"] = int(len(table["label"]))
     return row
+
+
+def export_paths(out_dir: str | os.PathLike, stem: str, options: ExportOptions, *, label_tiff: bool = True) -> list[Path]:
+    """The files `export_labels` writes for `stem` with these options, in the order it writes them.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The output folder.
+    stem : str
+        The image's file stem.
+    options : ExportOptions
+        Which exports.
+    label_tiff : bool, optional
+        Include the label TIFF ``labels/<stem>.tiff`` (default True).
+
+    Returns
+    -------
+    list of pathlib.Path
+        Label TIFF, measurements CSV, ROI zip, GeoJSON, as chosen.
+
+    Examples
+    --------
+    >>> [p.as_posix() for p in export_paths("out", "a", ExportOptions(rois=True))]
+    ['out/labels/a.tiff', 'out/rois/a.zip']
+    """
+    out_dir = Path(out_dir)
+    chosen = [(label_tiff, out_dir / "labels" / f"{stem}.tiff"),
+              (options.csv, out_dir / "measurements" / f"{stem}.csv"),
+              (options.rois, out_dir / "rois" / f"{stem}.zip"),
+              (options.geojson, out_dir / "geojson" / f"{stem}.geojson")]
+    return [path for wanted, path in chosen if wanted]
+
+
+def export_labels(out_dir: str | os.PathLike, stem: str, labels: np.ndarray, image: np.ndarray | None = None, *,
+                  options: ExportOptions = ExportOptions(rois=True, geojson=True, csv=True), label_tiff: bool = True,
+                  overwrite: bool = False) -> list[Path]:
+    """Write one label image (say, corrected by hand in napari) as a label TIFF and the chosen exports.
+
+    The same writers as `predict --save-rois --save-geojson --save-csv`: ``labels/<stem>.tiff``,
+    ``measurements/<stem>.csv``, ``rois/<stem>.zip`` and ``geojson/<stem>.geojson`` under `out_dir`,
+    each written atomically. Without `overwrite`, an existing file among them stops the export before
+    anything is written.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The output folder (created if needed).
+    stem : str
+        The file stem the files are named by.
+    labels : numpy.ndarray
+        2-D label image, 0 = background.
+    image : numpy.ndarray, optional
+        The image the labels belong to, for the intensity columns; None for shape columns only.
+    options : ExportOptions, optional
+        Which exports (default: ROI set, GeoJSON and CSV) and the pixel size.
+    label_tiff : bool, optional
+        Also write the label TIFF (default True).
+    overwrite : bool, optional
+        Replace files already there (default False: refuse).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, as `export_paths` lists them.
+
+    Raises
+    ------
+    NucleaizerError
+        When a target file exists and `overwrite` is False, `labels` is not 2-D, or `image` and `labels`
+        differ in height or width; nothing is written then.
+
+    Examples
+    --------
+    >>> export_labels("exports", "cells", labels, image)  # doctest: +SKIP
+    [PosixPath('exports/labels/cells.tiff'), PosixPath('exports/measurements/cells.csv'), ...]
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise NucleaizerError(f"{stem}: a label image must be 2-D, got shape {labels.shape}")
+    if image is not None and np.shape(image)[:2] != labels.shape:
+        raise NucleaizerError(f"{stem}: image of shape {np.shape(image)} but labels of shape {labels.shape}")
+    paths = export_paths(out_dir, stem, options, label_tiff=label_tiff)
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise NucleaizerError(f"{existing[0]}: already exists; choose another folder or allow overwriting")
+    if label_tiff:
+        write_labels(paths[0], labels)
+    export_image(out_dir, stem, image, labels, options)
+    return paths
 
 
 SUMMARY_COLUMNS = ["image", "labels", "nuclei", "median_area_px", "median_diameter_px", "median_area_um2",
