@@ -153,6 +153,16 @@ def test_errors_are_one_line_notifications(make_napari_viewer, qtbot, tmp_path):
     widget.add_model.value = tmp_path / "missing.h5"
     assert _errors_since(start) == [f"{tmp_path / 'missing.h5'}: no such model folder or weight file"]
 
+    adapt = AdaptWidget(viewer, models=models)  # the real loop, in the model process: a blank image has no nuclei
+    adapt.layers.value = ["flat"]
+    adapt.out.value = tmp_path / "adapted"
+    start = len(notification_manager.records)
+    adapt.run()
+    qtbot.waitUntil(lambda: adapt.panel.run_button.enabled, timeout=SEGMENT_TIMEOUT_MS)
+    errors = _errors_since(start)
+    assert len(errors) == 1 and errors[0].startswith("Adapt: ") and "nuclei" in errors[0] and "\n" not in errors[0]
+    assert adapt.panel.status.value == "failed" and len(models.choices) == 2
+
 
 class _FakeEngine:
     """Stands in for the model process: records the adapt call, reports two stages, writes a model."""
