@@ -125,6 +125,12 @@ def test_cancel_stops_a_long_run(make_napari_viewer, qtbot):
     assert widget.panel.status.value == "cancelled"
     assert [layer.name for layer in viewer.layers] == ["mosaic"]
 
+    widget.run()  # closing the viewer stops a run the same way (ENGINE.stop on the application's aboutToQuit)
+    qtbot.waitUntil(lambda: ": 1 step" in widget.panel.status.value, timeout=SEGMENT_TIMEOUT_MS)
+    ENGINE.stop()
+    qtbot.waitUntil(lambda: widget.panel.run_button.enabled, timeout=60_000)
+    assert widget.panel.status.value == "cancelled"
+
 
 def test_errors_are_one_line_notifications(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()

@@ -136,6 +136,7 @@ class Engine:
             self._progress, self._cancel = context.Queue(), context.Event()
             self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=_child_init,
                                              initargs=(self._progress, self._cancel))
+            _stop_when_the_viewer_quits(self)
         return self._pool
 
     def call(self, task: str, progress: Callable[[str, int, int | None], None], cancelled: Callable[[], bool],
@@ -204,6 +205,21 @@ class Engine:
             raise NucleaizerError(value)
         return value
 
+    def stop(self) -> None:
+        """Stop the running task at its next step and let the child process end, without waiting.
+
+        What closing the viewer does (so napari does not wait for a long adaptation to finish); the
+        next `call` starts a new child.
+
+        Examples
+        --------
+        >>> Engine().stop()
+        """
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            self._cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+
     def close(self) -> None:
         """Stop the child process (the next `call` starts a new one).
 
@@ -215,6 +231,16 @@ class Engine:
             if self._pool is not None:
                 self._pool.shutdown(cancel_futures=True)
                 self._pool = None
+
+
+def _stop_when_the_viewer_quits(engine: Engine) -> None:
+    try:
+        from qtpy.QtWidgets import QApplication
+    except ImportError:  # no Qt: nothing to quit
+        return
+    app = QApplication.instance()
+    if app is not None:
+        app.aboutToQuit.connect(engine.stop)
 
 
 @contextlib.contextmanager
