@@ -198,6 +198,11 @@ def test_adapt_widget_runs_the_loop_on_the_chosen_layers_and_adds_the_model(make
     widget.run()
     assert _errors_since(start) == ["choose an output folder for the adapted model"]
     widget.out.value = tmp_path / "adapted"
+    widget.source.value = "a folder"
+    start = len(notification_manager.records)
+    widget.run()
+    assert _errors_since(start) == ["choose the image folder to adapt to"] and not engine.calls
+    widget.source.value = "image layers"
     widget.layers.value = ["fluo_dense"]
     widget.preset.value = "standard"
     widget.run()

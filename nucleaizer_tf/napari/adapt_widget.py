@@ -108,7 +108,9 @@ class AdaptWidget(Container):
         settings = {"preset": self.preset.value, "model": self.model.value,
                     "single_experiment": bool(self.single_experiment.value)}
         if self.source.value == FROM_FOLDER:
-            folder = Path(self.folder.value)
+            folder = Path(self.folder.value or "")
+            if str(folder) in ("", "."):
+                raise NucleaizerError("choose the image folder to adapt to")
             if not folder.is_dir():
                 raise NucleaizerError(f"{folder}: no such image folder")
             return {"folder": str(folder), "out_dir": str(out), "settings": settings}
