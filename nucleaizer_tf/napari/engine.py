@@ -43,8 +43,6 @@ def _child_init(progress, cancel) -> None:
 
 class _ChildReporter(Reporter):
     def stage(self, name: str, total: int | None = None):
-        import contextlib
-
         @contextlib.contextmanager
         def opened():
             if _CANCEL.is_set():
@@ -83,8 +81,10 @@ def _adapt(out_dir: str, settings: dict, images: dict | None = None, folder: str
         report = adapt_arrays(images, out_dir, reporter=_ChildReporter(), **settings)
     else:
         report = adapt(folder, out_dir, reporter=_ChildReporter(), **settings)
-    return {"adapted_model": str(report.summary.get("adapted_model", os.path.join(out_dir, "model"))),
-            "report": os.path.join(out_dir, "report.md"), "scores": report.summary.get("scores")}
+    adapted = str(report.summary.get("adapted_model", os.path.join(out_dir, "model")))
+    _MODELS.pop(adapted, None)  # adapted again into the same folder: a new model under the same name
+    return {"adapted_model": adapted, "report": os.path.join(out_dir, "report.md"),
+            "scores": report.summary.get("scores")}
 
 
 TASKS = {"segment": _segment, "adapt": _adapt}
