@@ -20,7 +20,7 @@ the stages it affects):
                percentile stretch the default model uses.
 3. finetune    the default model (the starting one when it is a default model, else the shipped one)
                trained further on the synthetic pairs (+ `--masks` annotations, + the recipe's own
-               generated images with `include_recipe`) -> OUT/model/ (a model folder `predict --model`
+               generated images, `include_recipe`, on by default) -> OUT/model/ (a model folder `predict --model`
                and `load_model` read).
 4. segment     IMAGES segmented again with the adapted model -> OUT/labels/<stem>.tiff (+ run record).
 5. report      OUT/report.json and OUT/report.md (stages, times, clusters, nucleus counts before and
@@ -122,7 +122,8 @@ class AdaptSettings:
     masks : str or None
         Annotations of some of the images, used for fine-tuning too.
     include_recipe : bool
-        Add the default recipe's generated training images to the fine-tuning (default False).
+        Add 40 of the default recipe's generated training images to the fine-tuning (default True: it
+        keeps what the starting model knew; measured in weights/README.md, leave-one-style-out).
     evaluate_masks : str or None
         Annotations to score before/after (never used for training).
     nucleus_size : float or None
@@ -144,7 +145,7 @@ class AdaptSettings:
     single_experiment: bool = False
     mask_db: str | None = None  # None: the database shipped with the package
     masks: str | None = None  # annotations of some of the images, used for fine-tuning too
-    include_recipe: bool = False  # add the default recipe's generated training images to the fine-tuning
+    include_recipe: bool = True  # add 40 of the default recipe's generated training images to the fine-tuning
     evaluate_masks: str | None = None  # annotations to score before/after (never used for training)
     nucleus_size: float | None = None  # for the presegmentation (None: estimated per image)
     seed: int = 0
