@@ -87,6 +87,16 @@ class ExportOptions:
         return self.rois or self.geojson or self.csv
 
 
+#: export kind -> (sub-folder of OUT, file suffix), in the order the files are written
+_EXPORT_FILES = {"labels": ("labels", ".tiff"), "csv": ("measurements", ".csv"), "rois": ("rois", ".zip"),
+                 "geojson": ("geojson", ".geojson")}
+
+
+def _export_path(out_dir, stem: str, kind: str) -> Path:
+    folder, suffix = _EXPORT_FILES[kind]
+    return Path(out_dir) / folder / f"{stem}{suffix}"
+
+
 def export_image(out_dir: str | os.PathLike, stem: str, image: np.ndarray | None, labels: np.ndarray,
                  options: ExportOptions, facts: dict | None = None) -> dict:
     """Write the chosen exports of one image and return its summary row (`facts` first, then counts).
@@ -127,20 +137,19 @@ def export_image(out_dir: str | os.PathLike, stem: str, image: np.ndarray | None
     >>> row["nuclei"]                                                                                 # doctest: +SKIP
     42
     """
-    out_dir = Path(out_dir)
     if image is not None and np.shape(image)[:2] != np.shape(labels):
         raise NucleaizerError(f"{stem}: image of shape {np.shape(image)} but labels of shape {np.shape(labels)}")
     if options.csv:
         table = measure_nuclei(labels, image, pixel_size=options.pixel_size)
-        write_table_csv(out_dir / "measurements" / f"{stem}.csv", table)
+        write_table_csv(_export_path(out_dir, stem, "csv"), table)
     else:
         table = basic_measurements(labels, pixel_size=options.pixel_size)
     if options.rois or options.geojson:
         outlines = trace_outlines(labels)
         if options.rois:
-            write_roi_zip(out_dir / "rois" / f"{stem}.zip", outlines)
+            write_roi_zip(_export_path(out_dir, stem, "rois"), outlines)
         if options.geojson:
-            write_geojson(out_dir / "geojson" / f"{stem}.geojson", outlines, table)
+            write_geojson(_export_path(out_dir, stem, "geojson"), outlines, table)
     row = dict(facts or {})
     if "equivalent_diameter_px" in table:
         row.update(summarise(table))
@@ -173,12 +182,8 @@ def export_paths(out_dir: str | os.PathLike, stem: str, options: ExportOptions, 
     >>> [p.as_posix() for p in export_paths("out", "a", ExportOptions(rois=True))]
     ['out/labels/a.tiff', 'out/rois/a.zip']
     """
-    out_dir = Path(out_dir)
-    chosen = [(label_tiff, out_dir / "labels" / f"{stem}.tiff"),
-              (options.csv, out_dir / "measurements" / f"{stem}.csv"),
-              (options.rois, out_dir / "rois" / f"{stem}.zip"),
-              (options.geojson, out_dir / "geojson" / f"{stem}.geojson")]
-    return [path for wanted, path in chosen if wanted]
+    wanted = {"labels": label_tiff, "csv": options.csv, "rois": options.rois, "geojson": options.geojson}
+    return [_export_path(out_dir, stem, kind) for kind in _EXPORT_FILES if wanted[kind]]
 
 
 def export_labels(out_dir: str | os.PathLike, stem: str, labels: np.ndarray, image: np.ndarray | None = None, *,
