@@ -11,8 +11,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, RadioButto
 from napari.utils.notifications import show_error, show_info
 
 from nucleaizer_tf.errors import NucleaizerError, one_line
-from nucleaizer_tf.napari.engine import ENGINE, Engine
-from nucleaizer_tf.napari.jobs import Outcome
+from nucleaizer_tf.napari.engine import ENGINE, Engine, Outcome
 from nucleaizer_tf.napari.layers import image_of, layer_names
 from nucleaizer_tf.napari.model_list import MODELS, ModelList
 from nucleaizer_tf.napari.panel import ProgressPanel

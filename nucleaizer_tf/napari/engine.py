@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
 
 from nucleaizer_tf.errors import NucleaizerError, one_line
 from nucleaizer_tf.progress import Reporter
@@ -27,6 +29,76 @@ from nucleaizer_tf.progress import Reporter
 
 class Cancelled(Exception):
     """Raised where a job stops because Cancel was pressed."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended: its value, or the one-line message of its error, or that it was cancelled.
+
+    Attributes
+    ----------
+    value : Any
+        What the job returned (None unless it succeeded).
+    error : str or None
+        The error's one-line message (`nucleaizer_tf.errors.one_line`); None when it succeeded.
+    cancelled : bool
+        True when the job stopped because Cancel was pressed.
+
+    Examples
+    --------
+    >>> Outcome(value=3).ok
+    True
+    >>> Outcome(error="a.h5: not an HDF5 file").ok
+    False
+    """
+
+    value: Any = None
+    error: str | None = None
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when the job returned normally.
+
+        Returns
+        -------
+        bool
+            Neither an error nor cancelled.
+
+        Examples
+        --------
+        >>> Outcome(cancelled=True).ok
+        False
+        """
+        return self.error is None and not self.cancelled
+
+
+def outcome_of(work: Callable[[], Any]) -> Outcome:
+    """Run ``work()`` and describe how it ended; never raises an `Exception`.
+
+    Parameters
+    ----------
+    work : callable
+        The job, with no argument.
+
+    Returns
+    -------
+    Outcome
+        Its value; or ``cancelled=True`` for `Cancelled`; or the one-line message of any other error.
+
+    Examples
+    --------
+    >>> outcome_of(lambda: 1 / 0).error
+    'division by zero'
+    >>> outcome_of(lambda: 42).value
+    42
+    """
+    try:
+        return Outcome(value=work())
+    except Cancelled:
+        return Outcome(cancelled=True)
+    except Exception as exc:  # every error becomes one line for a notification; never a traceback dialog
+        return Outcome(error=one_line(exc))
 
 
 # ---------------------------------------------------------------------------------------------- child side
@@ -90,14 +162,9 @@ def _adapt(out_dir: str, settings: dict, images: dict | None = None, folder: str
 TASKS = {"segment": _segment, "adapt": _adapt}
 
 
-def _run_task(task: str, arguments: dict):
-    """Runs in the child: ("ok", value), ("cancelled", None) or ("error", one line); never raises."""
-    try:
-        return "ok", TASKS[task](**arguments)
-    except Cancelled:
-        return "cancelled", None
-    except Exception as exc:  # every error becomes one line for a notification
-        return "error", one_line(exc)
+def _run_task(task: str, arguments: dict) -> Outcome:
+    """Runs in the child: the task's `Outcome` (picklable); never raises."""
+    return outcome_of(lambda: TASKS[task](**arguments))
 
 
 # --------------------------------------------------------------------------------------------- parent side
@@ -193,17 +260,17 @@ class Engine:
                         pass
                     if future.done():
                         break
-                status, value = future.result()
+                outcome = future.result()
             except BrokenProcessPool:
                 self._pool = None
                 raise NucleaizerError("the model process stopped unexpectedly (out of memory?); try again") from None
             for step in _drain(self._progress):
                 progress(*step)
-        if status == "cancelled":
+        if outcome.cancelled:
             raise Cancelled("cancelled")
-        if status == "error":
-            raise NucleaizerError(value)
-        return value
+        if outcome.error is not None:
+            raise NucleaizerError(outcome.error)
+        return outcome.value
 
     def stop(self) -> None:
         """Stop the running task at its next step and let the child process end, without waiting.

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from superqt.utils import create_worker, ensure_main_thread
 
-from nucleaizer_tf.errors import one_line
-from nucleaizer_tf.napari.engine import Cancelled
+from nucleaizer_tf.napari.engine import Outcome, outcome_of
+
+__all__ = ["Job", "start_job"]
 
 
 class Job:
@@ -62,76 +62,6 @@ class Job:
         False
         """
         return self._cancel.is_set()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a job ended: its value, or the one-line message of its error, or that it was cancelled.
-
-    Attributes
-    ----------
-    value : Any
-        What the job returned (None unless it succeeded).
-    error : str or None
-        The error's one-line message (`nucleaizer_tf.errors.one_line`); None when it succeeded.
-    cancelled : bool
-        True when the job stopped because Cancel was pressed.
-
-    Examples
-    --------
-    >>> Outcome(value=3).ok
-    True
-    >>> Outcome(error="a.h5: not an HDF5 file").ok
-    False
-    """
-
-    value: Any = None
-    error: str | None = None
-    cancelled: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """True when the job returned normally.
-
-        Returns
-        -------
-        bool
-            Neither an error nor cancelled.
-
-        Examples
-        --------
-        >>> Outcome(cancelled=True).ok
-        False
-        """
-        return self.error is None and not self.cancelled
-
-
-def outcome_of(work: Callable[[], Any]) -> Outcome:
-    """Run ``work()`` and describe how it ended; never raises an `Exception`.
-
-    Parameters
-    ----------
-    work : callable
-        The job, with no argument.
-
-    Returns
-    -------
-    Outcome
-        Its value; or ``cancelled=True`` for `Cancelled`; or the one-line message of any other error.
-
-    Examples
-    --------
-    >>> outcome_of(lambda: 1 / 0).error
-    'division by zero'
-    >>> outcome_of(lambda: 42).value
-    42
-    """
-    try:
-        return Outcome(value=work())
-    except Cancelled:
-        return Outcome(cancelled=True)
-    except Exception as exc:  # every error becomes one line for a notification; never a traceback dialog
-        return Outcome(error=one_line(exc))
 
 
 def start_job(work: Callable[[], Any], done: Callable[[Outcome], None]):

@@ -7,7 +7,8 @@ from typing import Any
 
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 
-from nucleaizer_tf.napari.jobs import Job, Outcome, start_job
+from nucleaizer_tf.napari.engine import Outcome
+from nucleaizer_tf.napari.jobs import Job, start_job
 
 
 class ProgressPanel(Container):
