@@ -159,13 +159,15 @@ def synthetic_items(count: int, *, seed: int = 0, diameter: float = TRAINED_DIAM
     return items
 
 
-def training_items(real: Sequence[tuple[np.ndarray, np.ndarray]], *, n_synthetic: int = 40, seed: int = 0):
+def training_items(real: Sequence[tuple[np.ndarray, np.ndarray]], *, n_synthetic: int = 40,
+                   rendered: Sequence[tuple[np.ndarray, np.ndarray]] = (), seed: int = 0):
     """(train items, validation items) of the recipe from real (image any dtype, labels) pairs.
 
     Training: every real pair at each scale of `SCALE_JITTER` (`size_normalised`), plus, for a grey
     image, tinted copies (a random colour) of every second of those scales (0.8, 1.0 and 1.25), plus
-    `n_synthetic` images of `synthetic_items` (seed ``seed + 1``). Validation: every real pair once, at
-    the nominal scale (no jitter, no augmentation).
+    `n_synthetic` images of `synthetic_items` (seed ``seed + 1``), plus every `rendered` pair once at
+    the nominal scale. Validation: every real pair once, at the nominal scale (no jitter, no
+    augmentation).
 
     Parameters
     ----------
@@ -173,6 +175,9 @@ def training_items(real: Sequence[tuple[np.ndarray, np.ndarray]], *, n_synthetic
         ``(image, labels)`` pairs; images of any dtype, grey or RGB(A).
     n_synthetic : int, optional
         Number of synthetic images added to the training items (default 40).
+    rendered : sequence of tuple of numpy.ndarray, optional
+        Extra training pairs, e.g. pix2pix renderings of synthetic masks in the real images' styles
+        (nucleAIzer's recipe for its general model); never used for validation (default none).
     seed : int, optional
         Seed of the tints and of the synthetic images (default 0).
 
@@ -193,6 +198,12 @@ def training_items(real: Sequence[tuple[np.ndarray, np.ndarray]], *, n_synthetic
     >>> train, val = training_items([(image, labels)], n_synthetic=0)
     >>> len(train), len(val)
     (8, 1)
+
+    A rendered pair adds one training item and no validation item:
+
+    >>> train, val = training_items([(image, labels)], n_synthetic=0, rendered=[(image, labels)])
+    >>> len(train), len(val)
+    (9, 1)
     """
     rng = np.random.default_rng(seed)
     train, val = [], []
@@ -204,6 +215,8 @@ def training_items(real: Sequence[tuple[np.ndarray, np.ndarray]], *, n_synthetic
             train += [(_tinted(img, rng), lab) for img, lab in copies[::2]]
         val += size_normalised(image, labels, jitter=(1.0,))
     train += synthetic_items(n_synthetic, seed=seed + 1)
+    for image, labels in rendered:
+        train += size_normalised(image, labels, jitter=(1.0,))
     return train, val
 
 
@@ -322,6 +335,7 @@ def train_default_model(
     epochs: int = 30,
     steps_per_epoch: int = 40,
     n_synthetic: int = 40,
+    rendered: Sequence[tuple[np.ndarray, np.ndarray]] = (),
     seed: int = 0,
     checkpoint_path=None,
     reporter: Reporter = SILENT,
@@ -342,6 +356,8 @@ def train_default_model(
         Length of the run (defaults 30 epochs of 40 batches).
     n_synthetic : int, optional
         Synthetic images added to the training items (default 40).
+    rendered : sequence of tuple of numpy.ndarray, optional
+        Extra training pairs added once each (`training_items`), e.g. pix2pix renderings (default none).
     seed : int, optional
         Seed of the weights, the items and the data stream (default 0).
     checkpoint_path : str or os.PathLike, optional
@@ -371,7 +387,7 @@ def train_default_model(
     from nucleaizer_tf.unet.train import train_unet
 
     keras.utils.set_random_seed(seed)
-    train, val = training_items(real, n_synthetic=n_synthetic, seed=seed)
+    train, val = training_items(real, n_synthetic=n_synthetic, rendered=rendered, seed=seed)
     network = build_network(ARCHITECTURE)
     config = train_config(epochs=epochs, steps_per_epoch=steps_per_epoch, seed=seed, checkpoint_path=checkpoint_path)
     history = train_unet(network, train, val, target_fn=make_target_fn(BOUNDARY_WIDTH),
