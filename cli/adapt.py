@@ -32,6 +32,7 @@ def adapt(
     nucleus_size: Optional[float] = typer.Option(None, "--nucleus-size", min=1.0, help="Nucleus diameter in pixels for the presegmentation [estimated per image]."),
     ngf: Optional[int] = typer.Option(None, "--ngf", min=1, help="Override the preset's pix2pix width."),
     iterations: Optional[int] = typer.Option(None, "--iterations", min=1, help="Override the preset's pix2pix iterations."),
+    decay_epochs: Optional[int] = typer.Option(None, "--decay-epochs", min=0, help="Override the preset's pix2pix learning-rate decay epochs."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Override the preset's fine-tuning epochs."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or notes, only the summary."),
@@ -44,7 +45,8 @@ def adapt(
                              mask_db=None if mask_db is None else str(mask_db), masks=None if masks is None else str(masks),
                              include_recipe=include_recipe,
                              evaluate_masks=None if evaluate_masks is None else str(evaluate_masks),
-                             nucleus_size=nucleus_size, seed=seed, ngf=ngf, iterations=iterations, epochs=epochs)
+                             nucleus_size=nucleus_size, seed=seed, ngf=ngf, iterations=iterations,
+                             decay_epochs=decay_epochs, epochs=epochs)
     import_tensorflow()
     report = run_adapt(images, out_dir, settings, CliReporter(quiet))
     summary = report.summary

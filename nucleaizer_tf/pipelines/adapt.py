@@ -130,8 +130,8 @@ class AdaptSettings:
         Nucleus diameter in pixels for the presegmentation; None (default) = estimated per image.
     seed : int
         Seed of the style transfer and the fine-tuning (0).
-    ngf, iterations, epochs : int or None
-        Overrides of the preset's values (None: the preset's value).
+    ngf, iterations, decay_epochs, epochs : int or None
+        Overrides of the preset's values (None: the preset's value); `decay_epochs` may be 0.
 
     Examples
     --------
@@ -152,10 +152,11 @@ class AdaptSettings:
     # overrides of the preset (None: the preset's value)
     ngf: int | None = None
     iterations: int | None = None
+    decay_epochs: int | None = None
     epochs: int | None = None
 
     def resolved_preset(self) -> AdaptPreset:
-        """The preset with the overrides `ngf`, `iterations` and `epochs` applied.
+        """The preset with the overrides `ngf`, `iterations`, `decay_epochs` and `epochs` applied.
 
         Returns
         -------
@@ -171,6 +172,8 @@ class AdaptSettings:
         --------
         >>> AdaptSettings(iterations=300).resolved_preset().iterations
         300
+        >>> AdaptSettings(preset="original", decay_epochs=0).resolved_preset().decay_epochs
+        0
         >>> AdaptSettings(preset="fast").resolved_preset()
         Traceback (most recent call last):
         ...
@@ -179,11 +182,13 @@ class AdaptSettings:
         if self.preset not in PRESETS:
             raise NucleaizerError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
         base = PRESETS[self.preset]
-        changes = {k: v for k, v in (("ngf", self.ngf), ("iterations", self.iterations), ("epochs", self.epochs))
-                   if v is not None}
+        changes = {k: v for k, v in (("ngf", self.ngf), ("iterations", self.iterations),
+                                     ("decay_epochs", self.decay_epochs), ("epochs", self.epochs)) if v is not None}
         for name, value in changes.items():
-            if not isinstance(value, int) or value < 1:
-                raise NucleaizerError(f"--{name} must be a whole number of at least 1, got {value!r}")
+            least = 0 if name == "decay_epochs" else 1
+            if not isinstance(value, int) or value < least:
+                raise NucleaizerError(f"--{name.replace('_', '-')} must be a whole number of at least {least}, "
+                                      f"got {value!r}")
         return replace(base, **changes)
 
 
@@ -704,7 +709,8 @@ def adapt(images_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: A
         What the run does; keywords given too replace its fields.
     **options
         `AdaptSettings` fields as keywords (`model`, `preset`, `single_experiment`, `mask_db`, `masks`,
-        `include_recipe`, `evaluate_masks`, `nucleus_size`, `seed`, `ngf`, `iterations`, `epochs`).
+        `include_recipe`, `evaluate_masks`, `nucleus_size`, `seed`, `ngf`, `iterations`,
+        `decay_epochs`, `epochs`).
     reporter : Reporter, optional
         Progress (`nucleaizer_tf.progress.Reporter`).
 
