@@ -382,15 +382,16 @@ def _stop_after_first_output(children: dict, timeout: float = 120) -> dict:
 
 
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGKILL": signal.SIGKILL}
+RESUME_IMAGES = 8  # of 384²: long enough a run (seconds) for the signal to land mid-run on a loaded machine
 
 
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory):
-    """Six images, two runs stopped after their first image (started together), then an uninterrupted
+    """`RESUME_IMAGES` images, two runs stopped after their first image (started together), then an uninterrupted
     run made in this process. The reference run waits for the signals: made meanwhile, it held the
     interpreter so long that the watching thread could see a child only after all six were written."""
     root = tmp_path_factory.mktemp("resume")
-    images = _folder_of(root)
+    images = _folder_of(root, n=RESUME_IMAGES, shape=(384, 384))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     children = {}
     for name, sig in SIGNALS.items():
@@ -411,7 +412,7 @@ def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(name, interrup
     images, reference, root, stopped = interrupted
     out = root / name
     returncode, stderr, done_before = stopped[name]
-    assert 1 <= done_before < 6, ("the signal must land mid-run", returncode, stderr[-2000:])
+    assert 1 <= done_before < RESUME_IMAGES, ("the signal must land mid-run", returncode, stderr[-2000:])
     if name == "SIGINT":
         assert returncode == 130 and "Traceback" not in stderr
         assert stderr.strip().splitlines()[-1] == "interrupted"
@@ -422,7 +423,7 @@ def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(name, interrup
     kept = re.search(r"(\d+) kept from an earlier run", stdout)
     # a SIGKILL may land between an image's write and its journal line: that one image is redone
     assert (int(kept[1]) if kept else 0) in (done_before, done_before - 1) and (kept or done_before == 1), stdout
-    assert _outputs(out) == _outputs(reference) and len(_outputs(out)) == 6
+    assert _outputs(out) == _outputs(reference) and len(_outputs(out)) == RESUME_IMAGES
     mine = json.loads((out / "nucleaizer-tf.json").read_text())
     theirs = json.loads((reference / "nucleaizer-tf.json").read_text())
     theirs["images"] = [{**item, "labels": item["labels"].replace(str(reference), str(out))} for item in theirs["images"]]
