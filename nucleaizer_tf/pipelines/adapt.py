@@ -92,7 +92,7 @@ class AdaptPreset:
 
 
 PRESETS = {
-    # about 5 minutes for 10 images of 512² on 2 CPU cores (README, "adapt")
+    # 195 s for 10 images of 512² on 2 idle CPU cores, standard 827 s (README, "adapt"; scripts/bench_adapt.py)
     "quick": AdaptPreset(ngf=16, iterations=600, decay_epochs=0, images_per_cluster=20, epochs=8, steps_per_epoch=20),
     "standard": AdaptPreset(ngf=32, iterations=2000, decay_epochs=20, images_per_cluster=40, epochs=15,
                             steps_per_epoch=30),
