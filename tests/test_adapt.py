@@ -92,7 +92,7 @@ def test_adapting_to_the_new_stain_raises_its_score(adapted):
     out, result = adapted
     scores = json.loads((out / "report.json").read_text())["scores"]
     assert scores["n_images"] == 6
-    assert scores["dsb_after"] > scores["dsb_before"] + 0.01, scores  # measured: 0.701 -> 0.737
+    assert scores["dsb_after"] > scores["dsb_before"] + 0.01, scores  # measured: 0.647 -> 0.688 and 0.704
     assert f"{scores['dsb_after']:.3f} after" in result.stdout
 
 
