@@ -6,7 +6,7 @@ has not seen), as the README's preset table reports it.
 Prints the seconds of each stage, the total, and the DSB of the starting and the adapted model on the
 same images (their generated masks are used for scoring only).
 
-    python scripts/bench_adapt.py --preset original --iterations 240 --decay-epochs 0
+    python scripts/bench_adapt.py --preset original --iterations 120 --decay-epochs 0
 
 times a preset whose pix2pix schedule is too long to wait for: everything runs with the preset's
 settings except the pix2pix iterations, and the script also prints the style stage and the total
