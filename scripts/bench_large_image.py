@@ -6,7 +6,7 @@
    both ways, none split, ids unique (each id is 1 + the raster index of its nucleus's first pixel).
 2. `--timing N` (e.g. 8000 or 20000; 0 = skip): an N×N mosaic written block by block to a zarr store
    (never whole in memory), segmented on `--workers` local workers; reports the time and each
-   worker's peak resident memory (the kernel's high-water mark, `ru_maxrss`, and RSS sampled every
+   worker's peak resident memory (the kernel's high-water mark, VmHWM, and RSS sampled every
    second through `client.run`).
 
 Prints one JSON object per part. Run from the repository root, e.g.
@@ -52,9 +52,16 @@ def _rss() -> int:
 
 
 def _peak_rss() -> int:
+    """This process's resident-memory high-water mark in bytes: Linux's VmHWM, which starts afresh in a
+    new program (`ru_maxrss` does not: a worker spawned by a process that had used 2 GB reports 2 GB)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux, bytes on macOS
 
 
 class WorkerMemory:
