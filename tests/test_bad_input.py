@@ -382,14 +382,15 @@ def _stop_after_first_output(children: dict, timeout: float = 120) -> dict:
 
 
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGKILL": signal.SIGKILL}
-RESUME_IMAGES = 8  # of 384²: long enough a run (seconds) for the signal to land mid-run on a loaded machine
+RESUME_IMAGES = 20  # of 384²: seconds of work after the first output, so the signal lands mid-run even when
+# the watching thread is held up for a while on a loaded machine (8 such images all finished first, once)
 
 
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory):
-    """`RESUME_IMAGES` images, two runs stopped after their first image (started together), then an uninterrupted
-    run made in this process. The reference run waits for the signals: made meanwhile, it held the
-    interpreter so long that the watching thread could see a child only after all six were written."""
+    """`RESUME_IMAGES` images, two runs stopped after their first image (started together), then an
+    uninterrupted run made in this process. The reference run waits for the signals: made meanwhile, it
+    held the interpreter so long that the watching thread could see a child only after all were written."""
     root = tmp_path_factory.mktemp("resume")
     images = _folder_of(root, n=RESUME_IMAGES, shape=(384, 384))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
