@@ -382,8 +382,17 @@ def _stop_after_first_output(children: dict, timeout: float = 120) -> dict:
 
 
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGKILL": signal.SIGKILL}
-RESUME_IMAGES = 20  # of 384²: seconds of work after the first output, so the signal lands mid-run even when
-# the watching thread is held up for a while on a loaded machine (8 such images all finished first, once)
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child before it starts: SIGINT delivered and handled by default, as in a shell. A child
+    inherits an ignored SIGINT and the blocked-signal mask; in the parallel suite the test worker had
+    one of them set by an earlier test, and the SIGINT run then finished every image with exit 0."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+RESUME_IMAGES = 8  # of 384²: a second or more of work after the first output, for the signal to land mid-run
 
 
 @pytest.fixture(scope="module")
@@ -398,7 +407,8 @@ def interrupted(tmp_path_factory):
     for name, sig in SIGNALS.items():
         out = root / name
         children[name] = (subprocess.Popen([sys.executable, "-m", "nucleaizer_tf", "predict", str(images), str(out), "-q"],
-                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env), out, sig)
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                           preexec_fn=_ctrl_c_as_in_a_terminal), out, sig)
     stopped = {}
     poller = threading.Thread(target=lambda: stopped.update(_stop_after_first_output(children)))
     poller.start()
