@@ -76,7 +76,8 @@ def main(argv=None) -> int:
     from nucleaizer_tf.metrics import score_dataset, score_image
     from nucleaizer_tf.pipelines.adapt import adapt
 
-    modality = _crossval_module().modality
+    crossval = _crossval_module()
+    modality, link_pairs = crossval.modality, crossval.link_pairs
     work = args.work or Path(tempfile.mkdtemp(prefix="nucleaizer-loso-"))
     pairs = pair_folders(args.data / "images", args.data / "masks")
     style_of = {p.stem: modality(read_image(p.image_path)) for p in pairs}
@@ -89,13 +90,8 @@ def main(argv=None) -> int:
             continue
         held_stems = {p.stem for p in held}
         folder = work / style.replace("&", "and")
+        link_pairs(held, folder)
         images, masks = folder / "images", folder / "masks"
-        for sub, attr in ((images, "image_path"), (masks, "mask_path")):
-            sub.mkdir(parents=True, exist_ok=True)
-            for p in held:
-                link = sub / Path(getattr(p, attr)).name
-                if not link.exists():
-                    link.symlink_to(Path(getattr(p, attr)).resolve())
         start_model = folder / "start_model"
         started = time.perf_counter()
         if not (start_model / "manifest.json").is_file():

@@ -80,21 +80,24 @@ def summarise(result, groups: dict[str, list[str]]) -> dict:
     return rows
 
 
+def link_pairs(pairs, folder: Path) -> Path:
+    """`folder/images` and `folder/masks` holding symbolic links to the pairs' files (kept if already there)."""
+    for p in pairs:
+        for sub, source in (("images", p.image_path), ("masks", p.mask_path)):
+            link = folder / sub / Path(source).name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.exists():
+                link.symlink_to(Path(source).resolve())
+    return folder
+
+
 def rendered_pairs(args, pairs, held, folder: Path) -> list:
     """pix2pix renderings in the styles of the pairs not in `held`, from synthetic masks that follow their
     annotated nuclei (the style-transfer workflow up to its collected pairs, in `folder`)."""
     from nucleaizer_tf.pipelines.adapt import shipped_mask_db
     from nucleaizer_tf.pipelines.style_transfer import StyleTransferSettings, run_style_transfer
 
-    inputs = folder / "inputs"
-    for p in pairs:
-        if p.stem in held:
-            continue
-        for sub, source in (("images", p.image_path), ("masks", p.mask_path)):
-            link = inputs / sub / (p.stem + Path(source).suffix)
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if not link.exists():
-                link.symlink_to(Path(source).resolve())
+    inputs = link_pairs([p for p in pairs if p.stem not in held], folder / "inputs")
     settings = StyleTransferSettings(masks_dir=str(inputs / "masks"), mask_db=args.mask_db or str(shipped_mask_db()),
                                      images_per_cluster=args.pix2pix, ngf=args.ngf, iterations=args.iterations,
                                      decay_epochs=0, sqrt_mask_resize=True, match_cluster=True,
@@ -135,7 +138,8 @@ def main(argv=None) -> int:
         groups[modality(image)].append(stem)
     fold_of = stratified_folds(groups, args.folds)
     pred_base = args.out / "predictions" / "baseline"
-    timing, style_seconds = {"model": [], "baseline": []}, []
+    timing = {k: [] for k in (["model", "model_pix2pix"] if args.pix2pix else ["model"]) + ["baseline"]}
+    style_seconds = []
     for k in range(args.folds):
         held = sorted(s for s in fold_of if fold_of[s] == k)
         train = [(images[s], masks[s]) for s in sorted(fold_of) if fold_of[s] != k]
@@ -167,7 +171,7 @@ def main(argv=None) -> int:
             for stem in held:
                 t = time.perf_counter()
                 labels = model.segment(images[stem])
-                timing.setdefault(variant, []).append(time.perf_counter() - t)
+                timing[variant].append(time.perf_counter() - t)
                 write_labels(args.out / "predictions" / variant / f"{stem}.tiff", labels, compress=True)
         for stem in held:
             t = time.perf_counter()
@@ -178,7 +182,8 @@ def main(argv=None) -> int:
     masks_dir = args.data / "masks"
     scored = {k: evaluate_folders(masks_dir, args.out / "predictions" / k) for k in timing}
     rows = {k: summarise(v, groups) for k, v in scored.items()}
-    by_model, by_base = ({s.name: s for s in scored[k].images} for k in ("model", "baseline"))
+    by_name = {k: {s.name: s for s in v.images} for k, v in scored.items()}
+    by_model, by_base = by_name["model"], by_name["baseline"]
     p2p = "model_pix2pix" in rows
     lines = [
         f"{args.folds}-fold cross-validation over the {len(pairs)} DSB 2018 sample images (stratified by modality); "
@@ -200,8 +205,7 @@ def main(argv=None) -> int:
     lines += ["", f"Per image, the model's DSB score is higher than the baseline's on {wins} of the "
               f"{len(groups['fluorescence'])} fluorescence images."]
     if p2p:
-        by_p2p = {s.name: s for s in scored["model_pix2pix"].images}
-        better = sum(by_p2p[s].dsb > by_model[s].dsb for s in by_model)
+        better = sum(by_name["model_pix2pix"][s].dsb > by_model[s].dsb for s in by_model)
         lines += ["", f"With pix2pix renderings ({args.pix2pix} per style of each fold's training images, ngf {args.ngf}, "
                   f"{args.iterations} iterations; style transfer {sum(style_seconds):.0f} s in all) the DSB score is "
                   f"higher on {better} of the {len(by_model)} images."]
@@ -216,7 +220,7 @@ def main(argv=None) -> int:
         "folds": {s: fold_of[s] for s in sorted(fold_of)},
         "modality": {s: m for m, stems in groups.items() for s in stems},
         "rows": rows,
-        "per_image_dsb": {s: {k: {x.name: x for x in v.images}[s].dsb for k, v in scored.items()} for s in sorted(by_model)},
+        "per_image_dsb": {s: {k: by_name[k][s].dsb for k in scored} for s in sorted(by_model)},
         "seconds_per_image": {k: float(np.mean(v)) for k, v in timing.items()},
         "settings": {"folds": args.folds, "epochs": args.epochs, "steps": args.steps, "synthetic": args.synthetic,
                      "seed": args.seed, "instance": dict(INSTANCE), "pix2pix": args.pix2pix, "ngf": args.ngf,
