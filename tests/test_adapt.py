@@ -151,3 +151,28 @@ def test_adapt_arrays_writes_the_images_then_runs_adapt_on_them(tmp_path, monkey
         adapt_module.adapt_arrays({"stack": np.zeros((3, 40, 40))}, tmp_path / "o3")
     with pytest.raises(NucleaizerError, match="at least one image"):
         adapt_module.adapt_arrays({}, tmp_path / "o4")
+
+
+def test_decay_epochs_overrides_the_presets_pix2pix_schedule(stain, tmp_path, monkeypatch):
+    """`--decay-epochs` reaches the settings (0 allowed: what bench_adapt.py uses to time `original`);
+    below 0 it is refused in one line before any work."""
+    import nucleaizer_tf.pipelines.adapt as adapt_module
+    from nucleaizer_tf.errors import NucleaizerError
+
+    seen = []
+
+    def stand_in(images, out, settings, reporter):
+        seen.append(settings)
+        raise NucleaizerError("stopped by the test")
+
+    monkeypatch.setattr(adapt_module, "adapt", stand_in)
+    result = CliRunner().invoke(app, ["adapt", str(stain / "images"), str(tmp_path / "o"), "--preset", "original",
+                                      "--iterations", "120", "--decay-epochs", "0", "-q"])
+    assert result.exit_code == 2 and result.stderr.strip() == "error: stopped by the test"
+    preset = seen[0].resolved_preset()
+    assert (preset.ngf, preset.iterations, preset.decay_epochs) == (64, 120, 0)
+    assert adapt_module.PRESETS["original"].decay_epochs == 100
+    result = CliRunner().invoke(app, ["adapt", str(stain / "images"), str(tmp_path / "o2"), "--decay-epochs", "-1"])
+    assert result.exit_code == 2 and "Traceback" not in result.stderr and len(seen) == 1
+    with pytest.raises(NucleaizerError, match="--decay-epochs must be a whole number of at least 0"):
+        adapt_module.AdaptSettings(decay_epochs=-1).resolved_preset()
