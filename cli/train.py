@@ -147,12 +147,15 @@ def default(
     images: Path = _IMAGES,
     masks: Path = _MASKS,
     out: Path = typer.Option(..., "--out", help="Model folder to write (manifest.json + weights): predict --model and load_model read it."),
-    init: str = typer.Option("shipped", "--init", help="'shipped' (fine-tune the shipped model), a model folder (fine-tune it, e.g. adapt's OUT/model), or 'scratch' (the shipped model's full recipe from random weights)."),
-    val: Optional[str] = typer.Option(None, "--val", help=_VAL_HELP),
+    init: str = typer.Option("shipped", "--init", help="'shipped' (fine-tune the shipped model), a model folder (fine-tune it, e.g. adapt's OUT/model), or 'scratch' (the shipped model's recipe from random weights; needs --val; resumable)."),
+    val: Optional[str] = typer.Option(None, "--val", help=_VAL_HELP + " From scratch these images are segmented whole to pick the best epoch."),
     extra_data: Optional[list[Path]] = _EXTRA,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs [fine-tuning 10; scratch 30]."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Batches of 16 crops per epoch [fine-tuning 20; scratch 40]."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate [fine-tuning 3e-4]."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Batches per epoch [fine-tuning 20; scratch 200]."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate [fine-tuning 3e-4; scratch 1e-3]."),
+    groups: Optional[Path] = typer.Option(None, "--groups", help="Scratch: CSV with columns id, modality (e.g. DSB 2018's classes.csv): rarer modalities are drawn more often, validation is reported per modality."),
+    work: Optional[Path] = typer.Option(None, "--work", help="Scratch: folder for the prepared images and the state after every epoch [OUT.training]."),
+    resume: bool = typer.Option(False, "--resume", help="Scratch: continue the run saved in --work after its last finished epoch."),
     seed: int = _SEED,
     quiet: bool = _QUIET,
 ) -> None:
@@ -162,5 +165,6 @@ def default(
 
     summary = train_default_folders(images, masks, out, init=init, validation=_validation(val),
                                     extra_data=extra_data or (), epochs=epochs, steps_per_epoch=steps,
-                                    learning_rate=lr, seed=seed, reporter=CliReporter(quiet))
+                                    learning_rate=lr, seed=seed, groups=groups, work_dir=work, resume=resume,
+                                    reporter=CliReporter(quiet))
     _finish(summary, quiet)

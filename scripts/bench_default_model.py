@@ -1,6 +1,6 @@
 """Time the shipped default model end to end at 256², 1024² and 4096², with bare baselines in the same run.
 
-    python scripts/bench_default_model.py [--sizes 256 1024 4096] [--model weights/default]
+    python scripts/bench_default_model.py [--sizes 256 1024 4096] [--model weights/default --model weights/v1]
 
 Images: a synthetic fluorescence field (nucleaizer_tf.synthetic, 256², nuclei of DIAMETER px) tiled to
 each size, so every size has the same nucleus density. Per size, best of N runs after a warm-up:
@@ -14,7 +14,8 @@ each size, so every size has the same nucleus density. Per size, best of N runs 
                          the floor of any method built on this network;
 * `classical`          — the classical baseline (nucleaizer_tf.baseline.classical_segment).
 
-Prints a table (seconds per image) and the process's peak memory; --json writes the numbers.
+Every --model given (default: the shipped one) is timed in the same run, one after the other, on the
+same images. Prints a table (seconds per image) and the process's peak memory; --json writes the numbers.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def best_of(fn, repeats: int) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096])
-    parser.add_argument("--model", default=None, help="model folder (default: the shipped one)")
+    parser.add_argument("--model", action="append", default=None,
+                        help="model folder (repeatable; default: the shipped one)")
     parser.add_argument("--diameter", type=float, default=DIAMETER, help="nucleus diameter of the test image")
     parser.add_argument("--no-classical", action="store_true", help="skip the classical baseline")
     parser.add_argument("--json", default=None)
@@ -55,18 +57,18 @@ def main(argv=None) -> int:
     from nucleaizer_tf.default_model import DefaultModel, stretch_rgb8
     from nucleaizer_tf.synthetic import synthetic_nuclei
 
-    model = DefaultModel.load(args.model)
     unit = synthetic_nuclei((256, 256), 40, args.diameter, style="fluorescence", seed=7).image
     results = []
-    print(f"{'size':>6} {'nuclei':>7} {'segment':>9} {'segment(d)':>11} {'segment(tta)':>13} {'network':>9} "
-          f"{'classical':>10}  (s/image)")
-    for size in args.sizes:
+    print(f"{'model':<18} {'size':>6} {'nuclei':>7} {'segment':>9} {'segment(d)':>11} {'segment(tta)':>13} "
+          f"{'network':>9} {'classical':>10}  (s/image)")
+    for name, size in [(name, size) for name in (args.model or [None]) for size in args.sizes]:
+        model = DefaultModel.load(name)
         reps = int(np.ceil(size / 256))
         image = np.tile(unit, (reps, reps, 1))[:size, :size]
         repeats = 3 if size <= 1024 else 1
         model.segment(image[:256, :256])  # warm-up (graph tracing)
         labels = model.segment(image)
-        row = {"size": size, "nuclei": int(labels.max())}
+        row = {"model": name or "shipped", "size": size, "nuclei": int(labels.max())}
         row["segment"] = best_of(lambda: model.segment(image), repeats)
         row["segment_diameter"] = best_of(lambda: model.segment(image, diameter=args.diameter), repeats)
         row["segment_tta"] = best_of(lambda: model.segment(image, tta=True), repeats) if size <= 1024 else None
@@ -76,7 +78,7 @@ def main(argv=None) -> int:
         results.append(row)
         classical = "-" if row["classical"] is None else f"{row['classical']:.3f}"
         tta = "-" if row["segment_tta"] is None else f"{row['segment_tta']:.3f}"
-        print(f"{size:>6} {row['nuclei']:>7} {row['segment']:>9.3f} {row['segment_diameter']:>11.3f} {tta:>13} "
+        print(f"{row['model'][-18:]:<18} {size:>6} {row['nuclei']:>7} {row['segment']:>9.3f} {row['segment_diameter']:>11.3f} {tta:>13} "
               f"{row['network']:>9.3f} {classical:>10}", flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory {peak_mb:.0f} MB; {os.cpu_count()} CPU cores visible")

@@ -136,3 +136,30 @@ def test_train_default_fine_tunes_into_a_model_folder_predict_reads(tmp_path):
     bad = runner.invoke(train_app, ["default", str(tmp_path / "images"), str(tmp_path / "masks"), "--out",
                                     str(tmp_path / "m2"), "--lr", "-1"])
     assert bad.exit_code == 2 and "--lr" in bad.output
+
+
+def test_train_default_from_scratch_is_the_general_recipe_and_needs_validation(tmp_path):
+    """`train default --init scratch`: the streamed general recipe, resumable from --work; one-line refusals."""
+    from nucleaizer_tf.io import write_labels, write_rgb
+    from nucleaizer_tf.synthetic import synthetic_nuclei
+
+    for i in range(4):
+        sample = synthetic_nuclei((96, 96), 8, 18.0, seed=i)
+        write_rgb(tmp_path / "images" / f"a{i}.png", np.ascontiguousarray(sample.image[..., :3]))
+        write_labels(tmp_path / "masks" / f"a{i}.tiff", sample.labels)
+    (tmp_path / "val.txt").write_text("a0\n")
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    no_val = runner.invoke(train_app, ["default", str(images), str(masks), "--out", str(tmp_path / "m0"),
+                                       "--init", "scratch"])
+    assert no_val.exit_code == 2 and "validation" in no_val.output and "Traceback" not in no_val.output
+    not_scratch = runner.invoke(train_app, ["default", str(images), str(masks), "--out", str(tmp_path / "m0"),
+                                            "--groups", str(tmp_path / "val.txt")])
+    assert not_scratch.exit_code == 2 and "--init scratch" in not_scratch.output
+    out = tmp_path / "model"
+    invoke("default", images, masks, "--out", out, "--init", "scratch", "--val", tmp_path / "val.txt",
+           "--epochs", 1, "--steps", 1, "--work", tmp_path / "work", "-q")
+    summary = json.loads((out / "summary.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert summary["val_metric"] == "val_dsb" and summary["n_train"] == 3 and summary["n_val"] == 1
+    assert manifest["training"]["recipe"] == "nucleaizer_tf.default_model.general"
+    assert (tmp_path / "work" / "state" / "last.weights.h5").is_file()

@@ -21,6 +21,7 @@ Design choices:
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,19 @@ class Augment:
       (brightness, contrast, saturation, hue) = (s, s, s, s), or give a 4-tuple. Brightness, contrast
       and saturation factors are drawn from [max(0, 1 - x), 1 + x], the hue shift from [-h, h]
       (fraction of the colour circle, h <= 0.5); the four are applied in a random order, as torchvision.
+    * scale: (low, high) zoom factor drawn log-uniformly per example; the crop is taken from a window of
+      crop / factor pixels and resized to the crop (image bilinear with antialiasing, labels nearest),
+      so the objects' size varies by that factor. Needs a crop.
+    * stain: haematoxylin–eosin–DAB jitter for colour (stained) images: in scikit-image's HED
+      optical-density space each stain is scaled by a factor in [1 - s, 1 + s] and shifted by
+      [-s/4, s/4]; grey images are left alone.
+    * grey / invert: probabilities of turning the image grey (luma) and of inverting it (bright
+      nuclei on dark become dark on bright and back: fluorescence ↔ bright-field).
+    * blur: Gaussian blur with sigma uniform in [0, blur] pixels, on half of the examples.
+    * noise: Gaussian noise with a standard deviation uniform in [0, noise] (image range 1), on half of
+      the examples.
+
+    Photometric transforms run in this order: stain, colour jitter, grey, invert, blur, noise.
 
     The presets are `none()`, `unet()`, `pix2pix()` and `maskrcnn()` (the original trainings).
 
@@ -62,19 +76,29 @@ class Augment:
     color_jitter : float or tuple of 4 floats, optional
         ColorJitter strengths (brightness, contrast, saturation, hue), all >= 0 and hue <= 0.5; a float
         is used for all four (default 0.0 = off). Stored as a 4-tuple of floats.
+    scale : tuple of 2 floats, optional
+        (low, high) zoom range (default None = off).
+    grey, invert : float, optional
+        Probabilities in [0, 1] (default 0 = off).
+    stain, blur, noise : float, optional
+        Strengths, >= 0 (default 0 = off).
 
     Raises
     ------
     ValueError
-        When `color_jitter` is negative, has a hue above 0.5 or is not a float or a 4-tuple.
+        When `color_jitter` is negative, has a hue above 0.5 or is not a float or a 4-tuple; for a
+        `scale` that is not 0 < low <= high; for probabilities outside [0, 1] or negative strengths.
 
     Examples
     --------
     >>> Augment(color_jitter=0.2).color_jitter
     (0.2, 0.2, 0.2, 0.2)
-    >>> Augment.unet()
-    Augment(flip_h=True, flip_v=False, rot90=False, color_jitter=(0.2, 0.2, 0.2, 0.2))
+    >>> unet = Augment.unet()
+    >>> unet.flip_h, unet.flip_v, unet.rot90, unet.color_jitter, unet.scale
+    (True, False, False, (0.2, 0.2, 0.2, 0.2), None)
     >>> Augment.none() == Augment(False, False, False)
+    True
+    >>> Augment(scale=(0.8, 1.25), stain=0.1).photometric
     True
     """
 
@@ -82,6 +106,12 @@ class Augment:
     flip_v: bool = True
     rot90: bool = True
     color_jitter: float | tuple[float, float, float, float] = 0.0
+    scale: tuple[float, float] | None = None
+    grey: float = 0.0
+    invert: float = 0.0
+    stain: float = 0.0
+    blur: float = 0.0
+    noise: float = 0.0
 
     def __post_init__(self):
         jitter = self.color_jitter
@@ -90,6 +120,23 @@ class Augment:
             raise ValueError(
                 f"color_jitter must be >= 0 (hue <= 0.5), as a float or a 4-tuple; got {self.color_jitter!r}")
         object.__setattr__(self, "color_jitter", jitter)
+        if self.scale is not None:
+            scale = tuple(float(x) for x in self.scale)
+            if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
+                raise ValueError(f"scale must be None or (low, high) with 0 < low <= high, got {self.scale!r}")
+            object.__setattr__(self, "scale", scale)
+        for name in ("grey", "invert"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)!r}")
+        for name in ("stain", "blur", "noise"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+
+    @property
+    def photometric(self) -> bool:
+        """Whether any transform of the image's values (not its geometry) is on."""
+        return any(x > 0 for x in self.color_jitter) or any(
+            getattr(self, name) > 0 for name in ("grey", "invert", "stain", "blur", "noise"))
 
     @classmethod
     def none(cls) -> Augment:
@@ -142,6 +189,22 @@ class _MemorySource:
         h, w = self._shapes[index][0], self._shapes[index][1]
         image = tf.reshape(tf.slice(self._images, [self._img_off[index]], [h * w * 3]), tf.stack([h, w, 3]))
         labels = tf.reshape(tf.slice(self._labels, [self._lab_off[index]], [h * w]), tf.stack([h, w]))
+        return image, labels
+
+
+class _StoreSource:
+    """Reads example `index` out of an `ExampleStore` (memory-mapped) on every visit."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def _load(self, index):
+        return self._store.get(int(index))
+
+    def __call__(self, index):
+        image, labels = tf.numpy_function(self._load, [index], [tf.uint8, tf.int32], stateful=False)
+        image.set_shape([None, None, 3])
+        labels.set_shape([None, None])
         return image, labels
 
 
@@ -231,6 +294,54 @@ def random_crop(image, labels, crop_hw: tuple[int, int], seed, *, pad_mode: str 
         out_image = tf.gather(tf.gather(image, r, axis=0), c, axis=1)
         out_image = tf.where(inside[:, :, None], out_image, tf.cast(pad_value, image.dtype))
     return out_image, out_labels
+
+
+def random_zoom_crop(image, labels, crop_hw: tuple[int, int], scale: tuple[float, float], seed, *,
+                     pad_mode: str = "constant", pad_value: int = 0):
+    """`random_crop` of a window crop / f (f log-uniform in `scale`) resized to `crop_hw`: objects zoomed by f.
+
+    The image is resized bilinearly with antialiasing (uint8 in, uint8 out), the labels by nearest
+    neighbour, so instance ids stay ids.
+
+    Parameters
+    ----------
+    image : tf.Tensor
+        (H, W, 3) uint8 image.
+    labels : tf.Tensor
+        (H, W) integer label image.
+    crop_hw : tuple of int
+        The output size (h, w).
+    scale : tuple of float
+        (low, high) range of the zoom factor f, drawn log-uniformly.
+    seed : tf.Tensor
+        Shape-[2] integer stateless seed.
+    pad_mode, pad_value
+        As `random_crop`, for windows larger than the image.
+
+    Returns
+    -------
+    image : tf.Tensor
+        (h, w, 3) uint8 crop.
+    labels : tf.Tensor
+        (h, w) crop of the labels' dtype.
+
+    Examples
+    --------
+    >>> import tensorflow as tf  # doctest: +SKIP
+    >>> image, labels = tf.zeros([300, 300, 3], tf.uint8), tf.zeros([300, 300], tf.int32)  # doctest: +SKIP
+    >>> crop, crop_labels = random_zoom_crop(image, labels, (128, 128), (0.8, 1.25), tf.constant([0, 1]))  # doctest: +SKIP
+    >>> crop.shape, crop_labels.shape  # doctest: +SKIP
+    (TensorShape([128, 128, 3]), TensorShape([128, 128]))
+    """
+    zoom_key, crop_key = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    low, high = math.log(scale[0]), math.log(scale[1])
+    factor = tf.exp(tf.random.stateless_uniform([], zoom_key, low, high)) if high > low else tf.constant(scale[0])
+    window = [tf.maximum(tf.cast(tf.round(side / factor), tf.int64), 1) for side in crop_hw]
+    image, labels = random_crop(image, labels, window, crop_key, pad_mode=pad_mode, pad_value=pad_value)
+    image = tf.image.resize(tf.cast(image, tf.float32), crop_hw, method="bilinear", antialias=True)
+    image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+    labels = tf.image.resize(labels[:, :, None], crop_hw, method="nearest")[:, :, 0]
+    return image, labels
 
 
 def random_geometry(image, labels, seed, *, flip_h: bool, flip_v: bool, rot90: bool):
@@ -335,6 +446,106 @@ def color_jitter(image, strengths: tuple[float, float, float, float], seed):
     return image
 
 
+def _stain_matrices():
+    from skimage.color import hed_from_rgb, rgb_from_hed
+
+    return tf.constant(rgb_from_hed, tf.float32), tf.constant(hed_from_rgb, tf.float32)
+
+
+def stain_jitter(image, strength: float, seed):
+    """HED stain jitter of a float RGB image in [0, 1] (see `Augment.stain`); grey images pass unchanged.
+
+    Parameters
+    ----------
+    image : tf.Tensor
+        (H, W, 3) float32 image in [0, 1].
+    strength : float
+        s: each stain's optical density is scaled by [1 - s, 1 + s] and shifted by [-s/4, s/4].
+    seed : tf.Tensor
+        Shape-[2] integer stateless seed.
+
+    Returns
+    -------
+    tf.Tensor
+        The jittered (H, W, 3) float32 image in [0, 1]; the input itself when it is grey.
+
+    Examples
+    --------
+    >>> import tensorflow as tf  # doctest: +SKIP
+    >>> stain_jitter(tf.fill([8, 8, 3], 0.5), 0.1, tf.constant([0, 1])).shape  # doctest: +SKIP
+    TensorShape([8, 8, 3])
+    """
+    rgb_from_hed, hed_from_rgb = _stain_matrices()
+    scale_key, shift_key = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    alpha = tf.random.stateless_uniform([3], scale_key, 1.0 - strength, 1.0 + strength)
+    beta = tf.random.stateless_uniform([3], shift_key, -strength / 4, strength / 4)
+    od = -tf.math.log(tf.maximum(image, 1.0 / 255.0))
+    hed = tf.tensordot(od, hed_from_rgb, 1) * alpha + beta
+    jittered = tf.clip_by_value(tf.exp(-tf.tensordot(hed, rgb_from_hed, 1)), 0.0, 1.0)
+    colour = tf.reduce_max(image, axis=-1) - tf.reduce_min(image, axis=-1)
+    return tf.cond(tf.reduce_max(colour) > 1.5 / 255.0, lambda: jittered, lambda: image)
+
+
+def _gaussian_blur(image, sigma):
+    """Blur a float H×W×C image with a Gaussian of standard deviation `sigma` (a scalar tensor, >= 0)."""
+    radius = 6
+    x = tf.range(-radius, radius + 1, dtype=tf.float32)
+    kernel = tf.exp(-0.5 * tf.square(x / tf.maximum(sigma, 1e-3)))
+    kernel = kernel / tf.reduce_sum(kernel)
+    channels = tf.shape(image)[-1]
+    padded = tf.pad(image[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    rows = tf.tile(tf.reshape(kernel, [-1, 1, 1, 1]), [1, 1, channels, 1])
+    cols = tf.tile(tf.reshape(kernel, [1, -1, 1, 1]), [1, 1, channels, 1])
+    out = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
+    return tf.nn.depthwise_conv2d(out, cols, [1, 1, 1, 1], "VALID")[0]
+
+
+def photometric(image, augment: Augment, seed):
+    """`augment`'s photometric transforms of a float RGB image in [0, 1], in the order of `Augment`.
+
+    Parameters
+    ----------
+    image : tf.Tensor
+        (H, W, 3) float32 image in [0, 1].
+    augment : Augment
+        Its stain, colour jitter, grey, invert, blur and noise settings are applied (geometry is not).
+    seed : tf.Tensor
+        Shape-[2] integer stateless seed.
+
+    Returns
+    -------
+    tf.Tensor
+        The transformed (H, W, 3) float32 image in [0, 1].
+
+    Examples
+    --------
+    >>> import tensorflow as tf  # doctest: +SKIP
+    >>> inverted = photometric(tf.fill([4, 4, 3], 0.25), Augment(invert=1.0), tf.constant([0, 1]))  # doctest: +SKIP
+    >>> float(inverted[0, 0, 0])  # doctest: +SKIP
+    0.75
+    """
+    keys = tf.unstack(tf.random.experimental.stateless_split(seed, 8))
+    draw = tf.random.stateless_uniform([6], keys[0])
+    if augment.stain > 0:
+        image = stain_jitter(image, augment.stain, keys[1])
+    if any(x > 0 for x in augment.color_jitter):
+        only_jitter = not any(getattr(augment, name) > 0 for name in ("grey", "invert", "stain", "blur", "noise"))
+        # colour jitter alone keeps the seed it always had, so earlier streams are unchanged
+        image = color_jitter(image, augment.color_jitter, seed if only_jitter else keys[2])
+    if augment.grey > 0:
+        image = tf.cond(draw[0] < augment.grey, lambda: tf.tile(_gray(image), [1, 1, 3]), lambda: image)
+    if augment.invert > 0:
+        image = tf.cond(draw[1] < augment.invert, lambda: 1.0 - image, lambda: image)
+    if augment.blur > 0:
+        sigma = tf.random.stateless_uniform([], keys[3], 0.0, augment.blur)
+        image = tf.cond(draw[2] < 0.5, lambda: _gaussian_blur(image, sigma), lambda: image)
+    if augment.noise > 0:
+        std = tf.random.stateless_uniform([], keys[4], 0.0, augment.noise)
+        noise = tf.random.stateless_normal(tf.shape(image), keys[5]) * std
+        image = tf.cond(draw[3] < 0.5, lambda: tf.clip_by_value(image + noise, 0.0, 1.0), lambda: image)
+    return image
+
+
 # --------------------------------------------------------------------------- the dataset
 
 
@@ -367,6 +578,7 @@ def make_dataset(
     pad_mode: str = "constant",
     pad_value: int = 0,
     num_parallel_calls: int = AUTOTUNE,
+    sample_weights: Sequence[float] | None = None,
 ) -> tf.data.Dataset:
     """Build the training/validation stream over `items` (`Pair`s, or in-memory (image, labels) arrays).
 
@@ -390,9 +602,11 @@ def make_dataset(
 
     Parameters
     ----------
-    items : sequence of Pair or of (numpy.ndarray, numpy.ndarray)
+    items : sequence of Pair or of (numpy.ndarray, numpy.ndarray), or ExampleStore
         The examples: `Pair`s, or in-memory (image, labels) with image (H, W, 3) uint8 and labels (H, W)
-        integer instance ids of the same H, W (converted to int32).
+        integer instance ids of the same H, W (converted to int32), or an
+        `nucleaizer_tf.io.example_store.ExampleStore`, read example by example from its memory map
+        (training memory then does not grow with the data set).
     crop_size : int, tuple of int or None, optional
         The random crop, square or (h, w) (default 256); None = whole images.
     batch_size : int, optional
@@ -429,6 +643,10 @@ def make_dataset(
     num_parallel_calls : int, optional
         Parallelism of the per-example maps (default ``tf.data.AUTOTUNE``); the output does not depend
         on it.
+    sample_weights : sequence of float, optional
+        One non-negative weight per item: each pass then draws len(items) examples with replacement,
+        item i with probability weight_i / Σ weights (e.g. to balance rare image kinds); None (default)
+        visits every item once per pass.
 
     Returns
     -------
@@ -455,9 +673,17 @@ def make_dataset(
     >>> image.shape, image.dtype, labels.shape, labels.dtype  # doctest: +SKIP
     (TensorShape([4, 256, 256, 3]), tf.float32, TensorShape([4, 256, 256]), tf.int32)
     """
-    items = list(items)
+    from nucleaizer_tf.io.example_store import ExampleStore
+
+    store = items if isinstance(items, ExampleStore) else None
+    items = list(range(len(store))) if store is not None else list(items)
     if not items:
         raise ValueError("make_dataset needs at least one example")
+    if sample_weights is not None:
+        sample_weights = np.asarray(sample_weights, np.float64)
+        if sample_weights.shape != (len(items),) or not np.all(np.isfinite(sample_weights)) \
+                or sample_weights.min() < 0 or sample_weights.sum() <= 0:
+            raise ValueError("sample_weights must hold one finite weight >= 0 per item, not all 0")
     if pad_mode not in ("constant", "reflect"):
         raise ValueError(f"pad_mode must be 'constant' or 'reflect', got {pad_mode!r}")
     if image_dtype not in ("float32", "uint8"):
@@ -474,8 +700,13 @@ def make_dataset(
         raise ValueError(
             f"rot90 turns a {crop_hw[0]}×{crop_hw[1]} crop into {crop_hw[1]}×{crop_hw[0]}; use a square crop")
 
+    if augment.scale is not None and crop_hw is None:
+        raise ValueError("Augment.scale needs a crop_size")
+
     all_pairs = all(isinstance(it, Pair) for it in items)
-    if not cache and all_pairs:
+    if store is not None:
+        source = _StoreSource(store)
+    elif not cache and all_pairs:
         source = _FileSource(items, image_mode)
     else:
         examples = [
@@ -484,8 +715,9 @@ def make_dataset(
         ]
         source = _MemorySource(examples)
     n = len(items)
-    jitter = augment.color_jitter
-    use_jitter = any(x > 0 for x in jitter)
+    use_jitter = augment.photometric
+    log_weights = None if sample_weights is None else tf.constant(
+        np.log(np.maximum(sample_weights / sample_weights.sum(), 1e-300))[None], tf.float64)
     root = tf.constant([int(seed), _SALT], tf.int64)
     fold = tf.random.experimental.stateless_fold_in
 
@@ -493,7 +725,9 @@ def make_dataset(
         key = fold(fold(root, run), epoch)
         shuffle_key, augment_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
         order = tf.range(n, dtype=tf.int64)
-        if shuffle:
+        if log_weights is not None:
+            order = tf.random.stateless_categorical(log_weights, n, shuffle_key, dtype=tf.int64)[0]
+        elif shuffle:
             order = tf.argsort(tf.random.stateless_uniform([n], shuffle_key), stable=True)
             order = tf.cast(order, tf.int64)
         return tf.data.Dataset.from_tensor_slices(order).map(lambda i: (i, fold(augment_key, i)))
@@ -501,7 +735,10 @@ def make_dataset(
     def example(index, key):
         crop_key, geometry_key, jitter_key = tf.unstack(tf.random.experimental.stateless_split(key, 3))
         image, labels = source(index)
-        if crop_hw is not None:
+        if augment.scale is not None:
+            image, labels = random_zoom_crop(image, labels, crop_hw, augment.scale, crop_key, pad_mode=pad_mode,
+                                             pad_value=pad_value)
+        elif crop_hw is not None:
             image, labels = random_crop(image, labels, crop_hw, crop_key, pad_mode=pad_mode, pad_value=pad_value)
         image, labels = random_geometry(image, labels, geometry_key,
                                         flip_h=augment.flip_h, flip_v=augment.flip_v, rot90=augment.rot90)
@@ -511,7 +748,7 @@ def make_dataset(
         if use_jitter or image_dtype == "float32":
             image = tf.cast(image, tf.float32) / 255.0
             if use_jitter:
-                image = color_jitter(image, jitter, jitter_key)
+                image = photometric(image, augment, jitter_key)
             if image_dtype == "uint8":
                 image = tf.cast(tf.round(image * 255.0), tf.uint8)
         return image, labels

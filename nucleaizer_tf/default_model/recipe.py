@@ -1,5 +1,9 @@
-"""The training recipe of the shipped default model (used by `scripts/train_default_model.py` and by the
-cross-validation in `scripts/crossval_default_model.py`, so both train exactly the same way).
+"""The training recipe of the shipped default model, for a handful of images held in memory (used by
+`scripts/train_default_model.py --recipe first`, by the cross-validation in
+`scripts/crossval_default_model.py` and by `adapt`'s fine-tuning, so all train exactly the same way).
+
+For hundreds of images, `nucleaizer_tf.default_model.general` streams them from disk instead; the
+constants both share (trained diameter, targets, class weights, instance step) are declared here once.
 
 * Network: `build_unet(3, 3, base_filters=16, depth=3, output_activation="softmax")` (485k parameters).
 * Targets: background / interior / boundary (boundary width 2 px at the trained size), class-weighted

@@ -779,6 +779,9 @@ def train_default_folders(
     steps_per_epoch: int | None = None,
     learning_rate: float | None = None,
     seed: int = 0,
+    groups=None,
+    work_dir: str | os.PathLike | None = None,
+    resume: bool = False,
     reporter: Reporter = SILENT,
 ) -> RunSummary:
     """Fine-tune (or retrain) the default model on annotated folders; write a model folder to `out_dir`.
@@ -792,11 +795,17 @@ def train_default_folders(
         `predict --model` reads. A folder that already holds a model is refused.
     init
         ``"shipped"``: fine-tune the shipped model; a model folder: fine-tune that one; ``"scratch"``:
-        train the shipped model's full recipe (real pairs + its generated images) from random weights.
+        train the shipped model's recipe (`nucleaizer_tf.default_model.general`) from random weights,
+        resumably (`nucleaizer_tf.pipelines.train_default.train_general_folders`; needs `validation`).
     validation, extra_data
-        As for the U-Net commands (`resolve_validation`; folders with images/ and masks/).
+        As for the U-Net commands (`resolve_validation`; folders with images/ and masks/); `extra_data`
+        only when fine-tuning.
     epochs, steps_per_epoch, learning_rate
-        Defaults: fine-tuning 10 epochs × 20 batches at 3e-4; from scratch the recipe's 30 × 40 at 1e-3.
+        Defaults: fine-tuning 10 epochs × 20 batches at 3e-4; from scratch the general recipe's 30 × 200
+        at 1e-3.
+    groups, work_dir, resume
+        From scratch only: the image groups (a CSV of ``id``, ``modality``), the folder of prepared
+        images and resumable state, and whether to continue the run saved there (`train_general_folders`).
     seed
         Seed of the crops, flips and jitter.
     reporter
@@ -815,7 +824,7 @@ def train_default_folders(
     """
     from nucleaizer_tf.data import load_pair
     from nucleaizer_tf.default_model import DefaultModel
-    from nucleaizer_tf.default_model.recipe import fine_tune, train_default_model
+    from nucleaizer_tf.default_model.recipe import fine_tune
     from nucleaizer_tf.models.folder import prepare_folder
 
     start = time.perf_counter()
@@ -824,6 +833,21 @@ def train_default_folders(
             raise NucleaizerError(f"{name} must be at least {minimum}, got {value}")
     if learning_rate is not None and not (math.isfinite(learning_rate) and learning_rate > 0):
         raise NucleaizerError(f"--lr must be a finite number above 0, got {learning_rate}")
+    scratch = str(init).lower() == "scratch"
+    if not scratch and (groups is not None or work_dir is not None or resume):
+        raise NucleaizerError("--groups, --work and --resume apply to --init scratch only")
+    if scratch:
+        from nucleaizer_tf.pipelines.train_default import train_general_folders
+
+        if extra_data:
+            raise NucleaizerError("--extra-data applies to fine-tuning; from scratch, put the pairs in the training folders")
+        from nucleaizer_tf.default_model.general import GeneralRecipe
+
+        recipe = GeneralRecipe(learning_rate=learning_rate) if learning_rate is not None else GeneralRecipe()
+        return train_general_folders(images_dir, masks_dir, out_dir, validation=validation, groups=groups,
+                                     work_dir=work_dir, recipe=recipe, epochs=epochs or 30,
+                                     steps_per_epoch=steps_per_epoch or 200, seed=seed, resume=resume,
+                                     reporter=reporter)
     out_dir = Path(out_dir)
     prepare_folder(out_dir)  # refuse an existing model before the work
     pairs = _pairs(images_dir, masks_dir)
@@ -834,15 +858,10 @@ def train_default_folders(
     train = [load_pair(p, mode="percentile") for p in train_pairs]
     val = [load_pair(p, mode="percentile") for p in val_pairs]
 
-    if str(init).lower() == "scratch":
-        model, history, config = train_default_model(train, epochs=epochs or 30, steps_per_epoch=steps_per_epoch or 40,
-                                                     seed=seed, reporter=reporter)
-        model.manifest.update({"name": "nucleaizer-tf default model (retrained)", "weights_file": "default.weights.h5"})
-    else:
-        model = DefaultModel.load(None if str(init).lower() == "shipped" else init)
-        model, history, config = fine_tune(model, train, epochs=epochs or 10, steps_per_epoch=steps_per_epoch or 20,
-                                           learning_rate=learning_rate or 3e-4, val_pairs=val, seed=seed,
-                                           reporter=reporter)
+    model = DefaultModel.load(None if str(init).lower() == "shipped" else init)
+    model, history, config = fine_tune(model, train, epochs=epochs or 10, steps_per_epoch=steps_per_epoch or 20,
+                                       learning_rate=learning_rate or 3e-4, val_pairs=val, seed=seed,
+                                       reporter=reporter)
     model.save(out_dir, overwrite=True, trained={"init": str(init), "images": str(images_dir),
                                                    "n_train": len(train), "n_val": len(val),
                                                    "epochs": len(history.epochs), "best_epoch": history.best_epoch})

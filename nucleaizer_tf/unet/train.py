@@ -234,6 +234,56 @@ def save_weights_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
     return path
 
 
+class _RunState:
+    """A training run's resumable state in one folder (see `train_unet`'s `state_dir`)."""
+
+    LAST, BEST, OPTIMIZER, HISTORY = "last.weights.h5", "best.npz", "optimizer.npz", "history.json"
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def exists(self) -> bool:
+        return (self.folder / self.HISTORY).is_file()
+
+    def save(self, model, optimizer, history: TrainHistory, best_weights) -> None:
+        import json
+
+        from nucleaizer_tf.io import atomic_path, write_json
+
+        save_weights_atomic(model, self.folder / self.LAST)
+        with atomic_path(self.folder / self.OPTIMIZER) as tmp, open(tmp, "wb") as f:
+            np.savez(f, *[v.numpy() for v in optimizer.variables])
+        if best_weights is not None and history.epochs and history.best_epoch == history.epochs[-1].epoch:
+            with atomic_path(self.folder / self.BEST) as tmp, open(tmp, "wb") as f:
+                np.savez(f, *best_weights)
+        # the history last: it is what marks the epoch as finished
+        write_json(self.folder / self.HISTORY, json.loads(json.dumps(history.to_dict())))
+
+    def restore(self, model, optimizer, monitor: str):
+        import json
+
+        from nucleaizer_tf.errors import NucleaizerError
+
+        try:
+            history = TrainHistory.from_dict(json.loads((self.folder / self.HISTORY).read_text()))
+            model.load_weights(self.folder / self.LAST)
+            with np.load(self.folder / self.OPTIMIZER) as saved:
+                values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+            best = None
+            if (self.folder / self.BEST).is_file():
+                with np.load(self.folder / self.BEST) as saved:
+                    best = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        except (OSError, ValueError, KeyError) as exc:
+            raise NucleaizerError(f"{self.folder}: cannot resume from this training state ({exc})") from None
+        if history.monitor != monitor:
+            raise NucleaizerError(f"{self.folder}: the saved run monitored {history.monitor}, this one {monitor}")
+        if len(values) != len(optimizer.variables) or best is not None and len(best) != len(model.weights):
+            raise NucleaizerError(f"{self.folder}: the saved state belongs to another network")
+        for variable, value in zip(optimizer.variables, values):
+            variable.assign(value)
+        return history, best
+
+
 def _lr_at(config: TrainConfig, epoch: int) -> float:
     return config.learning_rate * config.lr_gamma ** sum(1 for m in config.lr_milestones if epoch >= m)
 
@@ -249,6 +299,10 @@ def train_unet(
     reporter: Reporter = SILENT,
     on_epoch: Callable[[EpochRecord], bool | None] | None = None,
     name: str = "training",
+    validate: Callable[[keras.Model], float] | None = None,
+    validate_every: int = 1,
+    state_dir: str | os.PathLike | None = None,
+    sample_weights: Sequence[float] | None = None,
 ) -> TrainHistory:
     """Train `model` in place and return its `TrainHistory`.
 
@@ -257,8 +311,9 @@ def train_unet(
     model
         A Keras model (any `build_unet` variant).
     train_items, val_items
-        `Pair`s or in-memory (uint8 H×W×3 image, int labels) tuples, as `make_dataset` takes them.
-        Without validation items the training loss is monitored instead.
+        `Pair`s or in-memory (uint8 H×W×3 image, int labels) tuples, as `make_dataset` takes them
+        (`train_items` may also be an `ExampleStore`). Without validation items (and without
+        `validate`) the training loss is monitored instead.
     target_fn
         ``target_fn(image, labels) -> (image, target)``, run inside the tf.data graph after augmentation
         (images arrive as float32 in [0, 1]).
@@ -273,11 +328,26 @@ def train_unet(
         `val_dsb`); returning True stops training.
     name
         The name of the progress stage (default ``"training"``).
+    validate
+        ``validate(model) -> score``, higher is better (e.g. the DSB score of whole validation images
+        through the real inference path): when given, it picks the best epoch (monitor ``"val_dsb"``)
+        and runs after every `validate_every`-th epoch and after the last.
+    validate_every
+        See `validate` (default 1).
+    state_dir
+        A folder for the run's state, rewritten atomically after every epoch (the latest weights, the
+        optimizer's moments, the best weights and the history): a run started again with the same
+        `state_dir` resumes after the last finished epoch (`TrainHistory.resumed_from`). The data
+        stream of a resumed run is seeded from (seed, epoch), so it is reproducible but not the stream
+        an uninterrupted run would have seen.
+    sample_weights
+        Per training item sampling weights of the endless stream (`make_dataset`).
 
     Returns
     -------
     TrainHistory
-        Monitor ``"val_loss"`` (``"loss"`` without validation items); epochs counted from 1.
+        Monitor ``"val_dsb"`` with `validate`, else ``"val_loss"`` (``"loss"`` without validation
+        items); epochs counted from 1.
 
     Notes
     -----
@@ -291,24 +361,41 @@ def train_unet(
     ...                      loss=soft_jaccard_loss, config=TrainConfig(epochs=2))  # doctest: +SKIP
     >>> history.best_epoch, history.loss                                          # doctest: +SKIP
     """
-    train_items, val_items = list(train_items), list(val_items or [])
+    from nucleaizer_tf.io.example_store import ExampleStore
+
+    if validate_every < 1:
+        raise ValueError(f"validate_every must be >= 1, got {validate_every}")
+    if not isinstance(train_items, ExampleStore):
+        train_items = list(train_items)
+    val_items = list(val_items or [])
     common = dict(target_fn=target_fn, image_mode=config.image_mode, pad_mode=config.pad_mode)
     endless = config.steps_per_epoch is not None
-    train_ds = make_dataset(train_items, crop_size=config.crop_size, batch_size=config.batch_size,
-                            shuffle=True, seed=config.seed, augment=config.augment, repeat=endless, **common)
-    val_ds = None
-    if val_items:
-        val_crop = config.crop_size if config.val_crop_size == "same" else config.val_crop_size
-        val_ds = make_dataset(val_items, crop_size=val_crop, batch_size=config.val_batch_size, shuffle=False,
-                              seed=config.seed + 1, augment=config.val_augment,
-                              reshuffle_each_iteration=not config.val_fixed, **common)
-
+    if sample_weights is not None and not endless:
+        raise ValueError("sample_weights need an endless stream (TrainConfig.steps_per_epoch)")
+    state = _RunState(Path(state_dir)) if state_dir is not None else None
+    monitor = "val_dsb" if validate is not None else ("val_loss" if val_items else "loss")
+    history = TrainHistory(monitor=monitor)
+    start_epoch, best_weights = 0, None
     optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999,
                                       epsilon=config.adam_epsilon)
     weights = model.trainable_variables
     # the moments exist before the first step: created inside it, they made tf.function trace the step
     # twice (the second trace as slow as the first)
     optimizer.build(weights)
+    if state is not None and state.exists():
+        history, best_weights = state.restore(model, optimizer, monitor)
+        start_epoch = len(history.epochs)
+        history.resumed_from = start_epoch
+    stream_seed = config.seed if start_epoch == 0 else int(config.seed) * 1_000_003 + start_epoch
+    train_ds = make_dataset(train_items, crop_size=config.crop_size, batch_size=config.batch_size,
+                            shuffle=True, seed=stream_seed, augment=config.augment, repeat=endless,
+                            sample_weights=sample_weights, **common)
+    val_ds = None
+    if val_items:
+        val_crop = config.crop_size if config.val_crop_size == "same" else config.val_crop_size
+        val_ds = make_dataset(val_items, crop_size=val_crop, batch_size=config.val_batch_size, shuffle=False,
+                              seed=config.seed + 1, augment=config.val_augment,
+                              reshuffle_each_iteration=not config.val_fixed, **common)
 
     @tf.function(reduce_retracing=True)
     def train_step(x, y):
@@ -323,12 +410,10 @@ def train_unet(
     def eval_step(x, y):
         return loss(y, model(x, training=False))
 
-    history = TrainHistory(monitor="val_loss" if val_ds is not None else "loss")
-    best_weights = None
     stream = iter(train_ds) if endless else None
     steps = config.steps_per_epoch if endless else max(1, math.ceil(len(train_items) / config.batch_size))
-    with reporter.stage(name, config.epochs * steps) as advance:
-        for index in range(config.epochs):
+    with reporter.stage(name, (config.epochs - start_epoch) * steps) as advance:
+        for index in range(start_epoch, config.epochs):
             start = time.perf_counter()
             lr = _lr_at(config, index)
             optimizer.learning_rate.assign(lr)
@@ -340,15 +425,21 @@ def train_unet(
             train_loss = float(np.mean(train_losses))
             val_loss = float(np.mean([float(eval_step(x, y)) for x, y in val_ds])) if val_ds is not None else None
             seconds = time.perf_counter() - start
+            val_dsb = None
+            if validate is not None and ((index + 1) % validate_every == 0 or index + 1 == config.epochs):
+                val_dsb = float(validate(model))
+            monitored = {"val_dsb": val_dsb, "val_loss": val_loss, "loss": train_loss}[monitor]
             record = EpochRecord(epoch=index + 1, learning_rate=lr, steps=len(train_losses),
-                                 losses={"loss": train_loss}, seconds=seconds,
+                                 losses={"loss": train_loss}, seconds=time.perf_counter() - start,
                                  seconds_per_step=seconds / max(1, len(train_losses)),
-                                 monitored=train_loss if val_loss is None else val_loss, val_loss=val_loss)
+                                 monitored=monitored, val_loss=val_loss, val_dsb=val_dsb)
             if history.add(record, config.min_delta):
                 best_weights = [w.value.numpy() for w in model.weights]
                 if config.checkpoint_path is not None:
                     record.checkpoint = str(save_weights_atomic(model, config.checkpoint_path))
             stop = bool(on_epoch(record)) if on_epoch is not None else False
+            if state is not None:
+                state.save(model, optimizer, history, best_weights)
             if (config.early_stopping_patience is not None
                     and history.epochs_since_best() >= config.early_stopping_patience):
                 history.stopped_early = True
