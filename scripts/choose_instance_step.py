@@ -36,8 +36,6 @@ def main(argv=None) -> int:
     parser.add_argument("--confirm", type=int, default=8, help="combinations re-scored through segment (default 8)")
     args = parser.parse_args(argv)
 
-    import numpy as np
-
     from nucleaizer_tf.data import pair_folders, split_pairs
     from nucleaizer_tf.default_model import DefaultModel
     from nucleaizer_tf.default_model.instances import labels_from_probabilities

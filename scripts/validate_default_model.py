@@ -14,7 +14,6 @@ StarDist, `scripts/bench_stardist_peer.py`) in the same table. --json writes the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time

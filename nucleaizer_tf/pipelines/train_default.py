@@ -16,6 +16,7 @@ import csv
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -172,7 +173,6 @@ def train_general_folders(
     """
     from nucleaizer_tf.default_model.general import GeneralRecipe, manifest_for, train_general_model
     from nucleaizer_tf.default_model.validation import score_rows
-    from nucleaizer_tf.io import read_image, read_labels, write_json
     from nucleaizer_tf.models.folder import prepare_folder
     from nucleaizer_tf.pipelines.train import RunSummary, _write_summary, resolve_validation
 
@@ -208,11 +208,8 @@ def train_general_folders(
         on_epoch=on_epoch, on_validation=validated)
     best = [json.loads(line) for line in log.read_text().splitlines()]
     best_rows = next((b["groups"] for b in best if b["epoch"] == history.best_epoch), [])
-    counts = {}
-    for g in store.groups():
-        counts[g] = counts.get(g, 0) + 1
     data = {"images": str(images_dir), "masks": str(masks_dir), "train_ids": store.names(),
-            "validation_ids": [p.stem for p in val_pairs], "train_groups": counts}
+            "validation_ids": [p.stem for p in val_pairs], "train_groups": dict(Counter(store.groups()))}
     manifest = manifest_for(model.manifest, recipe=recipe, config=config, history=history, data=data,
                             validation=best_rows)
     model.manifest = manifest
