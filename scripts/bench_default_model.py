@@ -61,8 +61,8 @@ def main(argv=None) -> int:
     results = []
     print(f"{'model':<18} {'size':>6} {'nuclei':>7} {'segment':>9} {'segment(d)':>11} {'segment(tta)':>13} "
           f"{'network':>9} {'classical':>10}  (s/image)")
-    for name, size in [(name, size) for name in (args.model or [None]) for size in args.sizes]:
-        model = DefaultModel.load(name)
+    models = {name: DefaultModel.load(name) for name in (args.model or [None])}
+    for name, model, size in [(name, model, size) for name, model in models.items() for size in args.sizes]:
         reps = int(np.ceil(size / 256))
         image = np.tile(unit, (reps, reps, 1))[:size, :size]
         repeats = 3 if size <= 1024 else 1

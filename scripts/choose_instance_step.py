@@ -41,20 +41,19 @@ def main(argv=None) -> int:
     from nucleaizer_tf.default_model.instances import labels_from_probabilities
     from nucleaizer_tf.default_model.preprocess import resize_image, stretch_rgb8
     from nucleaizer_tf.default_model.validation import ALL, score_by_group
-    from nucleaizer_tf.io import read_image, read_labels
-    from nucleaizer_tf.pipelines.train_default import read_groups
+    from nucleaizer_tf.pipelines.train_default import read_examples, read_groups
 
     model = DefaultModel.load(args.model)
     groups = read_groups(args.data / "classes.csv")
     _, val_pairs = split_pairs(pair_folders(args.data / "images", args.data / "masks"), args.data / "validation.txt")
+    examples = list(read_examples(val_pairs, groups))
     cached = []
-    for p in val_pairs:
-        rgb8 = stretch_rgb8(read_image(p.image_path))
+    for name, group, image, labels in examples:
+        rgb8 = stretch_rgb8(image)
         scale, _, prob = model.estimate_scale(rgb8)
         if prob is None:
             prob = model._prob_at(rgb8, scale, 1024)
-        cached.append((p.stem, groups.get(p.stem, "?"), resize_image(prob, rgb8.shape[:2]), scale,
-                       read_labels(p.mask_path)))
+        cached.append((name, group, resize_image(prob, rgb8.shape[:2]), scale, labels))
     print(f"{len(cached)} validation images; network maps cached")
 
     def evaluate(seed, foreground, min_area):
@@ -77,8 +76,6 @@ def main(argv=None) -> int:
     for dsb, combo, per in results[:10] + [r for r in results if r[1] == current]:
         mark = "  (current)" if combo == current else ""
         print(f"{combo[0]:>5} {combo[1]:>5} {combo[2]:>5} {dsb:>6.3f} " + " ".join(f"{per[g]:>12.3f}" for g in names) + mark)
-    examples = [(name, group, read_image(p.image_path), labels)
-                for (name, group, _, _, labels), p in zip(cached, val_pairs)]
     confirmed = []
     for combo in dict.fromkeys([r[1] for r in results[:args.confirm]] + [current]):
         model.seed_threshold, model.foreground_threshold, model.min_area = combo

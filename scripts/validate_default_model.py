@@ -37,13 +37,12 @@ def main(argv=None) -> int:
     from nucleaizer_tf.data import pair_folders, split_pairs
     from nucleaizer_tf.default_model import DefaultModel
     from nucleaizer_tf.default_model.validation import score_by_group, score_rows
-    from nucleaizer_tf.io import read_image, read_labels, write_json
-    from nucleaizer_tf.pipelines.train_default import read_groups
+    from nucleaizer_tf.io import read_labels, write_json
+    from nucleaizer_tf.pipelines.train_default import read_examples, read_groups
 
     groups = read_groups(args.data / "classes.csv")
     _, val_pairs = split_pairs(pair_folders(args.data / "images", args.data / "masks"), args.data / "validation.txt")
-    examples = [(p.stem, groups.get(p.stem, "?"), read_image(p.image_path), read_labels(p.mask_path))
-                for p in val_pairs]
+    examples = list(read_examples(val_pairs, groups))
     methods = {"new model" if args.old else "model": DefaultModel.load(args.model).segment}
     if args.old:
         methods["old model"] = DefaultModel.load(args.old).segment

@@ -7,12 +7,12 @@ Pairing and loading need no TensorFlow, so the pipeline module is imported on fi
 `nucleaizer-tf evaluate` pairs folders without paying TensorFlow's start-up.
 """
 
-from nucleaizer_tf.data.loading import load_pair
+from nucleaizer_tf.data.loading import load_pair, read_pair
 from nucleaizer_tf.data.pairs import Pair, match_stems, pair_folders, read_stem_list, split_pairs
 
 _PIPELINE = ("Augment", "color_jitter", "make_dataset", "random_crop", "random_geometry")
 
-__all__ = ["Pair", "load_pair", "match_stems", "pair_folders", "read_stem_list", "split_pairs", *_PIPELINE]
+__all__ = ["Pair", "load_pair", "match_stems", "pair_folders", "read_pair", "read_stem_list", "split_pairs", *_PIPELINE]
 
 
 def __getattr__(name):

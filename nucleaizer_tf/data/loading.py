@@ -17,6 +17,46 @@ from nucleaizer_tf.io import read_image, read_labels, to_rgb8
 _INT32_MAX = np.iinfo(np.int32).max
 
 
+def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+    """Return (image as stored, labels int32 H×W) for `pair`, checked as `load_pair` checks them.
+
+    For callers that prepare the image themselves (the default model's `stretch_rgb8`); `load_pair`
+    is this plus the `to_rgb8` conversion.
+
+    Parameters
+    ----------
+    pair : Pair
+        The image file and its label (instance mask) file.
+
+    Returns
+    -------
+    image : numpy.ndarray
+        The image in its own dtype and channels (H×W or H×W×C).
+    labels : numpy.ndarray
+        (H, W) int32 label image, C-contiguous.
+
+    Raises
+    ------
+    ImageReadError
+        When a file cannot be read, label ids do not fit int32, or the sizes differ (both files named).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> image, labels = read_pair(Pair("a1", Path("train/images/a1.png"), Path("train/masks/a1.tiff")))  # doctest: +SKIP
+    """
+    image = read_image(pair.image_path)
+    labels = read_labels(pair.mask_path)
+    if image.shape[:2] != labels.shape:
+        raise ImageReadError(
+            f"image {pair.image_path} is {image.shape[0]}×{image.shape[1]} but its mask {pair.mask_path} "
+            f"is {labels.shape[0]}×{labels.shape[1]}; they must have the same height and width"
+        )
+    if labels.size and labels.max() > _INT32_MAX:
+        raise ImageReadError(f"{pair.mask_path}: label id {labels.max()} does not fit int32")
+    return image, np.ascontiguousarray(labels, dtype=np.int32)
+
+
 def load_pair(pair: Pair, mode: str = "nucleaizer") -> tuple[np.ndarray, np.ndarray]:
     """Return (image uint8 H×W×3, labels int32 H×W) for `pair`.
 
@@ -51,13 +91,5 @@ def load_pair(pair: Pair, mode: str = "nucleaizer") -> tuple[np.ndarray, np.ndar
     >>> image.dtype, image.shape[2], labels.dtype, labels.shape == image.shape[:2]  # doctest: +SKIP
     (dtype('uint8'), 3, dtype('int32'), True)
     """
-    image = to_rgb8(read_image(pair.image_path), mode=mode)
-    labels = read_labels(pair.mask_path)
-    if image.shape[:2] != labels.shape:
-        raise ImageReadError(
-            f"image {pair.image_path} is {image.shape[0]}×{image.shape[1]} but its mask {pair.mask_path} "
-            f"is {labels.shape[0]}×{labels.shape[1]}; they must have the same height and width"
-        )
-    if labels.size and labels.max() > _INT32_MAX:
-        raise ImageReadError(f"{pair.mask_path}: label id {labels.max()} does not fit int32")
-    return np.ascontiguousarray(image, dtype=np.uint8), np.ascontiguousarray(labels, dtype=np.int32)
+    image, labels = read_pair(pair)
+    return np.ascontiguousarray(to_rgb8(image, mode=mode), dtype=np.uint8), labels

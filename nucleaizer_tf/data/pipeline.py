@@ -135,8 +135,12 @@ class Augment:
     @property
     def photometric(self) -> bool:
         """Whether any transform of the image's values (not its geometry) is on."""
-        return any(x > 0 for x in self.color_jitter) or any(
-            getattr(self, name) > 0 for name in ("grey", "invert", "stain", "blur", "noise"))
+        return any(x > 0 for x in self.color_jitter) or self.field_transforms
+
+    @property
+    def field_transforms(self) -> bool:
+        """Whether any of stain, grey, invert, blur or noise is on (colour jitter aside)."""
+        return any(getattr(self, name) > 0 for name in ("grey", "invert", "stain", "blur", "noise"))
 
     @classmethod
     def none(cls) -> Augment:
@@ -192,33 +196,16 @@ class _MemorySource:
         return image, labels
 
 
-class _StoreSource:
-    """Reads example `index` out of an `ExampleStore` (memory-mapped) on every visit."""
+class _LoadingSource:
+    """Calls `load(index)` -> (uint8 H×W×3 image, int32 labels) on every visit: files read again each time
+    (folders too large to hold in memory), or an `ExampleStore`'s memory map."""
 
-    def __init__(self, store):
-        self._store = store
-
-    def _load(self, index):
-        return self._store.get(int(index))
+    def __init__(self, load: Callable[[int], tuple[np.ndarray, np.ndarray]]):
+        self._load = load
 
     def __call__(self, index):
-        image, labels = tf.numpy_function(self._load, [index], [tf.uint8, tf.int32], stateful=False)
-        image.set_shape([None, None, 3])
-        labels.set_shape([None, None])
-        return image, labels
-
-
-class _FileSource:
-    """Reads pair `index` from disk on every visit (for folders too large to hold in memory)."""
-
-    def __init__(self, pairs: Sequence[Pair], mode: str):
-        self._pairs, self._mode = list(pairs), mode
-
-    def _load(self, index):
-        return load_pair(self._pairs[int(index)], mode=self._mode)
-
-    def __call__(self, index):
-        image, labels = tf.numpy_function(self._load, [index], [tf.uint8, tf.int32], stateful=False)
+        image, labels = tf.numpy_function(lambda i: self._load(int(i)), [index], [tf.uint8, tf.int32],
+                                          stateful=False)
         image.set_shape([None, None, 3])
         labels.set_shape([None, None])
         return image, labels
@@ -529,9 +516,8 @@ def photometric(image, augment: Augment, seed):
     if augment.stain > 0:
         image = stain_jitter(image, augment.stain, keys[1])
     if any(x > 0 for x in augment.color_jitter):
-        only_jitter = not any(getattr(augment, name) > 0 for name in ("grey", "invert", "stain", "blur", "noise"))
         # colour jitter alone keeps the seed it always had, so earlier streams are unchanged
-        image = color_jitter(image, augment.color_jitter, seed if only_jitter else keys[2])
+        image = color_jitter(image, augment.color_jitter, keys[2] if augment.field_transforms else seed)
     if augment.grey > 0:
         image = tf.cond(draw[0] < augment.grey, lambda: tf.tile(_gray(image), [1, 1, 3]), lambda: image)
     if augment.invert > 0:
@@ -705,9 +691,9 @@ def make_dataset(
 
     all_pairs = all(isinstance(it, Pair) for it in items)
     if store is not None:
-        source = _StoreSource(store)
+        source = _LoadingSource(store.get)
     elif not cache and all_pairs:
-        source = _FileSource(items, image_mode)
+        source = _LoadingSource(lambda i: load_pair(items[i], mode=image_mode))
     else:
         examples = [
             load_pair(it, mode=image_mode) if isinstance(it, Pair) else _check_arrays(*it, where=f"items[{i}]")
@@ -715,7 +701,7 @@ def make_dataset(
         ]
         source = _MemorySource(examples)
     n = len(items)
-    use_jitter = augment.photometric
+    use_photometric = augment.photometric
     log_weights = None if sample_weights is None else tf.constant(
         np.log(np.maximum(sample_weights / sample_weights.sum(), 1e-300))[None], tf.float64)
     root = tf.constant([int(seed), _SALT], tf.int64)
@@ -745,9 +731,9 @@ def make_dataset(
         if crop_hw is not None:  # restore the static shape (rot90 needs a square crop, checked above)
             image.set_shape([crop_hw[0], crop_hw[1], 3])
             labels.set_shape([crop_hw[0], crop_hw[1]])
-        if use_jitter or image_dtype == "float32":
+        if use_photometric or image_dtype == "float32":
             image = tf.cast(image, tf.float32) / 255.0
-            if use_jitter:
+            if use_photometric:
                 image = photometric(image, augment, jitter_key)
             if image_dtype == "uint8":
                 image = tf.cast(tf.round(image * 255.0), tf.uint8)

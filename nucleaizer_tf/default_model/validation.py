@@ -97,5 +97,5 @@ def score_rows(scores: dict[str, DatasetScore]) -> list[dict]:
     rows = []
     for group, s in scores.items():
         rows.append({"group": group, "images": s.n_images, "dsb": s.dsb, "f1": s.f1, "matched_iou": s.mean_matched_iou,
-                     "found": int(sum(i.n_pred for i in s.images)), "true": int(sum(i.n_gt for i in s.images))})
+                     "found": int(s.tp + s.fp), "true": int(s.tp + s.fn)})
     return rows

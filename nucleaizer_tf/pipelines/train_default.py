@@ -64,13 +64,31 @@ def read_groups(path: str | os.PathLike) -> dict[str, str]:
     return {row["id"]: row[column] for row in rows}
 
 
-def _examples(pairs: Sequence[Pair], groups: dict[str, str], prepare: Callable | None):
-    from nucleaizer_tf.io import read_image, read_labels
+def read_examples(pairs: Sequence[Pair], groups: dict[str, str], prepare: Callable | None = None):
+    """Yield (stem, group, image, labels) for each pair, read with `read_pair` (image as stored).
+
+    Parameters
+    ----------
+    pairs : sequence of Pair
+        The image / mask pairs.
+    groups : dict of str to str
+        Stem → group (`read_groups`); stems not in it get the group ``"all images"``.
+    prepare : callable, optional
+        ``prepare(image, labels) -> (image, labels)`` applied to each pair (e.g. `general.prepared`).
+
+    Yields
+    ------
+    tuple
+        ``(stem, group, image, labels)``, one pair at a time.
+
+    Examples
+    --------
+    >>> examples = list(read_examples(pairs, read_groups("classes.csv")))  # doctest: +SKIP
+    """
+    from nucleaizer_tf.data import read_pair
 
     for pair in pairs:
-        image, labels = read_image(pair.image_path), read_labels(pair.mask_path)
-        if image.shape[:2] != labels.shape:
-            raise NucleaizerError(f"{pair.image_path} is {image.shape[:2]} but its mask {pair.mask_path} is {labels.shape}")
+        image, labels = read_pair(pair)
         if prepare is not None:
             image, labels = prepare(image, labels)
         yield pair.stem, groups.get(pair.stem, UNGROUPED), image, labels
@@ -101,7 +119,7 @@ def _open_store(folder: Path, pairs: Sequence[Pair], groups: dict[str, str], syn
         shutil.rmtree(folder)
     with reporter.stage("preparing the training images", len(pairs) + synthetic) as advance:
         def ticking():
-            for example in _examples(pairs, groups, prepared):
+            for example in read_examples(pairs, groups, prepared):
                 yield example
                 advance(example[0])
             for i, (image, labels) in enumerate(synthetic_items(synthetic, seed=1)):
@@ -192,7 +210,7 @@ def train_general_folders(
     work_dir.mkdir(parents=True, exist_ok=True)
     store = _open_store(Path(store_dir) if store_dir is not None else work_dir / "store", train_pairs, group_of,
                         recipe.synthetic, reporter)
-    val_examples = list(_examples(val_pairs, group_of, None))
+    val_examples = list(read_examples(val_pairs, group_of))
     log = work_dir / "validation.jsonl"
 
     def validated(epoch, scores):

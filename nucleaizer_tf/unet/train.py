@@ -246,8 +246,6 @@ class _RunState:
         return (self.folder / self.HISTORY).is_file()
 
     def save(self, model, optimizer, history: TrainHistory, best_weights) -> None:
-        import json
-
         from nucleaizer_tf.io import atomic_path, write_json
 
         save_weights_atomic(model, self.folder / self.LAST)
@@ -257,7 +255,7 @@ class _RunState:
             with atomic_path(self.folder / self.BEST) as tmp, open(tmp, "wb") as f:
                 np.savez(f, *best_weights)
         # the history last: it is what marks the epoch as finished
-        write_json(self.folder / self.HISTORY, json.loads(json.dumps(history.to_dict())))
+        write_json(self.folder / self.HISTORY, history.to_dict())
 
     def restore(self, model, optimizer, monitor: str):
         import json
