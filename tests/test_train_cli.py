@@ -155,6 +155,12 @@ def test_train_default_from_scratch_is_the_general_recipe_and_needs_validation(t
     not_scratch = runner.invoke(train_app, ["default", str(images), str(masks), "--out", str(tmp_path / "m0"),
                                             "--groups", str(tmp_path / "val.txt")])
     assert not_scratch.exit_code == 2 and "--init scratch" in not_scratch.output
+    (tmp_path / "groups.csv").write_text("name,kind\na0,fluorescence\n")
+    bad_groups = runner.invoke(train_app, ["default", str(images), str(masks), "--out", str(tmp_path / "m0"),
+                                           "--init", "scratch", "--val", str(tmp_path / "val.txt"),
+                                           "--groups", str(tmp_path / "groups.csv"), "--work", str(tmp_path / "w0")])
+    assert bad_groups.exit_code == 2 and "groups.csv: a groups CSV needs the columns id and modality" in bad_groups.output
+    assert "Traceback" not in bad_groups.output
     out = tmp_path / "model"
     invoke("default", images, masks, "--out", out, "--init", "scratch", "--val", tmp_path / "val.txt",
            "--epochs", 1, "--steps", 1, "--work", tmp_path / "work", "-q")
