@@ -150,12 +150,13 @@ def default(
     init: str = typer.Option("shipped", "--init", help="'shipped' (fine-tune the shipped model), a model folder (fine-tune it, e.g. adapt's OUT/model), or 'scratch' (the shipped model's recipe from random weights; needs --val; resumable)."),
     val: Optional[str] = typer.Option(None, "--val", help=_VAL_HELP + " From scratch these images are segmented whole to pick the best epoch."),
     extra_data: Optional[list[Path]] = _EXTRA,
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs [fine-tuning 10; scratch 30]."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs [fine-tuning 10; scratch 32, then --polish-epochs]."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Batches per epoch [fine-tuning 20; scratch 200]."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate [fine-tuning 3e-4; scratch 1e-3]."),
     groups: Optional[Path] = typer.Option(None, "--groups", help="Scratch: CSV with columns id, modality (e.g. DSB 2018's classes.csv): rarer modalities are drawn more often, validation is reported per modality."),
     work: Optional[Path] = typer.Option(None, "--work", help="Scratch: folder for the prepared images and the state after every epoch [OUT.training]."),
     resume: bool = typer.Option(False, "--resume", help="Scratch: continue the run saved in --work after its last finished epoch."),
+    polish_epochs: Optional[int] = typer.Option(None, "--polish-epochs", help="Scratch: closing epochs at 1e-4 without the stain, grey, inversion, blur and noise augmentations, kept where validation scores them higher [6; 0 = none]."),
     seed: int = _SEED,
     quiet: bool = _QUIET,
 ) -> None:
@@ -166,5 +167,5 @@ def default(
     summary = train_default_folders(images, masks, out, init=init, validation=_validation(val),
                                     extra_data=extra_data or (), epochs=epochs, steps_per_epoch=steps,
                                     learning_rate=lr, seed=seed, groups=groups, work_dir=work, resume=resume,
-                                    reporter=CliReporter(quiet))
+                                    polish_epochs=polish_epochs, reporter=CliReporter(quiet))
     _finish(summary, quiet)

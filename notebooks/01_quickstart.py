@@ -71,7 +71,7 @@ for name, image in images.items():
 # %% [markdown]
 # ## Load the model and segment
 #
-# `DefaultModel.load()` reads the network shipped in the package (about 2 MB) and checks the file's
+# `DefaultModel.load()` reads the network shipped in the package (about 8 MB) and checks the file's
 # checksum. `segment(image)` returns the **label image**.
 #
 # The model was trained on nuclei about 20 pixels across. Like the original nucleAIzer, it first

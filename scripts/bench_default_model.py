@@ -1,6 +1,6 @@
 """Time the shipped default model end to end at 256², 1024² and 4096², with bare baselines in the same run.
 
-    python scripts/bench_default_model.py [--sizes 256 1024 4096] [--model weights/default --model weights/v1]
+    python scripts/bench_default_model.py [--sizes 256 1024 4096] [--model weights/default --model weights/first]
 
 Images: a synthetic fluorescence field (nucleaizer_tf.synthetic, 256², nuclei of DIAMETER px) tiled to
 each size, so every size has the same nucleus density. Per size, best of N runs after a warm-up:

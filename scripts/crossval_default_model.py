@@ -1,6 +1,6 @@
 """Cross-validate the default model's recipe on the shared DSB sample pairs, next to the classical baseline.
 
-    python scripts/crossval_default_model.py ../shared/data/dsb_train --out weights/default/crossval
+    python scripts/crossval_default_model.py ../shared/data/dsb_train --out weights/first/crossval
 
 The 15 pairs are split into K folds (default 3) stratified by modality — fluorescence, bright-field,
 H&E, decided from each image's colours (`modality`) — and for each fold a model is trained with the

@@ -1,6 +1,6 @@
 """Score default models and the classical baseline on the validation split, per modality, in one run.
 
-    python scripts/validate_default_model.py ../shared/data/dsb2018 --model weights/default --old weights/v1
+    python scripts/validate_default_model.py ../shared/data/dsb2018 --model weights/default --old weights/first
 
 DATA holds images/, masks/, validation.txt and classes.csv (id, modality). Every validation image is
 segmented whole through the real inference path (`DefaultModel.segment`: size estimation, tiling,
@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path, help="folder with images/, masks/, validation.txt, classes.csv")
     parser.add_argument("--model", default=None, help="model folder (default: the shipped one)")
-    parser.add_argument("--old", default=None, help="a second model folder to compare with (e.g. weights/v1)")
+    parser.add_argument("--old", default=None, help="a second model folder to compare with (e.g. weights/first)")
     parser.add_argument("--no-classical", action="store_true", help="leave the classical baseline out")
     parser.add_argument("--predictions", action="append", default=[], metavar="NAME=DIR",
                         help="also score label images another tool wrote (DIR/<id>.tiff), e.g. stardist=/tmp/stardist/labels")

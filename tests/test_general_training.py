@@ -136,7 +136,8 @@ def test_tiny_streamed_training_validates_checkpoints_and_resumes(tmp_path):
     from nucleaizer_tf.default_model.general import ARCHITECTURE, GeneralRecipe
     from nucleaizer_tf.pipelines.train_default import train_general_folders
 
-    recipe = GeneralRecipe(architecture=dict(ARCHITECTURE, base_filters=4), batch=2, crop=64, synthetic=2)
+    recipe = GeneralRecipe(architecture=dict(ARCHITECTURE, base_filters=4), batch=2, crop=64, synthetic=2,
+                           polish_epochs=1)
     data = _write_folder(tmp_path / "data")
     args = dict(validation=data / "validation.txt", groups=data / "classes.csv", work_dir=tmp_path / "work",
                 steps_per_epoch=2, validate_every=1, recipe=recipe)
@@ -146,11 +147,16 @@ def test_tiny_streamed_training_validates_checkpoints_and_resumes(tmp_path):
     assert first.n_train == 4 + 2 and first.n_val == 2 and first.val_metric == "val_dsb"
     assert ExampleStore(tmp_path / "work" / "store").groups().count("synthetic") == 2
     assert [e["epoch"] for e in first.epochs] == [1, 2] and all(e["val_dsb"] is not None for e in first.epochs)
-    assert [epoch for epoch, _ in rows] == [1, 2]
+    assert [epoch for epoch, _ in rows] == [1, 2, 1]  # the main stage's 2 epochs, then the closing stage's
     assert {r["group"] for r in rows[0][1]} == {"brightfield", "fluorescence", "all"}
     assert (tmp_path / "work" / "state" / "history.json").is_file()
+    assert (tmp_path / "work" / "polish_after_epoch_2" / "history.json").is_file()
     logged = [json.loads(line) for line in (tmp_path / "work" / "validation.jsonl").read_text().splitlines()]
-    assert [entry["epoch"] for entry in logged] == [1, 2]
+    assert [(entry["stage"], entry["epoch"]) for entry in logged] == [("main", 1), ("main", 2), ("polish", 1)]
+    polish = first.settings["polish"]
+    main_best = max(e["val_dsb"] for e in first.epochs)
+    assert polish["kept"] == (polish["best_val"] > main_best)
+    assert first.best_val == (polish["best_val"] if polish["kept"] else main_best)
     model = DefaultModel.load(tmp_path / "m1")
     manifest = model.manifest
     assert manifest["training"]["recipe"] == "nucleaizer_tf.default_model.general"
@@ -158,6 +164,10 @@ def test_tiny_streamed_training_validates_checkpoints_and_resumes(tmp_path):
     assert manifest["training"]["data"]["validation_ids"] == ["im0", "im1"]
     assert manifest["training"]["data"]["train_groups"] == {"fluorescence": 3, "brightfield": 1, "synthetic": 2}
     assert manifest["validation"][-1]["group"] == "all"
+    assert manifest["validation"][-1]["dsb"] == pytest.approx(first.best_val)  # the kept weights' rows
+    assert manifest["training"]["polish"]["config"]["augment"]["invert"] == 0.0
+    assert manifest["training"]["polish"]["config"]["learning_rate"] == 1e-4
+    assert manifest["training"]["polish"]["kept"] == polish["kept"]
     assert model.segment(np.zeros((40, 40), np.uint8)).shape == (40, 40)
 
     # the same work folder: refused without resume; with it and more epochs, continues after epoch 2
@@ -166,6 +176,8 @@ def test_tiny_streamed_training_validates_checkpoints_and_resumes(tmp_path):
     second = train_general_folders(data / "images", data / "masks", tmp_path / "m2", epochs=3, resume=True, **args)
     assert second.resumed_from == 2
     assert [e["epoch"] for e in second.epochs] == [1, 2, 3]
+    # the closing stage starts again from the longer main stage, in a state folder of its own
+    assert (tmp_path / "work" / "polish_after_epoch_3" / "history.json").is_file()
     with pytest.raises(NucleaizerError, match="validation"):
         train_general_folders(data / "images", data / "masks", tmp_path / "m3", epochs=1,
                               validation=None, work_dir=tmp_path / "w3")

@@ -163,9 +163,10 @@ def test_train_default_from_scratch_is_the_general_recipe_and_needs_validation(t
     assert "Traceback" not in bad_groups.output
     out = tmp_path / "model"
     invoke("default", images, masks, "--out", out, "--init", "scratch", "--val", tmp_path / "val.txt",
-           "--epochs", 1, "--steps", 1, "--work", tmp_path / "work", "-q")
+           "--epochs", 1, "--steps", 1, "--polish-epochs", 1, "--work", tmp_path / "work", "-q")
     summary = json.loads((out / "summary.json").read_text())
     manifest = json.loads((out / "manifest.json").read_text())
     assert summary["val_metric"] == "val_dsb" and summary["n_train"] == 3 and summary["n_val"] == 1
     assert manifest["training"]["recipe"] == "nucleaizer_tf.default_model.general"
+    assert manifest["training"]["polish"]["epochs_run"] == 1
     assert (tmp_path / "work" / "state" / "last.weights.h5").is_file()

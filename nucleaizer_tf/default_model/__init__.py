@@ -1,4 +1,4 @@
-"""The shipped default model: a slim U-Net (background / interior / boundary) with a seeded instance
+"""The shipped default model: a U-Net (background / interior / boundary) with a seeded instance
 step, nucleAIzer's nucleus-size normalisation around it, and tiling for images of any size.
 
     from nucleaizer_tf.default_model import DefaultModel
@@ -6,8 +6,9 @@ step, nucleAIzer's nucleus-size normalisation around it, and tiling for images o
     labels = model.segment(image)          # uint16 label image, any input dtype
 
 Modules: `preprocess` (stretch, resizing), `targets` (training targets and loss), `instances`
-(probabilities → labels), `tiling` (seamless tiled inference), `model` (`DefaultModel`), `recipe`
-(how the shipped weights were trained).
+(probabilities → labels), `tiling` (seamless tiled inference), `model` (`DefaultModel`), `general`
+(how the shipped weights were trained: hundreds of images streamed from disk), `recipe` (the first
+model's recipe for a handful of images in memory, also `adapt`'s fine-tuning).
 """
 
 from nucleaizer_tf.default_model.instances import finish_labels, labels_from_probabilities

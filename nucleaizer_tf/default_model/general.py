@@ -1,8 +1,8 @@
 """The recipe of the general default model: hundreds of real annotated images, streamed from disk.
 
-The shipped model's recipe (`recipe.py`) holds five rescaled copies of every image in memory and was
-made for 15 images. This one scales to any annotated set (`weights/general_candidate/` was trained with
-it on 592 DSB 2018 images):
+The first shipped model's recipe (`recipe.py`) holds five rescaled copies of every image in memory and
+was made for 15 images. This one scales to any annotated set (the shipped model, `weights/default/`, was
+trained with it on 592 DSB 2018 images):
 
 * Examples are prepared once (`prepared`: `stretch_rgb8`, then size normalisation so the ground-truth
   median nucleus diameter becomes `TRAINED_DIAMETER`) and written to an `ExampleStore`, read back one
@@ -16,6 +16,9 @@ it on 592 DSB 2018 images):
 * The best weights are chosen by the real score: whole validation images through
   `DefaultModel.segment` (size estimation, tiling, instance step), DSB over images
   (`validation.selection_score`), every `validate_every` epochs.
+* A closing stage (`GeneralRecipe.polished`) continues from the best weights at a lower rate without
+  the stain, grey, inversion, blur and noise augmentations; it is kept only where validation says so
+  (`nucleaizer_tf.pipelines.train_default.train_general_folders` runs both stages).
 """
 
 from __future__ import annotations
@@ -55,9 +58,15 @@ class GeneralRecipe:
         The photometric augmentations (`Augment`).
     learning_rate : float
         Adam's initial rate (1e-3), ×0.3 at 60 % and 85 % of the epochs.
+    epochs, steps_per_epoch : int
+        Length of the main stage (32 epochs of 200 batches).
     synthetic : int
         Generated images (`recipe.synthetic_items`, group ``"synthetic"``) added to the training
         images (0: none).
+    polish_epochs, polish_learning_rate
+        A closing stage (6 epochs at 1e-4; 0 epochs: none) that starts from the best weights of the
+        main stage with the field augmentations off (`polished`); it is kept only where validation
+        scores it higher.
 
     Examples
     --------
@@ -77,7 +86,23 @@ class GeneralRecipe:
     blur: float = 1.0
     noise: float = 0.03
     learning_rate: float = 1e-3
+    epochs: int = 32
+    steps_per_epoch: int = 200
     synthetic: int = 0
+    polish_epochs: int = 6
+    polish_learning_rate: float = 1e-4
+
+    def polished(self) -> GeneralRecipe:
+        """The recipe of the closing stage: no stain, grey, inversion, blur or noise; `polish_learning_rate`.
+
+        Examples
+        --------
+        >>> polish = GeneralRecipe().polished()
+        >>> polish.stain, polish.invert, polish.learning_rate, polish.scale_range
+        (0.0, 0.0, 0.0001, (0.67, 1.5))
+        """
+        return dataclasses.replace(self, stain=0.0, grey=0.0, invert=0.0, blur=0.0, noise=0.0,
+                                   learning_rate=self.polish_learning_rate, polish_epochs=0)
 
     def augment(self):
         """The training `Augment`: flips, 90° rotations and the recipe's zoom and photometric transforms.
@@ -166,7 +191,7 @@ def group_weights(groups: Sequence[str], power: float = 0.5) -> np.ndarray:
 
 
 def manifest_for(network_manifest: dict, *, recipe: GeneralRecipe, config, history, data: dict,
-                 validation: list[dict]) -> dict:
+                 validation: list[dict], polish=None) -> dict:
     """The manifest of a model trained with this recipe (without the weight file fields).
 
     Parameters
@@ -182,7 +207,10 @@ def manifest_for(network_manifest: dict, *, recipe: GeneralRecipe, config, histo
     data : dict
         JSON-ready description of the training data (ids, groups).
     validation : list of dict
-        The best epoch's validation rows (`validation.score_rows`).
+        The kept weights' validation rows (`validation.score_rows`).
+    polish : tuple, optional
+        ``(config, history, kept)`` of the closing stage (`GeneralRecipe.polished`); `kept` says
+        whether its weights replaced the main stage's.
 
     Returns
     -------
@@ -198,6 +226,18 @@ def manifest_for(network_manifest: dict, *, recipe: GeneralRecipe, config, histo
     >>> m["architecture"]["depth"], m["training"]["recipe"]
     (4, 'nucleaizer_tf.default_model.general')
     """
+    def stage(config, history):
+        return {"config": config.to_dict(), "monitor": history.monitor, "best_epoch": history.best_epoch,
+                "best_val_dsb": history.best_value, "epochs_run": len(history.epochs),
+                "train_seconds": float(sum(e.seconds for e in history.epochs)),
+                "history": [e.to_dict() for e in history.epochs]}
+
+    training = {"recipe": "nucleaizer_tf.default_model.general", "general_recipe": recipe.to_dict(),
+                **stage(config, history), "data": data}
+    if polish is not None:
+        polish_config, polish_history, kept = polish
+        training["polish"] = {**stage(polish_config, polish_history), "kept": bool(kept)}
+        training["total_train_seconds"] = training["train_seconds"] + training["polish"]["train_seconds"]
     return {
         **network_manifest,
         "format": "nucleaizer-tf/default-model",
@@ -209,25 +249,15 @@ def manifest_for(network_manifest: dict, *, recipe: GeneralRecipe, config, histo
                    "class_weights": list(CLASS_WEIGHTS)},
         "instance": network_manifest.get("instance", dict(INSTANCE)),
         "input": "stretch_rgb8: grey/RGB(A) of any dtype -> uint8 RGB, one 1-99.8 percentile stretch; /255",
-        "training": {
-            "recipe": "nucleaizer_tf.default_model.general",
-            "general_recipe": recipe.to_dict(),
-            "config": config.to_dict(),
-            "monitor": history.monitor,
-            "best_epoch": history.best_epoch,
-            "best_val_dsb": history.best_value,
-            "epochs_run": len(history.epochs),
-            "train_seconds": float(sum(e.seconds for e in history.epochs)),
-            "history": [e.to_dict() for e in history.epochs],
-            "data": data,
-        },
+        "training": training,
         "validation": validation,
         "licence": "MIT (weights); trained on DSB 2018 / BBBC038v1 images (CC0 1.0)",
     }
 
 
 def train_general_model(store, val_examples: Sequence[tuple[str, str, np.ndarray, np.ndarray]], *,
-                        recipe: GeneralRecipe = GeneralRecipe(), epochs: int = 30, steps_per_epoch: int = 200,
+                        recipe: GeneralRecipe = GeneralRecipe(), epochs: int | None = None,
+                        steps_per_epoch: int | None = None,
                         validate_every: int = 2, seed: int = 0, init: DefaultModel | None = None,
                         state_dir=None, checkpoint_path=None, reporter: Reporter = SILENT,
                         on_epoch: Callable[[EpochRecord], bool | None] | None = None,
@@ -243,7 +273,7 @@ def train_general_model(store, val_examples: Sequence[tuple[str, str, np.ndarray
     recipe : GeneralRecipe, optional
         The choices (default: the shipped model's).
     epochs, steps_per_epoch : int, optional
-        Length of the run (defaults 30 epochs of 200 batches).
+        Length of the run (default: the recipe's).
     validate_every : int, optional
         Score the validation images every this many epochs (default 2) and after the last.
     seed : int, optional
@@ -298,8 +328,8 @@ def train_general_model(store, val_examples: Sequence[tuple[str, str, np.ndarray
             on_validation(record.epoch, last["scores"])
         return on_epoch(record) if on_epoch is not None else None
 
-    config = recipe.train_config(epochs=epochs, steps_per_epoch=steps_per_epoch, seed=seed,
-                                 checkpoint_path=checkpoint_path)
+    config = recipe.train_config(epochs=epochs or recipe.epochs, seed=seed, checkpoint_path=checkpoint_path,
+                                 steps_per_epoch=steps_per_epoch or recipe.steps_per_epoch)
     weights = group_weights(store.groups(), recipe.group_power)
     history = train_unet(network, store, None, target_fn=make_target_fn(BOUNDARY_WIDTH),
                          loss=weighted_crossentropy(CLASS_WEIGHTS), config=config, reporter=reporter,

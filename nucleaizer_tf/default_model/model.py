@@ -1,4 +1,4 @@
-"""`DefaultModel`: the shipped slim U-Net with nucleAIzer's size normalisation around it.
+"""`DefaultModel`: the shipped U-Net with nucleAIzer's size normalisation around it.
 
 Per image (`segment`):
 

@@ -1,4 +1,4 @@
-"""The training recipe of the shipped default model, for a handful of images held in memory (used by
+"""The training recipe of the first shipped model (`weights/first/`), for a handful of images held in memory (used by
 `scripts/train_default_model.py --recipe first`, by the cross-validation in
 `scripts/crossval_default_model.py` and by `adapt`'s fine-tuning, so all train exactly the same way).
 

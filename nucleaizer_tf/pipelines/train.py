@@ -21,7 +21,7 @@ import random
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -782,6 +782,7 @@ def train_default_folders(
     groups=None,
     work_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    polish_epochs: int | None = None,
     reporter: Reporter = SILENT,
 ) -> RunSummary:
     """Fine-tune (or retrain) the default model on annotated folders; write a model folder to `out_dir`.
@@ -801,11 +802,12 @@ def train_default_folders(
         As for the U-Net commands (`resolve_validation`; folders with images/ and masks/); `extra_data`
         only when fine-tuning.
     epochs, steps_per_epoch, learning_rate
-        Defaults: fine-tuning 10 epochs × 20 batches at 3e-4; from scratch the general recipe's 30 × 200
-        at 1e-3.
-    groups, work_dir, resume
+        Defaults: fine-tuning 10 epochs × 20 batches at 3e-4; from scratch the general recipe's 32 × 200
+        at 1e-3 (`GeneralRecipe`).
+    groups, work_dir, resume, polish_epochs
         From scratch only: the image groups (a CSV of ``id``, ``modality``), the folder of prepared
-        images and resumable state, and whether to continue the run saved there (`train_general_folders`).
+        images and resumable state, whether to continue the run saved there, and the epochs of the
+        recipe's closing stage (`train_general_folders`; default `GeneralRecipe.polish_epochs`).
     seed
         Seed of the crops, flips and jitter.
     reporter
@@ -828,14 +830,15 @@ def train_default_folders(
     from nucleaizer_tf.models.folder import prepare_folder
 
     start = time.perf_counter()
-    for name, value, minimum in (("--epochs", epochs, 1), ("--steps", steps_per_epoch, 1)):
+    for name, value, minimum in (("--epochs", epochs, 1), ("--steps", steps_per_epoch, 1),
+                                 ("--polish-epochs", polish_epochs, 0)):
         if value is not None and value < minimum:
             raise NucleaizerError(f"{name} must be at least {minimum}, got {value}")
     if learning_rate is not None and not (math.isfinite(learning_rate) and learning_rate > 0):
         raise NucleaizerError(f"--lr must be a finite number above 0, got {learning_rate}")
     scratch = str(init).lower() == "scratch"
-    if not scratch and (groups is not None or work_dir is not None or resume):
-        raise NucleaizerError("--groups, --work and --resume apply to --init scratch only")
+    if not scratch and (groups is not None or work_dir is not None or resume or polish_epochs is not None):
+        raise NucleaizerError("--groups, --work, --resume and --polish-epochs apply to --init scratch only")
     if scratch:
         from nucleaizer_tf.pipelines.train_default import train_general_folders
 
@@ -843,10 +846,14 @@ def train_default_folders(
             raise NucleaizerError("--extra-data applies to fine-tuning; from scratch, put the pairs in the training folders")
         from nucleaizer_tf.default_model.general import GeneralRecipe
 
-        recipe = GeneralRecipe(learning_rate=learning_rate) if learning_rate is not None else GeneralRecipe()
+        recipe = GeneralRecipe()
+        if learning_rate is not None:
+            recipe = replace(recipe, learning_rate=learning_rate)
+        if polish_epochs is not None:
+            recipe = replace(recipe, polish_epochs=polish_epochs)
         return train_general_folders(images_dir, masks_dir, out_dir, validation=validation, groups=groups,
-                                     work_dir=work_dir, recipe=recipe, epochs=epochs or 30,
-                                     steps_per_epoch=steps_per_epoch or 200, seed=seed, resume=resume,
+                                     work_dir=work_dir, recipe=recipe, epochs=epochs,
+                                     steps_per_epoch=steps_per_epoch, seed=seed, resume=resume,
                                      reporter=reporter)
     out_dir = Path(out_dir)
     prepare_folder(out_dir)  # refuse an existing model before the work

@@ -136,8 +136,8 @@ def train_general_folders(
     work_dir: str | os.PathLike | None = None,
     store_dir: str | os.PathLike | None = None,
     recipe=None,
-    epochs: int = 30,
-    steps_per_epoch: int = 200,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
     validate_every: int = 2,
     seed: int = 0,
     resume: bool = False,
@@ -146,6 +146,11 @@ def train_general_folders(
     on_validation: Callable[[int, list[dict]], None] | None = None,
 ):
     """Train the default model from random weights with the general recipe; write the best model to `out_dir`.
+
+    Two stages, both resumable from `work_dir` and both selected on the validation images: the main
+    one (`epochs`), then the recipe's closing stage (`GeneralRecipe.polished`, `polish_epochs`) from the
+    main stage's best weights, kept only where it scores higher. Every validation is appended to
+    ``work_dir/validation.jsonl`` with its stage (``"main"`` or ``"polish"``).
 
     Parameters
     ----------
@@ -168,7 +173,8 @@ def train_general_folders(
     recipe : GeneralRecipe, optional
         The recipe's choices (default: the shipped model's, `general.GeneralRecipe()`).
     epochs, steps_per_epoch, validate_every, seed
-        As `nucleaizer_tf.default_model.general.train_general_model`.
+        As `nucleaizer_tf.default_model.general.train_general_model` (the main stage's length: by
+        default the recipe's; the closing stage runs `recipe.polish_epochs` of `steps_per_epoch`).
     resume : bool, optional
         Continue the run whose state is in `work_dir` after its last finished epoch (default False: a
         `work_dir` holding a run's state is refused, so a run is never continued by accident).
@@ -213,31 +219,49 @@ def train_general_folders(
     val_examples = list(read_examples(val_pairs, group_of))
     log = work_dir / "validation.jsonl"
 
-    def validated(epoch, scores):
-        rows = score_rows(scores)
-        with open(log, "a") as f:
-            f.write(json.dumps({"epoch": epoch, "groups": rows}) + "\n")
-        if on_validation is not None:
-            on_validation(epoch, rows)
+    def validating(stage):
+        def validated(epoch, scores):
+            rows = score_rows(scores)
+            with open(log, "a") as f:
+                f.write(json.dumps({"stage": stage, "epoch": epoch, "groups": rows}) + "\n")
+            if on_validation is not None:
+                on_validation(epoch, rows)
+        return validated
 
-    model, history, config = train_general_model(
-        store, val_examples, recipe=recipe, epochs=epochs, steps_per_epoch=steps_per_epoch,
-        validate_every=validate_every, seed=seed, state_dir=work_dir / "state", reporter=reporter,
-        on_epoch=on_epoch, on_validation=validated)
-    best = [json.loads(line) for line in log.read_text().splitlines()]
-    best_rows = next((b["groups"] for b in best if b["epoch"] == history.best_epoch), [])
+    def rows_of(stage, epoch):
+        logged = [json.loads(line) for line in log.read_text().splitlines()]
+        return next((b["groups"] for b in logged if b.get("stage", "main") == stage and b["epoch"] == epoch), [])
+
+    run = dict(steps_per_epoch=steps_per_epoch, validate_every=validate_every, reporter=reporter, on_epoch=on_epoch)
+    model, history, config = train_general_model(store, val_examples, recipe=recipe, epochs=epochs, seed=seed,
+                                                 state_dir=work_dir / "state", on_validation=validating("main"),
+                                                 **run)
+    kept_rows, polish = rows_of("main", history.best_epoch), None
+    if recipe.polish_epochs:
+        polished, polish_history, polish_config = train_general_model(
+            store, val_examples, recipe=recipe.polished(), epochs=recipe.polish_epochs, seed=seed + 1, init=model,
+            state_dir=work_dir / f"polish_after_epoch_{len(history.epochs)}", on_validation=validating("polish"), **run)
+        kept = polish_history.best_value is not None and polish_history.best_value > history.best_value
+        polish = (polish_config, polish_history, kept)
+        if kept:
+            model, kept_rows = polished, rows_of("polish", polish_history.best_epoch)
     data = {"images": str(images_dir), "masks": str(masks_dir), "train_ids": store.names(),
             "validation_ids": [p.stem for p in val_pairs], "train_groups": dict(Counter(store.groups()))}
     manifest = manifest_for(model.manifest, recipe=recipe, config=config, history=history, data=data,
-                            validation=best_rows)
+                            validation=kept_rows, polish=polish)
     model.manifest = manifest
     model.save(out_dir, overwrite=True)
     summary = RunSummary(kind="default", out_dir=str(out_dir), n_train=len(store), n_val=len(val_pairs),
                          epochs=[e.to_dict() for e in history.epochs], best_epoch=history.best_epoch,
-                         best_val=history.best_value, val_metric=history.monitor,
+                         best_val=polish[1].best_value if polish and polish[2] else history.best_value,
+                         val_metric=history.monitor,
                          resumed_from=history.resumed_from, seconds=time.perf_counter() - start,
                          seconds_per_step=float(np.median([e.seconds_per_step for e in history.epochs])),
                          outputs=[str(out_dir / "manifest.json")],
-                         settings={"recipe": recipe.to_dict(), "config": config.to_dict(), "work_dir": str(work_dir)})
+                         settings={"recipe": recipe.to_dict(), "config": config.to_dict(), "work_dir": str(work_dir),
+                                   "polish": None if polish is None else {
+                                       "epochs": [e.to_dict() for e in polish[1].epochs],
+                                       "best_epoch": polish[1].best_epoch, "best_val": polish[1].best_value,
+                                       "kept": polish[2]}})
     summary.outputs.append(str(_write_summary(summary)))
     return summary
