@@ -68,6 +68,7 @@ def predict(
     block: int = typer.Option(1024, "--block", min=64, help="--large: block side in pixels; memory per worker grows with its square (about 1.2 GB at 1024)."),
     channel: Optional[int] = typer.Option(None, "--channel", min=0, help="--large: segment this channel (0-based) only, as grey [all: grey or RGB]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="--large: replace an earlier result of this tool at OUT_DIR/<name>.zarr (anything else there is refused)."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse images with more pixels than this, from their header before decoding (a whole image costs about 36 bytes per pixel); larger ones go block by block with --large [250000000]."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Resume an interrupted run: keep the images an earlier run into OUT_DIR finished with the same settings, model and input (checked by checksum); a changed setting recomputes everything."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
@@ -88,7 +89,8 @@ def predict(
         _predict_large(images, out_dir, model=model, options=options, mode=mode, block=block, channel=channel,
                        overwrite=overwrite, workers=workers, scheduler=scheduler, quiet=quiet,
                        per_image={"--overlay": overlay, "--save-rois": save_rois, "--save-geojson": save_geojson,
-                                  "--save-csv": save_csv, "--skip-existing": skip_existing},
+                                  "--save-csv": save_csv, "--skip-existing": skip_existing,
+                                  "--max-pixels": max_pixels is not None},
                        on_dask=engine is Engine.dask)
         return
     for flag, value in (("--channel", channel), ("--overwrite", overwrite or None)):
@@ -100,7 +102,8 @@ def predict(
                          options=options, overlay=overlay, reporter=CliReporter(quiet),
                          exports=ExportOptions(rois=save_rois, geojson=save_geojson, csv=save_csv,
                                                pixel_size=pixel_size),
-                         skip_existing=skip_existing, engine=engine.value, workers=workers, scheduler=scheduler)
+                         skip_existing=skip_existing, engine=engine.value, workers=workers, scheduler=scheduler,
+                         **({} if max_pixels is None else {"max_pixels": max_pixels}))
     _finish_predict(report, out_dir, quiet)
 
 

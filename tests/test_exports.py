@@ -163,7 +163,7 @@ def test_outlines_read_back_as_the_same_label_image_and_need_a_shape(tmp_path):
     with pytest.raises(ImageReadError, match="a.zip: .*image shape"):
         read_labels(rois)
     (tmp_path / "bad.geojson").write_text("{not json")
-    with pytest.raises(ImageReadError, match="bad.geojson: cannot read as GeoJSON"):
+    with pytest.raises(ImageReadError, match="bad.geojson: not a valid GeoJSON file"):
         read_labels(tmp_path / "bad.geojson", shape=(5, 5))
 
 

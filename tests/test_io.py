@@ -94,7 +94,11 @@ def test_truncated_files_are_reported(tmp_path):
     tif = tmp_path / "good.tif"
     tifffile.imwrite(tif, _rgb(64, 64, np.uint16, c=0))
     cut_tif = tmp_path / "cut.tif"
-    cut_tif.write_bytes(tif.read_bytes()[:200])
+    cut_tif.write_bytes(tif.read_bytes()[:200])  # the header survives: the size check names the cut
+    with pytest.raises(ImageReadError, match=r"cut.tif: declares 8,192 bytes of pixels \(64×64\) in a file of 200 "
+                                             "bytes, more than its compression can hold; the file is truncated"):
+        read_image(cut_tif)
+    cut_tif.write_bytes(tif.read_bytes()[:6])  # not even a header
     with pytest.raises(ImageReadError, match="cut.tif: cannot decode TIFF"):
         read_image(cut_tif)
 

@@ -187,7 +187,7 @@ def test_load_errors_name_the_problem(tiny, tmp_path):
     with pytest.raises(NucleaizerError, match="format version 99"):
         UNetEnsemble.load(broken)
     (broken / MANIFEST).write_text("{not json")
-    with pytest.raises(NucleaizerError, match="not a readable JSON"):
+    with pytest.raises(NucleaizerError, match="not a valid JSON ensemble manifest"):
         UNetEnsemble.load(broken)
     (broken / MANIFEST).write_text(json.dumps({**manifest, "members": [{"name": "x"}]}))
     with pytest.raises(NucleaizerError, match="member 0 is invalid"):

@@ -17,6 +17,7 @@ from nucleaizer_tf.io.read import (
     VECTOR_LABEL_EXTENSIONS,
     list_images,
     read_image,
+    read_json,
     read_labels,
 )
 from nucleaizer_tf.io.write import (
@@ -45,6 +46,7 @@ __all__ = [
     "read_roi_zip",
     "list_images",
     "read_image",
+    "read_json",
     "read_labels",
     "remove_stale_temporaries",
     "safe_stem",

@@ -22,7 +22,7 @@ from shapely.geometry.polygon import orient
 from skimage.draw import polygon as fill_polygon
 
 from nucleaizer_tf.errors import ImageReadError
-from nucleaizer_tf.io.read import VECTOR_LABEL_EXTENSIONS
+from nucleaizer_tf.io.read import VECTOR_LABEL_EXTENSIONS, read_json
 from nucleaizer_tf.io.write import atomic_path
 
 _AREA_ROI_TYPES = {roifile.ROI_TYPE.POLYGON, roifile.ROI_TYPE.RECT, roifile.ROI_TYPE.OVAL,
@@ -388,10 +388,7 @@ def read_geojson(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
     >>> labels = read_geojson("detections.geojson", (512, 512))  # doctest: +SKIP
     """
     path = Path(path)
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ImageReadError(f"{path}: cannot read as GeoJSON ({exc})") from None
+    payload = read_json(path, "GeoJSON file", ImageReadError)
     features = _features(payload, path)
     names = [str(((f.get("properties") or {}).get("name")) or "") for f in features]
     ids = _ids_from_names(names)

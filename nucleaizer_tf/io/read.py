@@ -8,6 +8,7 @@ original data). Arrays come back in their native dtype, channels last, RGB(A) or
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import cv2
 import numpy as np
 import tifffile
 
-from nucleaizer_tf.errors import ImageReadError
+from nucleaizer_tf.errors import ImageReadError, NucleaizerError
 from nucleaizer_tf.labels import as_label_array
 
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg")
@@ -32,8 +33,76 @@ _MAGIC = {
     ".tiff": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
 }
 _KINDS = {".png": "PNG", ".bmp": "BMP", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+MAX_PIXELS = 250_000_000
+"""Images with more pixels than this are refused before decoding (`read_image`'s `max_pixels`,
+``predict --max-pixels``): a whole image in memory costs about 36 bytes per pixel through segmentation;
+larger images go block by block (``predict --large``)."""
+MAX_COMPRESSION_RATIO = {1: 1, 32773: 128, 5: 4096, 8: 4096, 32946: 4096}
+"""The most pixel bytes one file byte can hold, per TIFF compression code (none, PackBits, LZW,
+deflate ×2; LZW packs at most about 2,700, deflate about 1,000): a file declaring more is a
+decompression bomb or a damaged header. Codecs not listed (zstd, LZMA, JPEG…) have no such bound."""
+
+MAX_JSON_BYTES = 64 * 2**20
+"""The largest JSON file read (manifests, parameters, outlines, run records): 64 MB."""
+MAX_JSON_DIGITS = 100
+"""Integers with more digits than this are refused in a JSON file (no setting needs them)."""
 
 cv2.setLogLevel(0) if hasattr(cv2, "setLogLevel") else None  # libpng chatter is replaced by our message
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_DIGITS:
+        raise ValueError(f"a number of {len(text.lstrip('-')):,} digits")
+    return int(text)
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file", error: type[Exception] = NucleaizerError):
+    """Parse a JSON file from outside, every failure one `error` naming the file and `what` it should be.
+
+    Bounded: a file over `MAX_JSON_BYTES`, an integer over `MAX_JSON_DIGITS` digits or nesting too
+    deep for the parser is refused, not followed. The structure is the caller's to check.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    what : str, optional
+        What the file should be, for the message (e.g. ``"model manifest"``).
+    error : type, optional
+        The exception raised (default `NucleaizerError`; readers of label files use `ImageReadError`).
+
+    Returns
+    -------
+    object
+        The parsed value.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+    ...     _ = f.write('{"size": 1' + '0' * 5000 + '}')
+    >>> read_json(f.name, "parameter file")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    nucleaizer_tf.errors.NucleaizerError: ...: not a valid parameter file (a number of 5,001 digits)
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise error(f"{path}: {size:,} bytes is more than a {what} can be ({MAX_JSON_BYTES:,})")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a valid {what} (not UTF-8 text)") from None
+    try:
+        return json.loads(text, parse_int=_bounded_int)
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not a valid {what} ({exc.msg} at line {exc.lineno})") from None
+    except ValueError as exc:
+        raise error(f"{path}: not a valid {what} ({exc})") from None
+    except RecursionError:
+        raise error(f"{path}: not a valid {what} (nested too deeply)") from None
 
 
 def list_images(folder: str | os.PathLike, extensions=IMAGE_EXTENSIONS) -> list[Path]:
@@ -152,11 +221,71 @@ def _check_file(path: Path, extensions) -> str:
     return ext
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def _over_limit(path: Path, height: int, width: int, max_pixels: int | None) -> None:
+    """Refuse an image declaring more than `max_pixels` pixels, from its header."""
+    if max_pixels is not None and height * width > max_pixels:
+        raise ImageReadError(
+            f"{path}: {height}×{width} pixels ({height * width / 1e6:,.1f} Mpx) is more than the {max_pixels:,} "
+            "read whole (--max-pixels); segment it block by block with predict --large (a tiled TIFF or zarr), "
+            "or raise --max-pixels if the memory is there")
+
+
+def _png_shape(head: bytes) -> tuple[int, int] | None:
+    if len(head) >= 24 and head[12:16] == b"IHDR":
+        return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+    return None
+
+
+def _bmp_shape(head: bytes) -> tuple[int, int] | None:
+    if len(head) >= 26:
+        width = int.from_bytes(head[18:22], "little", signed=True)
+        height = int.from_bytes(head[22:26], "little", signed=True)
+        return abs(height), abs(width)
+    return None
+
+
+def _jpeg_shape(head: bytes) -> tuple[int, int] | None:
+    """Height and width from the first start-of-frame marker among the first bytes, if there."""
+    at = 2
+    while at + 9 <= len(head):
+        if head[at] != 0xFF:
+            return None
+        marker = head[at + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            at += 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(head[at + 5:at + 7], "big"), int.from_bytes(head[at + 7:at + 9], "big")
+        at += 2 + int.from_bytes(head[at + 2:at + 4], "big")
+    return None
+
+
+_HEADER_SHAPE = {".png": _png_shape, ".bmp": _bmp_shape, ".jpg": _jpeg_shape, ".jpeg": _jpeg_shape}
+
+
+def _check_raster_header(path: Path, ext: str, max_pixels: int | None) -> None:
+    """The declared size of a PNG, BMP or JPEG against `max_pixels`, before OpenCV decodes anything."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    shape = _HEADER_SHAPE[ext](head)
+    if shape is not None:
+        _over_limit(path, *shape, max_pixels)
+
+
+def _read_tiff(path: Path, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             axes, shape = series.axes, series.shape
+            plane = [n for n, a in zip(shape, axes) if a in "YX"]
+            if len(plane) == 2:
+                _over_limit(path, *plane, max_pixels)
+            declared = float(np.prod(shape, dtype=np.float64)) * series.dtype.itemsize
+            size, ratio = path.stat().st_size, MAX_COMPRESSION_RATIO.get(int(tif.pages[0].compression))
+            if ratio is not None and declared > ratio * size:
+                raise ImageReadError(
+                    f"{path}: declares {declared:,.0f} bytes of pixels ({'×'.join(map(str, shape))}) in a file of "
+                    f"{size:,} bytes, more than its compression can hold; the file is truncated, damaged or hostile")
             if len(tif.series) > 1:  # pages of different shapes, or separate writes: never keep only the first
                 raise ImageReadError(
                     f"{path}: multi-page TIFF ({len(tif.series)} images in {len(tif.pages)} pages); "
@@ -178,7 +307,9 @@ def _read_tiff(path: Path) -> np.ndarray:
     return data
 
 
-def _read_raster(path: Path, kind: str) -> np.ndarray:
+def _read_raster(path: Path, ext: str, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    kind = _KINDS[ext]
+    _check_raster_header(path, ext, max_pixels)
     data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if data is None:
         raise ImageReadError(f"{path}: cannot decode {kind}; the file is corrupt or truncated")
@@ -189,18 +320,20 @@ def _read_raster(path: Path, kind: str) -> np.ndarray:
     return data
 
 
-def _read_array(path: Path, extensions) -> np.ndarray:
-    """The file's pixels as stored (after the extension and file checks), a single channel squeezed."""
+def _read_array(path: Path, extensions, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    """The file's pixels as stored (after the extension, file and size checks), a single channel squeezed."""
     ext = _check_file(path, extensions)
-    data = np.asarray(_read_tiff(path) if ext in _TIFF else _read_raster(path, _KINDS[ext]))
+    data = np.asarray(_read_tiff(path, max_pixels) if ext in _TIFF else _read_raster(path, ext, max_pixels))
     return data[:, :, 0] if data.ndim == 3 and data.shape[2] == 1 else data
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """Read a 2-D image (grey H×W, or H×W×C with C ≤ 4) in its native dtype (uint8, uint16, float...).
 
     A 3-D stack, a multi-page TIFF, an empty, truncated or non-image file raises `ImageReadError`
     naming the file. Conversion to the network's 8-bit RGB is `to_rgb8`'s job, not this one's.
+    The size is checked from the header before anything is decoded: more than `max_pixels` pixels, or
+    a TIFF declaring more pixel bytes than its file can hold (`MAX_COMPRESSION_RATIO`), is refused.
 
     PNG/BMP/JPEG are read with OpenCV (16-bit colour stays 16-bit), TIFF with tifffile (planar colour
     moved channels last); colour comes back in RGB(A) order, a single channel is squeezed to H×W and
@@ -210,6 +343,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     ----------
     path : str or os.PathLike
         An image file with one of `IMAGE_EXTENSIONS`.
+    max_pixels : int or None, optional
+        The largest image read whole (default `MAX_PIXELS`, 2.5·10⁸); None: no limit.
 
     Returns
     -------
@@ -220,8 +355,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     ------
     ImageReadError
         As described above, and for a missing file, a folder, an unsupported extension, a file whose
-        first bytes do not match its extension, an image smaller than 2 pixels in a dimension or an
-        unsupported pixel type.
+        first bytes do not match its extension, an image smaller than 2 pixels in a dimension, larger
+        than `max_pixels`, or an unsupported pixel type.
 
     Examples
     --------
@@ -230,7 +365,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     ((512, 640, 3), dtype('uint8'))
     """
     path = Path(path)
-    data = _read_array(path, IMAGE_EXTENSIONS)
+    data = _read_array(path, IMAGE_EXTENSIONS, max_pixels)
     if data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[2] > 4):
         raise ImageReadError(
             f"{path}: array of shape {data.shape} is not a 2-D image (grey or up to 4 channels); "

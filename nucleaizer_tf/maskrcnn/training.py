@@ -42,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io.read import read_json
 from nucleaizer_tf.maskrcnn import losses as L
 from nucleaizer_tf.maskrcnn.anchors import pyramid_anchors
 from nucleaizer_tf.maskrcnn.config import MaskRCNNConfig
@@ -396,10 +397,7 @@ def read_train_json(path: str | os.PathLike) -> TrainJSON:
     >>> plan.steps_per_epoch(len(train_pairs))                                     # doctest: +SKIP
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NucleaizerError(f"{path}: not a readable train.json ({exc})") from None
+    data = read_json(path, "train.json")
     params = data.get("train_params", data) if isinstance(data, dict) else None
     if not isinstance(params, dict):
         raise NucleaizerError(f"{path}: expected a JSON object with the training parameters")

@@ -31,11 +31,11 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io.read import read_json
 
 MANIFEST = "manifest.json"
 FORMAT_PREFIX = "nucleaizer-tf/"
@@ -132,10 +132,7 @@ def read_manifest(path: str | os.PathLike, expect: str | None = None) -> tuple[P
     manifest_path = path if path.is_file() else path / MANIFEST
     if not manifest_path.is_file():
         raise NucleaizerError(f"{path}: no {MANIFEST} (not a nucleaizer-tf model folder)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NucleaizerError(f"{manifest_path}: not a readable JSON manifest ({exc})") from None
+    manifest = read_json(manifest_path, "JSON model manifest")
     kind = kind_of(manifest) if isinstance(manifest, dict) else None
     if kind is None:
         raise NucleaizerError(f"{manifest_path}: not a nucleaizer-tf model manifest (kinds: {', '.join(KINDS)})")

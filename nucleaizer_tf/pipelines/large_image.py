@@ -78,7 +78,7 @@ class ModelFacts:
     Examples
     --------
     >>> model_facts().multiple, model_facts().margin
-    (8, 64)
+    (16, 128)
     """
 
     source: str | None

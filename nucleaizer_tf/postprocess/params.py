@@ -6,7 +6,6 @@ algorithms use (``scale_threshold / 100``, ``prob_threshold * 65535 / 32``, ``mi
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, fields
@@ -251,15 +250,10 @@ def read_params(path: str | os.PathLike) -> PostprocessParams:
     ...     read_params(path).min_size
     41
     """
+    from nucleaizer_tf.io.read import read_json
+
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise NucleaizerError(f"{path}: cannot read post-processing parameters ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise NucleaizerError(f"{path}: not a JSON file ({exc.msg} at line {exc.lineno})") from None
+    data = read_json(path, "post-processing parameter file")
 
     candidate = data
     if isinstance(data, dict):

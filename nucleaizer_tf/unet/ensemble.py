@@ -11,7 +11,6 @@ MATLAB-rounded mean of those 16-bit maps (the post-processing thresholds are in 
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import warnings
 import weakref
@@ -24,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io.read import read_json
 from nucleaizer_tf.models.folder import MANIFEST, checked_file, sha256_of, write_manifest
 from nucleaizer_tf.unet.model import build_unet
 from nucleaizer_tf.unet.train import WEIGHTS_SUFFIX, save_weights_atomic
@@ -398,10 +398,7 @@ def _read_manifest(path: Path) -> tuple[list[MemberSpec], dict[str, str]]:
     hint = "a U-Net ensemble folder holds manifest.json and one weight file per member"
     if not path.is_file():
         raise NucleaizerError(f"{path}: missing ({hint})")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NucleaizerError(f"{path}: not a readable JSON manifest ({exc})") from None
+    data = read_json(path, "JSON ensemble manifest")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise NucleaizerError(f"{path}: not a U-Net ensemble manifest (expected \"format\": \"{FORMAT}\")")
     version = data.get("format_version")

@@ -1,0 +1,172 @@
+"""Hostile and malformed files (issue 25): decided from the header, in one line naming the file, with
+bounded memory and time, the other inputs still processed.
+
+Every fixture is built here and is a few KB: an image's declared size is patched into the header of a
+small valid file, which is what a decompression bomb or a damaged file looks like to a reader.
+"""
+
+from __future__ import annotations
+
+import resource
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+from typer.testing import CliRunner
+
+from nucleaizer_tf.cli.main import app
+from nucleaizer_tf.errors import ImageReadError
+from nucleaizer_tf.io import read_image, read_labels
+from nucleaizer_tf.io.read import MAX_PIXELS
+
+runner = CliRunner()
+
+
+def _png(path: Path, height: int, width: int) -> Path:
+    """An 8×8 grey PNG whose header declares `height` × `width` (IHDR checksum repaired)."""
+    data = bytearray(cv2.imencode(".png", np.full((8, 8), 100, np.uint8))[1].tobytes())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _bmp(path: Path, height: int, width: int) -> Path:
+    data = bytearray(cv2.imencode(".bmp", np.full((8, 8, 3), 100, np.uint8))[1].tobytes())
+    data[18:26] = struct.pack("<ii", width, height)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _jpeg(path: Path, height: int, width: int) -> Path:
+    data = bytearray(cv2.imencode(".jpg", np.full((16, 16, 3), 100, np.uint8))[1].tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _tiff(path: Path, height: int, width: int, **kwargs) -> Path:
+    """A small valid TIFF whose header is then patched to declare `height` × `width`."""
+    tifffile.imwrite(path, np.full((64, 64), 7, np.uint8), **kwargs)
+    with tifffile.TiffFile(path, mode="r+b") as tif:
+        tif.pages[0].tags["ImageWidth"].overwrite(width)
+        tif.pages[0].tags["ImageLength"].overwrite(height)
+    return path
+
+
+@pytest.mark.parametrize("make", [_png, _bmp, _jpeg], ids=["png", "bmp", "jpeg"])
+def test_a_raster_declaring_too_many_pixels_is_refused_from_its_header(tmp_path, make):
+    path = make(tmp_path / f"bomb.{make.__name__[1:].replace('jpeg', 'jpg')}", 40_000, 40_000)
+    start = time.perf_counter()
+    with pytest.raises(ImageReadError) as error:
+        read_image(path)
+    message = str(error.value)
+    assert message.startswith(str(path)) and "40000×40000 pixels (1,600.0 Mpx)" in message
+    assert "--max-pixels" in message and "predict --large" in message
+    assert time.perf_counter() - start < 2
+    with pytest.raises(ImageReadError, match="--max-pixels"):  # a lower limit is honoured the same way
+        read_image(make(tmp_path / f"small{path.suffix}", 300, 300), max_pixels=10_000)
+
+
+def test_a_tiled_tiff_bomb_is_refused_by_its_size_and_by_its_bytes(tmp_path):
+    path = _tiff(tmp_path / "bomb.tif", 100_000, 100_000, tile=(32, 32), compression="zlib")
+    with pytest.raises(ImageReadError, match=r"100000×100000 pixels \(10,000.0 Mpx\)"):
+        read_image(path)
+    # without the pixel limit, the bytes give it away: 10 GB of pixels cannot come out of a few hundred bytes
+    with pytest.raises(ImageReadError, match="more than its compression can hold") as error:
+        read_image(path, max_pixels=None)
+    assert str(error.value).startswith(str(path)) and "10,000,000,000 bytes of pixels (100000×100000)" in str(error.value)
+    with pytest.raises(ImageReadError, match="more than its compression can hold"):  # labels are read alike
+        read_labels(_tiff(tmp_path / "labels.tif", 12_000, 12_000, compression="zlib"))
+
+
+def test_an_uncompressed_tiff_shorter_than_its_pixels_is_refused(tmp_path):
+    path = _tiff(tmp_path / "short.tif", 1000, 1000)
+    with pytest.raises(ImageReadError, match=r"1,000,000 bytes of pixels \(1000×1000\) in a file of"):
+        read_image(path)
+
+
+def test_big_legal_files_are_read(tmp_path):
+    """No false alarm: an empty 2048² uint16 label image compresses about 1000:1 with deflate."""
+    path = tmp_path / "empty.tif"
+    tifffile.imwrite(path, np.zeros((2048, 2048), np.uint16), compression="zlib")
+    assert path.stat().st_size < 20_000
+    assert read_labels(path).shape == (2048, 2048)
+    assert MAX_PIXELS == 250_000_000
+
+
+def test_refusing_a_bomb_needs_little_memory(tmp_path):
+    """In a child process limited to 2 GB of address space beyond what importing took."""
+    bomb = _png(tmp_path / "bomb.png", 60_000, 60_000)
+    code = textwrap.dedent(f"""
+        import resource, sys
+        from nucleaizer_tf.io import read_image
+        from nucleaizer_tf.errors import ImageReadError
+        used = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (used + 2 * 2**30, resource.RLIM_INFINITY))
+        try:
+            read_image({str(bomb)!r})
+        except ImageReadError as exc:
+            print("refused:", exc)
+        """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith(f"refused: {bomb}"), done.stderr[-2000:]
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 2 * 2**20  # KB: under 2 GB
+
+
+def test_predict_refuses_the_bomb_in_one_line_and_segments_the_rest(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "good.png"), np.pad(np.full((12, 12), 200, np.uint8), 26))
+    _png(images / "bomb.png", 50_000, 50_000)
+    result = runner.invoke(app, ["predict", str(images), str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 1, result.output
+    failures = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failures) == 1 and str(images / "bomb.png") in failures[0] and "Mpx" in failures[0]
+    assert "Traceback" not in result.output
+    assert (tmp_path / "out" / "good.tiff").is_file() and not (tmp_path / "out" / "bomb.tiff").exists()
+    # --max-pixels lowers the limit for every image; --large takes whole images elsewhere, so it is refused there
+    low = runner.invoke(app, ["predict", str(images / "good.png"), str(tmp_path / "out2"), "--max-pixels", "100",
+                              "-q"])
+    assert low.exit_code == 1 and "64×64 pixels" in low.stderr and "--max-pixels" in low.stderr
+    large = runner.invoke(app, ["predict", str(images / "good.png"), str(tmp_path / "out3"), "--large",
+                                "--max-pixels", "100"])
+    assert large.exit_code == 2 and "--max-pixels" in large.output and "Traceback" not in large.output
+
+
+# --------------------------------------------------------------------------- small files, big numbers
+
+
+def test_json_files_with_huge_numbers_or_deep_nesting_are_one_line_each(tmp_path):
+    from nucleaizer_tf.errors import NucleaizerError
+    from nucleaizer_tf.postprocess.params import read_params
+
+    params = tmp_path / "params.json"
+    params.write_text("[" + "7" * 5000 + ", 30, 1, 1, 41, 12, 21, 17, 20]")
+    with pytest.raises(NucleaizerError) as error:
+        read_params(params)
+    assert str(error.value) == f"{params}: not a valid post-processing parameter file (a number of 5,000 digits)"
+    deep = tmp_path / "deep.geojson"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ImageReadError, match=r"deep.geojson: not a valid GeoJSON file \(nested too deeply\)"):
+        read_labels(deep, shape=(8, 8))
+
+
+def test_a_model_manifest_with_a_huge_number_is_refused_by_predict_in_one_line(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "manifest.json").write_text('{"format": "nucleaizer-tf/default-model", "format_version": 1' + "0" * 5000 + "}")
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((32, 32), np.uint8))
+    result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), str(tmp_path / "out"), "--model", str(model)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: {model / 'manifest.json'}: not a valid JSON model manifest (a number of 5,001 digits)"]
