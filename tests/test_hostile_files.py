@@ -170,3 +170,71 @@ def test_a_model_manifest_with_a_huge_number_is_refused_by_predict_in_one_line(t
     assert result.exit_code == 2 and "Traceback" not in result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [f"error: {model / 'manifest.json'}: not a valid JSON model manifest (a number of 5,001 digits)"]
+
+
+# --------------------------------------------------------------------------- vector label files
+
+
+def _roi_zip(path: Path, points_list) -> Path:
+    import zipfile
+
+    import roifile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for number, points in enumerate(points_list, start=1):
+            roi = roifile.ImagejRoi.frompoints(np.asarray(points, np.float32))
+            archive.writestr(f"{number}.roi", roi.tobytes())
+    return path
+
+
+SQUARE = [[2, 2], [10, 2], [10, 10], [2, 10]]
+
+
+def test_an_roi_zip_declaring_gigabytes_is_refused_before_unpacking(tmp_path):
+    path = _roi_zip(tmp_path / "bomb.zip", [SQUARE])
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")
+    data[central + 24:central + 28] = struct.pack("<I", 4_000_000_000)  # the declared uncompressed size
+    data[22:26] = struct.pack("<I", 4_000_000_000)  # and the local header's
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageReadError) as error:
+        read_labels(path, shape=(16, 16))
+    assert str(error.value) == (f"{path}: unpacks to 4,000,000,000 bytes, more than the 1,073,741,824 an ROI set may "
+                                "hold (a ZIP bomb, or not an ROI set)")
+
+
+def test_an_roi_zip_with_too_many_members_is_refused(tmp_path, monkeypatch):
+    from nucleaizer_tf.io import export
+
+    path = _roi_zip(tmp_path / "many.zip", [SQUARE] * 4)
+    assert read_labels(path, shape=(16, 16)).max() == 4
+    monkeypatch.setattr(export, "MAX_ROI_MEMBERS", 3)
+    with pytest.raises(ImageReadError, match=r"many.zip: 4 members, more than the 3 ROIs read"):
+        read_labels(path, shape=(16, 16))
+
+
+@pytest.mark.parametrize("bad,as_json", [(np.nan, "NaN"), (np.inf, "Infinity"), (1e30, "1e30")],
+                         ids=["nan", "inf", "huge"])
+def test_outline_coordinates_that_are_not_numbers_are_refused_naming_the_outline(tmp_path, bad, as_json):
+    path = _roi_zip(tmp_path / "bad.zip", [SQUARE, [[2, 2], [10, 2], [bad, 10.5], [2, 10]]])
+    with pytest.raises(ImageReadError, match=r"bad.zip: ROI .* has coordinates (that are not finite|beyond)"):
+        read_labels(path, shape=(16, 16))
+    geojson = tmp_path / "bad.geojson"
+    ring = "[[2, 2], [10, 2], [%s, 10], [2, 10], [2, 2]]" % as_json
+    geojson.write_text('{"type": "Polygon", "coordinates": [%s]}' % ring)
+    with pytest.raises(ImageReadError, match=r"bad.geojson: feature 1 has coordinates (that are not finite|beyond)"):
+        read_labels(geojson, shape=(16, 16))
+
+
+@pytest.mark.parametrize("payload,needle", [
+    ('{"type": "FeatureCollection", "features": [1, 2]}', "feature 1 is not a JSON object"),
+    ('{"type": "FeatureCollection", "features": {"a": 1}}', "the FeatureCollection's features are not a list"),
+    ('[{"type": "Feature", "properties": [1], "geometry": null}]', "feature 1's properties are not a JSON object"),
+    ('{"type": "Feature", "properties": {}, "geometry": "square"}', "feature 1 has no readable geometry"),
+])
+def test_geojson_features_of_the_wrong_kind_are_named(tmp_path, payload, needle):
+    path = tmp_path / "odd.geojson"
+    path.write_text(payload)
+    with pytest.raises(ImageReadError) as error:
+        read_labels(path, shape=(16, 16))
+    assert str(error.value).startswith(f"{path}: {needle}")

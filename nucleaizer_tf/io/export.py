@@ -28,6 +28,12 @@ from nucleaizer_tf.io.write import atomic_path
 _AREA_ROI_TYPES = {roifile.ROI_TYPE.POLYGON, roifile.ROI_TYPE.RECT, roifile.ROI_TYPE.OVAL,
                    roifile.ROI_TYPE.FREEHAND, roifile.ROI_TYPE.TRACED}
 NUCLEUS_CLASS = {"name": "Nucleus", "color": [0, 160, 255]}
+MAX_ROI_MEMBERS = 1_000_000
+"""The most ROIs one ImageJ ROI set may hold (a whole-slide image has a few hundred thousand nuclei)."""
+MAX_ROI_BYTES = 1 << 30
+"""The most bytes an ImageJ ROI set may unpack to (1 GiB; a nucleus outline is about 0.5 KB)."""
+MAX_COORDINATE = 2.0**31
+"""Outline coordinates beyond ±this are refused (no image is that large)."""
 
 
 def roi_names(labels) -> list[str]:
@@ -326,6 +332,7 @@ def read_roi_zip(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
     >>> labels = read_roi_zip("RoiSet.zip", (512, 512))  # doctest: +SKIP
     """
     path = Path(path)
+    _check_roi_archive(path)
     try:
         rois = roifile.roiread(path)
     except Exception as exc:  # zipfile and roifile raise many types for damaged files
@@ -335,26 +342,69 @@ def read_roi_zip(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
     ids = _ids_from_names(names)
     labels = _new_labels(shape, max(ids, default=0))
     for roi, label, name in zip(rois, ids, names):
+        what = f"ROI {name or label!r}"
         if roi.roitype not in _AREA_ROI_TYPES:
-            raise ImageReadError(f"{path}: ROI {name or label!r} is a {roi.roitype.name.lower()} ROI, not an area")
-        rings = [np.asarray(c, np.float64).reshape(-1, 2) for c in roi.coordinates(multi=True)]
-        rings = [r for r in rings if len(r) >= 3]
-        if rings:
-            _paint(labels, label, rings)
+            raise ImageReadError(f"{path}: {what} is a {roi.roitype.name.lower()} ROI, not an area")
+        try:
+            rings = [np.asarray(c, np.float64).reshape(-1, 2) for c in roi.coordinates(multi=True)]
+        except Exception as exc:  # a damaged ROI record
+            raise ImageReadError(f"{path}: {what} has unreadable coordinates ({type(exc).__name__}: {exc})") from None
+        _paint_checked(labels, label, rings, path, what)
     return labels
 
 
+def _check_roi_archive(path: Path) -> None:
+    """Refuse a ZIP whose declared contents exceed `MAX_ROI_MEMBERS` or `MAX_ROI_BYTES`, before unpacking."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return  # a single .roi file, or not an archive: roifile says which
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise ImageReadError(f"{path}: cannot read as an ImageJ ROI set ({exc})") from None
+    if len(members) > MAX_ROI_MEMBERS:
+        raise ImageReadError(f"{path}: {len(members):,} members, more than the {MAX_ROI_MEMBERS:,} ROIs read")
+    unpacked = sum(m.file_size for m in members)
+    if unpacked > MAX_ROI_BYTES:
+        raise ImageReadError(f"{path}: unpacks to {unpacked:,} bytes, more than the {MAX_ROI_BYTES:,} an ROI set "
+                             "may hold (a ZIP bomb, or not an ROI set)")
+
+
+def _paint_checked(labels: np.ndarray, label: int, rings: list[np.ndarray], path: Path, what: str) -> None:
+    """`_paint` the rings of 3 points or more, after refusing coordinates that are not finite or are absurd."""
+    rings = [r for r in rings if len(r) >= 3]
+    for ring in rings:
+        if not np.isfinite(ring).all():
+            raise ImageReadError(f"{path}: {what} has coordinates that are not finite numbers (NaN or infinity)")
+        if np.abs(ring).max() > MAX_COORDINATE:
+            raise ImageReadError(f"{path}: {what} has coordinates beyond ±{MAX_COORDINATE:,.0f}")
+    if rings:
+        _paint(labels, label, rings)
+
+
 def _features(payload, path: Path) -> list[dict]:
-    if isinstance(payload, list):  # QuPath's "export as array"
-        return payload
+    """The features of a GeoJSON payload, each checked to be an object whose properties are an object."""
     kind = payload.get("type") if isinstance(payload, dict) else None
-    if kind == "FeatureCollection":
-        return list(payload.get("features") or [])
-    if kind == "Feature":
-        return [payload]
-    if kind in ("Polygon", "MultiPolygon"):
-        return [{"type": "Feature", "geometry": payload, "properties": {}}]
-    raise ImageReadError(f"{path}: not a GeoJSON FeatureCollection, Feature or polygon (type {kind!r})")
+    if isinstance(payload, list):  # QuPath's "export as array"
+        features = payload
+    elif kind == "FeatureCollection":
+        features = payload.get("features") or []
+        if not isinstance(features, list):
+            raise ImageReadError(f"{path}: the FeatureCollection's features are not a list")
+    elif kind == "Feature":
+        features = [payload]
+    elif kind in ("Polygon", "MultiPolygon"):
+        features = [{"type": "Feature", "geometry": payload, "properties": {}}]
+    else:
+        raise ImageReadError(f"{path}: not a GeoJSON FeatureCollection, Feature or polygon (type {kind!r:.40})")
+    for number, feature in enumerate(features, start=1):
+        if not isinstance(feature, dict):
+            raise ImageReadError(f"{path}: feature {number} is not a JSON object")
+        if not isinstance(feature.get("properties") or {}, dict):
+            raise ImageReadError(f"{path}: feature {number}'s properties are not a JSON object")
+    return features
 
 
 def read_geojson(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
@@ -402,9 +452,7 @@ def read_geojson(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
             raise ImageReadError(f"{path}: feature {number} is a {geometry.geom_type}, not a polygon")
         polygons = [geometry] if geometry.geom_type == "Polygon" else list(geometry.geoms)
         rings = [np.asarray(ring.coords, np.float64) for p in polygons for ring in (p.exterior, *p.interiors)]
-        rings = [r for r in rings if len(r) >= 3]
-        if rings:
-            _paint(labels, label, rings)
+        _paint_checked(labels, label, rings, path, f"feature {number}")
     return labels
 
 
