@@ -238,3 +238,103 @@ def test_geojson_features_of_the_wrong_kind_are_named(tmp_path, payload, needle)
     with pytest.raises(ImageReadError) as error:
         read_labels(path, shape=(16, 16))
     assert str(error.value).startswith(f"{path}: {needle}")
+
+
+# --------------------------------------------------------------------------- model folders
+
+
+def _shipped_manifest() -> dict:
+    import json
+
+    from nucleaizer_tf.default_model import shipped_model_dirs
+
+    folder = next(p for p in shipped_model_dirs() if (p / "manifest.json").is_file())
+    return json.loads((folder / "manifest.json").read_text()), folder
+
+
+def _model_folder(tmp_path: Path, manifest) -> Path:
+    import json
+
+    folder = tmp_path / "model"
+    folder.mkdir(exist_ok=True)
+    (folder / "manifest.json").write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
+    return folder
+
+
+def _without(mapping: dict, key: str) -> dict:
+    return {k: v for k, v in mapping.items() if k != key}
+
+
+@pytest.mark.parametrize("change,needle", [
+    (lambda m: _without(m, "weights_file"), "field weights_file is missing"),
+    (lambda m: {**m, "architecture": "unet"}, "field architecture must be a JSON object, got 'unet'"),
+    (lambda m: {**m, "architecture": {**m["architecture"], "kernel": 5}}, "unknown field architecture.kernel"),
+    (lambda m: {**m, "architecture": {**m["architecture"], "base_filters": 200_000}},
+     "field architecture.base_filters must be an integer from 1 to 256, got 200000"),
+    (lambda m: {**m, "instance": {**m["instance"], "seed_threshold": "high"}},
+     "field instance.seed_threshold must be a number from 0 to 1, got 'high'"),
+    (lambda m: {**m, "trained_diameter": float("nan")}, "field trained_diameter must be a number from 2 to 1000"),
+    (lambda m: {**m, "format_version": 999}, "format_version 999 is not supported"),
+    (lambda m: {**m, "weights_file": "../../etc/passwd"}, "field weights_file must be a file name inside the model"),
+    (lambda m: "[" * 200_000 + "]" * 200_000, "not a valid JSON model manifest (nested too deeply)"),
+])
+def test_a_damaged_model_manifest_is_refused_naming_the_field(tmp_path, change, needle):
+    from nucleaizer_tf import load_model
+    from nucleaizer_tf.errors import NucleaizerError
+
+    manifest, _ = _shipped_manifest()
+    folder = _model_folder(tmp_path, change(manifest))
+    start = time.perf_counter()
+    with pytest.raises(NucleaizerError) as error:
+        load_model(folder)
+    assert str(error.value).startswith(f"{folder / 'manifest.json'}: {needle}"), str(error.value)
+    assert time.perf_counter() - start < 5  # refused before any network is built
+
+
+def test_weights_that_are_a_link_out_of_the_folder_truncated_or_foreign_are_refused(tmp_path):
+    from nucleaizer_tf import load_model
+    from nucleaizer_tf.errors import NucleaizerError
+
+    manifest, shipped = _shipped_manifest()
+    folder = _model_folder(tmp_path, manifest)
+    (folder / manifest["weights_file"]).symlink_to(shipped / manifest["weights_file"])
+    with pytest.raises(NucleaizerError, match="is a symbolic link leading outside the model folder"):
+        load_model(folder)
+    (folder / manifest["weights_file"]).unlink()
+    data = (shipped / manifest["weights_file"]).read_bytes()
+    (folder / manifest["weights_file"]).write_bytes(data[:4000])
+    with pytest.raises(NucleaizerError, match="sha256 does not match"):  # the recorded hash catches it first
+        load_model(folder)
+    unhashed = _model_folder(tmp_path, _without(manifest, "sha256"))
+    with pytest.raises(NucleaizerError) as error:
+        load_model(unhashed)
+    assert str(error.value).startswith(f"{unhashed / manifest['weights_file']}: cannot load the weights of the model "
+                                       f"in {unhashed}")
+    # a link that stays inside the folder is fine
+    (unhashed / manifest["weights_file"]).unlink()
+    (unhashed / "real.weights.h5").write_bytes(data)
+    (unhashed / manifest["weights_file"]).symlink_to(unhashed / "real.weights.h5")
+    assert load_model(unhashed).kind == "default-model"
+
+
+def test_a_generator_file_with_a_lambda_layer_is_refused_in_one_line(tmp_path):
+    import keras
+
+    from nucleaizer_tf.errors import NucleaizerError
+    from nucleaizer_tf.models.folder import sha256_of, write_manifest
+    from nucleaizer_tf.pipelines.style_transfer import load_generator
+
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    folder = tmp_path / "style"
+    folder.mkdir()
+    model.save(folder / "generator.keras")
+    write_manifest(folder, "pix2pix-generator",
+                   {"generator": "generator.keras", "sha256": sha256_of(folder / "generator.keras")})
+    with pytest.raises(NucleaizerError) as error:
+        load_generator(folder)
+    assert str(error.value) == f"{folder / 'generator.keras'}: contains a Lambda layer: code in a model file is never run"
+    (folder / "generator.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    write_manifest(folder, "pix2pix-generator", {"generator": "generator.keras"})
+    with pytest.raises(NucleaizerError, match="generator.keras: cannot load the generator"):
+        load_generator(folder)

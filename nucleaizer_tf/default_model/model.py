@@ -251,6 +251,7 @@ class DefaultModel:
         'bfloat16'
         >>> adapted = DefaultModel.load("adapt_out/model")  # doctest: +SKIP
         """
+        from nucleaizer_tf.default_model.schema import check_manifest
         from nucleaizer_tf.models.folder import checked_file, read_manifest
 
         if path is None:
@@ -260,10 +261,15 @@ class DefaultModel:
                 raise NucleaizerError(f"the shipped default model was not found (looked in {tried})")
             path = candidates[0]
         folder, manifest, _ = read_manifest(path, expect="default-model")
+        check_manifest(manifest, folder / MANIFEST)
         weights = checked_file(folder, manifest["weights_file"], manifest.get("sha256") if verify else None,
                                "weight file")
         network = build_network(manifest["architecture"], precision=precision)
-        network.load_weights(weights)
+        try:
+            network.load_weights(weights)
+        except Exception as exc:  # h5py and Keras raise many types for truncated or foreign files
+            raise NucleaizerError(f"{weights}: cannot load the weights of the model in {folder} "
+                                  f"({type(exc).__name__}: {str(exc)[:200]})") from None
         return cls(network, manifest, precision=precision)
 
     def with_precision(self, precision: str) -> DefaultModel:
@@ -307,7 +313,7 @@ class DefaultModel:
         weights_file = self.manifest.get("weights_file", "default.weights.h5")
         save_weights_atomic(self.network, folder / weights_file)
         manifest = {**self.manifest, **notes, "weights_file": weights_file, "sha256": sha256_of(folder / weights_file)}
-        write_manifest(folder, "default-model", manifest, format_version=1)
+        write_manifest(folder, "default-model", manifest)
         return folder
 
     # ------------------------------------------------------------------ building blocks

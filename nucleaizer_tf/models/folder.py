@@ -40,6 +40,8 @@ from nucleaizer_tf.io.read import read_json
 MANIFEST = "manifest.json"
 FORMAT_PREFIX = "nucleaizer-tf/"
 KINDS = ("default-model", "unet-ensemble", "full-pipeline", "maskrcnn", "pix2pix-generator")
+FORMAT_VERSION = 1
+"""The manifest layout version this nucleaizer-tf reads and writes, for every kind."""
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -121,8 +123,8 @@ def read_manifest(path: str | os.PathLike, expect: str | None = None) -> tuple[P
     Raises
     ------
     NucleaizerError
-        Naming the path, when there is no readable manifest, when it describes no known model kind, or
-        when it is not of kind `expect` (if given).
+        Naming the path, when there is no readable manifest, when it describes no known model kind or
+        a `format_version` other than `FORMAT_VERSION`, or when it is not of kind `expect` (if given).
 
     Examples
     --------
@@ -136,6 +138,10 @@ def read_manifest(path: str | os.PathLike, expect: str | None = None) -> tuple[P
     kind = kind_of(manifest) if isinstance(manifest, dict) else None
     if kind is None:
         raise NucleaizerError(f"{manifest_path}: not a nucleaizer-tf model manifest (kinds: {', '.join(KINDS)})")
+    version = manifest.get("format_version", None if "format" not in manifest else "missing")
+    if version is not None and (version != FORMAT_VERSION or isinstance(version, bool)):
+        raise NucleaizerError(f"{manifest_path}: format_version {str(version)[:20]} is not supported (this "
+                              f"nucleaizer-tf reads {FORMAT_VERSION}); a newer nucleaizer-tf may read it")
     if expect is not None and kind != expect:
         raise NucleaizerError(f"{manifest_path}: a {kind} folder, expected a {expect}")
     return manifest_path.parent, manifest, kind
@@ -163,7 +169,8 @@ def checked_file(folder: Path, name: str, sha256: str | None, what: str) -> Path
     Raises
     ------
     NucleaizerError
-        When `name` points outside the folder, the file is missing or its sha256 differs.
+        When `name` is no file name or points outside the folder (also through a symbolic link), the
+        file is missing or its sha256 differs.
 
     Examples
     --------
@@ -171,9 +178,14 @@ def checked_file(folder: Path, name: str, sha256: str | None, what: str) -> Path
     >>> checked_file(folder, entry["file"], entry.get("sha256"), "weight file")        # doctest: +SKIP
     PosixPath('my_model/mask_rcnn_final.h5')
     """
+    if not isinstance(name, str) or not name:
+        raise NucleaizerError(f"{Path(folder) / MANIFEST}: the {what} must be named by a file name, got {str(name)[:40]!r}")
     path = Path(folder) / name
     if Path(name).is_absolute() or ".." in Path(name).parts:
-        raise NucleaizerError(f"{folder / MANIFEST}: {what} {name!r} must be a file inside the model folder")
+        raise NucleaizerError(f"{Path(folder) / MANIFEST}: {what} {name!r} must be a file inside the model folder")
+    if path.is_symlink() and not path.resolve().is_relative_to(Path(folder).resolve()):
+        raise NucleaizerError(f"{path}: the {what} is a symbolic link leading outside the model folder "
+                              f"(to {path.resolve()}); copy the file into the folder instead")
     if not path.is_file():
         raise NucleaizerError(f"{path}: {what} named in {Path(folder) / MANIFEST} is missing")
     if sha256 and sha256_of(path) != sha256:
@@ -215,7 +227,7 @@ def prepare_folder(folder: str | os.PathLike, *, overwrite: bool = False) -> Pat
     return folder
 
 
-def write_manifest(folder: str | os.PathLike, kind: str, manifest: dict, format_version: int) -> Path:
+def write_manifest(folder: str | os.PathLike, kind: str, manifest: dict, format_version: int = FORMAT_VERSION) -> Path:
     """Write `manifest.json` of a `kind` folder (atomically; call it after every weight file is written).
 
     Parameters
@@ -227,8 +239,8 @@ def write_manifest(folder: str | os.PathLike, kind: str, manifest: dict, format_
     manifest : dict
         The rest of the manifest (weight file names, their sha256, what rebuilds the network); any
         ``format`` or ``format_version`` in it is replaced.
-    format_version : int
-        The version of the kind's manifest layout.
+    format_version : int, optional
+        The version of the kind's manifest layout (default `FORMAT_VERSION`, what `read_manifest` reads).
 
     Returns
     -------
@@ -243,7 +255,7 @@ def write_manifest(folder: str | os.PathLike, kind: str, manifest: dict, format_
     Examples
     --------
     >>> body = {"weights": {"file": "mask_rcnn.h5", "sha256": sha256_of("my_model/mask_rcnn.h5")}}  # doctest: +SKIP
-    >>> write_manifest("my_model", "maskrcnn", body, format_version=1)                              # doctest: +SKIP
+    >>> write_manifest("my_model", "maskrcnn", body)                                                # doctest: +SKIP
     PosixPath('my_model/manifest.json')
     """
     from nucleaizer_tf.io import write_json

@@ -304,5 +304,5 @@ class FullSegmenter(Segmenter):
             body[role] = {"file": name, "sha256": sha256_of(folder / name)}
         UNetEnsemble.load(self.unet_dir).save(folder / "unet")
         body["unet"] = "unet"
-        write_manifest(folder, "full-pipeline", body, format_version=1)
+        write_manifest(folder, "full-pipeline", body)
         return folder

@@ -307,6 +307,5 @@ class MaskRCNNSegmenter(Segmenter):
         name = self.path.name if self.path.suffix == ".h5" else "mask_rcnn.h5"
         with atomic_path(folder / name) as tmp:
             shutil.copyfile(self.path, tmp)
-        write_manifest(folder, "maskrcnn", {"weights": {"file": name, "sha256": sha256_of(folder / name)}},
-                       format_version=1)
+        write_manifest(folder, "maskrcnn", {"weights": {"file": name, "sha256": sha256_of(folder / name)}})
         return folder

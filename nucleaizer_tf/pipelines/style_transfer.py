@@ -390,7 +390,7 @@ def save_generator(model, folder: Path, manifest: dict) -> Path:
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # Keras' own numpy-2 `__array__` notice
         model.save(tmp)
     body = {"generator": "generator.keras", "sha256": sha256_of(folder / "generator.keras"), **manifest}
-    return write_manifest(folder, "pix2pix-generator", body, format_version=1)
+    return write_manifest(folder, "pix2pix-generator", body)
 
 
 def load_generator(folder: Path):
@@ -424,8 +424,30 @@ def load_generator(folder: Path):
     from nucleaizer_tf.models.folder import checked_file, read_manifest
 
     folder, manifest, _ = read_manifest(folder, expect="pix2pix-generator")
-    path = checked_file(folder, manifest["generator"], manifest.get("sha256"), "generator file")
-    return keras.models.load_model(path, compile=False), manifest
+    path = checked_file(folder, manifest.get("generator"), manifest.get("sha256"), "generator file")
+    _refuse_code_layers(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return keras.models.load_model(path, compile=False, safe_mode=True), manifest
+    except Exception as exc:  # a damaged or foreign file: Keras raises many types
+        raise NucleaizerError(f"{path}: cannot load the generator ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _refuse_code_layers(path: Path) -> None:
+    """Refuse a .keras file whose configuration holds a Lambda layer (Python code), before Keras reads it."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("config.json")
+            if info.file_size > 64 * 2**20:
+                raise NucleaizerError(f"{path}: its config.json unpacks to {info.file_size:,} bytes; not a generator")
+            config = archive.read(info)
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return  # not a .keras archive: keras.models.load_model says what it is
+    if b'"class_name": "Lambda"' in config or b'"class_name":"Lambda"' in config:
+        raise NucleaizerError(f"{path}: contains a Lambda layer: code in a model file is never run")
 
 
 # --------------------------------------------------------------------------- the workflow

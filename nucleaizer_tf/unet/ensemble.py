@@ -24,12 +24,11 @@ import tensorflow as tf
 
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.io.read import read_json
-from nucleaizer_tf.models.folder import MANIFEST, checked_file, sha256_of, write_manifest
+from nucleaizer_tf.models.folder import FORMAT_VERSION, MANIFEST, checked_file, sha256_of, write_manifest
 from nucleaizer_tf.unet.model import build_unet
 from nucleaizer_tf.unet.train import WEIGHTS_SUFFIX, save_weights_atomic
 
 FORMAT = "nucleaizer-tf/unet-ensemble"
-FORMAT_VERSION = 1
 #: The original seven members' sigmas (spec 4.3).
 ORIGINAL_SIGMAS = (0.0, 0.0, 0.5, 0.5, 0.5, 1.0, 2.0)
 _ARCH_KEYS = {"in_channels", "out_channels", "base_filters", "depth", "output_activation"}
