@@ -338,3 +338,57 @@ def test_a_generator_file_with_a_lambda_layer_is_refused_in_one_line(tmp_path):
     write_manifest(folder, "pix2pix-generator", {"generator": "generator.keras"})
     with pytest.raises(NucleaizerError, match="generator.keras: cannot load the generator"):
         load_generator(folder)
+
+
+# --------------------------------------------------------------------------- a full disk
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "sequential"])
+def test_a_full_disk_stops_the_run_with_one_message_and_keeps_what_was_finished(tmp_path, monkeypatch, pipelined):
+    import errno
+
+    import nucleaizer_tf.pipelines.predict as predict
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(images / f"im{i}.png"), np.pad(np.full((12, 12), 200, np.uint8), 26))
+    real_write, written = predict.write_labels, []
+
+    def filling_disk(path, labels):
+        if len(written) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        written.append(path)
+        return real_write(path, labels)
+
+    monkeypatch.setattr(predict, "write_labels", filling_disk)
+    segmented = []
+    report = predict.predict_files(sorted(images.glob("*.png")), tmp_path / "out",
+                                   lambda image, stem: (segmented.append(stem) or np.zeros(image.shape, np.uint16), {}),
+                                   pipelined=pipelined)
+    assert report.write_error == (f"no space left on {tmp_path / 'out'}: stopped after 2 of 6 images; the 2 finished "
+                                  "are kept (free space, then rerun with --skip-existing)")
+    assert report.failures == [] and [p.name for p in report.outputs] == ["im0.tiff", "im1.tiff"]
+    assert len(segmented) <= 5  # it stopped: not every image was segmented (at most 2 in flight)
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tiff")) == ["im0.tiff", "im1.tiff"]
+
+
+def test_predict_on_a_full_disk_says_so_once(tmp_path, monkeypatch):
+    import errno
+
+    import nucleaizer_tf.pipelines.predict as predict
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(images / f"im{i}.png"), np.pad(np.full((12, 12), 200, np.uint8), 26))
+
+    def full(path, labels):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(predict, "write_labels", full)
+    result = runner.invoke(app, ["predict", str(images), str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: no space left on {tmp_path / 'out'}: stopped after 0 of 4 images; the 0 finished are "
+                     "kept (free space, then rerun with --skip-existing)"]

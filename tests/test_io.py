@@ -96,7 +96,7 @@ def test_truncated_files_are_reported(tmp_path):
     cut_tif = tmp_path / "cut.tif"
     cut_tif.write_bytes(tif.read_bytes()[:200])  # the header survives: the size check names the cut
     with pytest.raises(ImageReadError, match=r"cut.tif: declares 8,192 bytes of pixels \(64×64\) in a file of 200 "
-                                             "bytes, more than its compression can hold; the file is truncated"):
+                                             "bytes, more than its compression can hold; the file is corrupt or truncated"):
         read_image(cut_tif)
     cut_tif.write_bytes(tif.read_bytes()[:6])  # not even a header
     with pytest.raises(ImageReadError, match="cut.tif: cannot decode TIFF"):

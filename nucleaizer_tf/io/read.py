@@ -285,7 +285,7 @@ def _read_tiff(path: Path, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
             if ratio is not None and declared > ratio * size:
                 raise ImageReadError(
                     f"{path}: declares {declared:,.0f} bytes of pixels ({'×'.join(map(str, shape))}) in a file of "
-                    f"{size:,} bytes, more than its compression can hold; the file is truncated, damaged or hostile")
+                    f"{size:,} bytes, more than its compression can hold; the file is corrupt or truncated, or hostile")
             if len(tif.series) > 1:  # pages of different shapes, or separate writes: never keep only the first
                 raise ImageReadError(
                     f"{path}: multi-page TIFF ({len(tif.series)} images in {len(tif.pages)} pages); "

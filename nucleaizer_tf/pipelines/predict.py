@@ -9,6 +9,7 @@ image reported and skipped, a record of every applied setting, the model and the
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -155,6 +156,8 @@ class ImageOutcome:
         Its `summary.csv` row, when exports were asked for.
     error : str or None
         The one-line error of a failed image, else None.
+    disk_full : bool
+        Its outputs could not be written because the disk is full (the run stops there).
 
     Examples
     --------
@@ -167,6 +170,7 @@ class ImageOutcome:
     record: dict | None = None
     summary_row: dict | None = None
     error: str | None = None
+    disk_full: bool = False
 
 
 def _error_message(exc: BaseException) -> str:
@@ -340,7 +344,8 @@ def write_step(work: ImageWork, out_dir: Path, *, overlay: bool = False, exports
                 "image": str(path), "labels": str(target), "model": model_name,
                 "seconds": round(work.seconds + time.perf_counter() - started, 3)})
     except Exception as exc:  # one bad image must not end a night's run; it is reported instead
-        return ImageOutcome(path, error=_error_message(exc))
+        full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        return ImageOutcome(path, error=_error_message(exc), disk_full=full)
     work.seconds += time.perf_counter() - started
     record = {"image": str(path), "labels": str(target),
               "objects": int(np.count_nonzero(np.bincount(labels.ravel())[1:])),
@@ -391,7 +396,7 @@ def process_image(path: Path, out_dir: Path, segment: SegmentFn, *, overlay: boo
 
 
 def finish_run(out_dir: str | os.PathLike, outcomes: list[ImageOutcome], *, settings: dict | None = None,
-               exports: ExportOptions | None = None) -> PredictReport:
+               exports: ExportOptions | None = None, planned: int | None = None) -> PredictReport:
     """The report of a run from its outcomes (in input order), with `summary.csv` (exports) and the
     run record `nucleaizer-tf.json` written.
 
@@ -409,6 +414,10 @@ def finish_run(out_dir: str | os.PathLike, outcomes: list[ImageOutcome], *, sett
         The applied settings for the run record (model description and resolved options).
     exports : ExportOptions, optional
         The exports of the run; with `exports.csv`, `summary.csv` is written too.
+    planned : int, optional
+        How many images the run was given (default: one per outcome); when an outcome says the disk
+        is full, `write_error` says so once, with how many were finished, and those outcomes are not
+        listed as failures.
 
     Returns
     -------
@@ -424,7 +433,13 @@ def finish_run(out_dir: str | os.PathLike, outcomes: list[ImageOutcome], *, sett
     """
     out_dir = Path(out_dir)
     report = PredictReport()
+    if any(o.disk_full for o in outcomes):  # one message for the run, not one per image
+        done = sum(o.error is None for o in outcomes)
+        report.write_error = (f"no space left on {out_dir}: stopped after {done} of {planned or len(outcomes)} "
+                              f"images; the {done} finished are kept (free space, then rerun with --skip-existing)")
     for outcome in outcomes:
+        if outcome.disk_full:
+            continue
         if outcome.error is not None:
             report.failures.append((outcome.path, outcome.error))
         else:
@@ -445,7 +460,7 @@ def finish_run(out_dir: str | os.PathLike, outcomes: list[ImageOutcome], *, sett
         )
     except OSError as exc:
         where = exc.filename if exc.filename is not None else out_dir / RECORD_NAME
-        report.write_error = f"{where}: cannot write the run record ({exc.strerror or exc})"
+        report.write_error = report.write_error or f"{where}: cannot write the run record ({exc.strerror or exc})"
     return report
 
 
@@ -468,6 +483,7 @@ def predict_files(
     """Segment each file into `out_dir/<stem>.tiff` (and `out_dir/overlays/<stem>.png`).
 
     A file that cannot be read or segmented is recorded in `failures` and skipped; the run goes on.
+    A full disk stops the run: the images finished so far are kept and `write_error` says so once.
     `out_dir/nucleaizer-tf.json` records the settings, package versions and per-image facts.
     `exports` adds ROI sets, GeoJSON and measurement CSVs per image (and `summary.csv`), see
     `nucleaizer_tf.pipelines.measure.export_image`.
@@ -514,8 +530,14 @@ def predict_files(
     out_dir.mkdir(parents=True, exist_ok=True)
     model_name = (settings or {}).get("model", "")
 
+    full: list[bool] = []
+
     def write(work: ImageWork) -> ImageOutcome:
+        if full:  # the disk filled up: the images still in flight are not written
+            return ImageOutcome(work.path, error="not written: the disk is full", disk_full=True)
         outcome = write_step(work, out_dir, overlay=overlay, exports=exports, model_name=model_name)
+        if outcome.disk_full:
+            full.append(True)
         if progress is not None:  # right after the write (on the writer thread when pipelined), so a
             progress(outcome)  # resume journal never lags behind the files on disk
         return outcome
@@ -523,15 +545,17 @@ def predict_files(
     outcomes: list[ImageOutcome] = []
     if not pipelined or len(files) < 2:
         for path in files:
+            if full:
+                break
             outcomes.append(write(segment_step(read_step(path, max_pixels), segment)))
     else:
-        _pipelined_loop(files, segment, write, outcomes.append, max_pixels=max_pixels)
-    return finish_run(out_dir, outcomes, settings=settings, exports=exports)
+        _pipelined_loop(files, segment, write, outcomes.append, max_pixels=max_pixels, stop=lambda: bool(full))
+    return finish_run(out_dir, outcomes, settings=settings, exports=exports, planned=len(files))
 
 
 def _pipelined_loop(files: list[Path], segment: SegmentFn, write: Callable[[ImageWork], ImageOutcome],
                     done: Callable[[ImageOutcome], None], depth: int = PIPELINE_DEPTH,
-                    max_pixels: int | None = MAX_PIXELS) -> None:
+                    max_pixels: int | None = MAX_PIXELS, stop: Callable[[], bool] = lambda: False) -> None:
     """read (thread) → segment (this thread) → write (thread), bounded queues, outcomes in input order."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -542,7 +566,7 @@ def _pipelined_loop(files: list[Path], segment: SegmentFn, write: Callable[[Imag
     reads: deque = deque(reader.submit(read_step, path, max_pixels) for _, path in zip(range(depth), upcoming))
     writes: deque = deque()
     try:
-        while reads:
+        while reads and not stop():
             work = reads.popleft().result()
             following = next(upcoming, None)
             if following is not None:
