@@ -416,6 +416,55 @@ def test_truncated_and_foreign_files_are_refused_with_one_line(original, tmp_pat
         read_torch_module(foreign)
 
 
+class _Strided:
+    """A tensor whose size and stride are given as written (a forged header)."""
+
+    def __init__(self, array, size, stride):
+        self.storage, self.size, self.stride = Storage(np.asarray(array)), size, stride
+
+    def __reduce_ex__(self, protocol):
+        return (REBUILD_TENSOR, (self.storage, 0, self.size, self.stride, False, collections.OrderedDict()))
+
+
+@pytest.mark.parametrize("legacy", [True, False], ids=["legacy", "zip"])
+def test_a_tensor_claiming_more_elements_than_its_storage_is_refused_before_allocating(tmp_path, legacy):
+    path = tmp_path / "UNet_sigma0.0_1"
+    write_torch_file(path, {"weight": _Strided(np.ones(4, np.float32), (100_000, 100_000), (0, 0))}, legacy)
+    with pytest.raises(NucleaizerError) as info:  # 10¹⁰ float32 elements would be 40 GB
+        read_torch_module(path)
+    assert str(info.value) == (f"{path}: not a readable PyTorch module pickle (a tensor of shape (100000, 100000) "
+                               "(10,000,000,000 elements) in storage '0' of 4)")
+
+
+def test_a_pickle_nested_300000_deep_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "deep"
+    depth = 300_000
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:  # ']' pushes a list, 'a' appends it to the one below
+        archive.writestr("archive/data.pkl", b"\x80\x02" + b"]" * depth + b"a" * (depth - 1) + b".")
+    with pytest.raises(NucleaizerError, match=r"deep: not a readable PyTorch module pickle \(nested too deeply\)"):
+        read_torch_module(path)
+
+
+def test_storage_members_or_counts_larger_than_the_file_are_refused_before_reading(tmp_path):
+    path = tmp_path / "bomb"
+    write_torch_file(path, {"weight": Tensor(np.ones(4, np.float32))}, legacy=False)
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"archive/data/0", data.index(b"archive/data/0") + 1) - 46  # its central directory record
+    data[entry + 24:entry + 28] = struct.pack("<I", 3_000_000_000)  # declared uncompressed size
+    path.write_bytes(bytes(data))
+    with pytest.raises(NucleaizerError, match=r"storage member archive/data/0 unpacks to 3,000,000,000 bytes, "
+                                              r"its pickle declares 16"):
+        read_torch_module(path)
+    legacy = tmp_path / "legacy"
+    write_torch_file(legacy, {"weight": Tensor(np.ones(4, np.float32))}, legacy=True)
+    data = bytearray(legacy.read_bytes())
+    count = data.rindex(struct.pack("<q", 4))
+    data[count:count + 8] = struct.pack("<q", 10**12)  # a storage of 10¹² elements in a file of a few hundred bytes
+    legacy.write_bytes(bytes(data))
+    with pytest.raises(NucleaizerError, match="truncated PyTorch file"):
+        read_torch_module(legacy)
+
+
 # ---------------------------------------------------------------------------------------------- numerics
 
 def test_converted_member_equals_a_numpy_forward_of_the_original_architecture(original):

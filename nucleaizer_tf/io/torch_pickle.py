@@ -35,6 +35,8 @@ __all__ = ["ALLOWED_GLOBALS", "ModuleRecord", "module_state", "named_modules", "
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
+MAX_INFLATE_RATIO = 1100
+"""Deflate packs at most about 1,032 bytes into one: a member declaring more is a bomb or damaged."""
 
 #: Storage type name → NumPy dtype of its elements (little-endian, as every file we accept is).
 STORAGE_DTYPES = {
@@ -159,6 +161,10 @@ class _LazyTensor:
         flat = self.storage.array()
         if 0 in self.size:
             return np.zeros(self.size, dtype=flat.dtype)
+        elements = int(np.prod(self.size, dtype=np.float64))
+        if elements > flat.size:  # only broadcast views (stride 0) have more, and no saved U-Net holds one
+            raise ValueError(f"a tensor of shape {self.size} ({elements:,} elements) in storage "
+                             f"{self.storage.key!r} of {flat.size:,}")
         last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
         if last >= flat.size:
             raise ValueError(f"a tensor of shape {self.size} reaches past the end of storage "
@@ -294,7 +300,7 @@ def _materialise(obj):
     return walk(obj)
 
 
-def _read_legacy(f, table: _StorageTable):
+def _read_legacy(f, table: _StorageTable, size: int):
     magic = _RestrictedUnpickler(f).load()
     if magic != MAGIC_NUMBER:
         raise ValueError("not a PyTorch file (wrong magic number)")
@@ -317,6 +323,8 @@ def _read_legacy(f, table: _StorageTable):
             raise EOFError
         (count,) = struct.unpack("<q", header)
         nbytes = count * storage.dtype.itemsize
+        if nbytes > size - f.tell():  # checked before reading: a forged count must not allocate
+            raise EOFError
         blob = f.read(nbytes)
         if count < 0 or len(blob) != nbytes:
             raise EOFError
@@ -339,10 +347,23 @@ def _read_zip(path: Path, table: _StorageTable):
             member = f"{prefix}data/{key}"
             if member not in names:
                 raise ValueError(f"storage {member} is missing from the archive")
+            _check_member(archive.getinfo(member), storage, path.stat().st_size)
             blob = archive.read(member)
             usable = len(blob) - len(blob) % storage.dtype.itemsize
             storage.data = np.frombuffer(blob[:usable], dtype=storage.dtype)
     return result
+
+
+def _check_member(info: zipfile.ZipInfo, storage: _Storage, archive_bytes: int) -> None:
+    """Refuse a storage member larger than its pickle declares or than its archive could hold, before reading."""
+    declared = (storage.numel or 0) * storage.dtype.itemsize
+    if info.file_size > declared + storage.dtype.itemsize:
+        raise ValueError(f"storage member {info.filename} unpacks to {info.file_size:,} bytes, its pickle "
+                         f"declares {declared:,}")
+    limit = archive_bytes if info.compress_type == zipfile.ZIP_STORED else MAX_INFLATE_RATIO * info.compress_size
+    if info.file_size > limit:
+        raise ValueError(f"storage member {info.filename} declares {info.file_size:,} bytes, more than the "
+                         f"archive can hold (a ZIP bomb or a damaged file)")
 
 
 def read_torch_module(path: str | os.PathLike):
@@ -380,8 +401,10 @@ def read_torch_module(path: str | os.PathLike):
             result = _read_zip(path, table)
         else:
             with open(path, "rb") as f:
-                result = _read_legacy(f, table)
+                result = _read_legacy(f, table, path.stat().st_size)
         return _materialise(result)
+    except RecursionError:
+        raise NucleaizerError(f"{path}: not a readable PyTorch module pickle (nested too deeply)") from None
     except _Refused as exc:
         raise NucleaizerError(f"{path}: refused to load global {exc} (not on the allow-list of PyTorch "
                               "pickles this import reads)") from None
