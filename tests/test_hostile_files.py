@@ -392,3 +392,40 @@ def test_predict_on_a_full_disk_says_so_once(tmp_path, monkeypatch):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [f"error: no space left on {tmp_path / 'out'}: stopped after 0 of 4 images; the 0 finished are "
                      "kept (free space, then rerun with --skip-existing)"]
+
+
+def test_a_damaged_resume_journal_only_means_recomputing(tmp_path):
+    import json
+
+    from nucleaizer_tf.pipelines.resume import JOURNAL_NAME, RunJournal
+
+    good = {"key": "k", "stem": "a", "input_name": "a.png", "input": "x", "labels": "y", "entry": {"objects": 3}}
+    lines = ["[" * 100_000 + "]" * 100_000,  # nested too deep for the parser
+             json.dumps({**good, "stem": "b", "entry": "not a mapping"}),
+             json.dumps({**good, "stem": "c"}).replace('"objects": 3', '"objects": 1' + "0" * 5000),
+             json.dumps({**good, "stem": "d", "summary_row": [1, 2]}),
+             json.dumps(good), '{"key": "k", "stem": "e", "entry"']  # the half-written line of a killed run
+    (tmp_path / JOURNAL_NAME).write_text("\n".join(lines) + "\n")
+    journal = RunJournal(tmp_path, "k")
+    assert list(journal.lines) == ["a"]
+
+
+def test_damaged_stage_records_only_mean_recomputing(tmp_path):
+    from nucleaizer_tf.pipelines.stages import ItemCache, StageLog
+
+    log = StageLog(tmp_path / "work", ["a"], lambda stage: "fp")
+    log.finish("a", 1.0)
+    assert log.done("a")
+    for damaged in ("[" * 100_000 + "]" * 100_000, '{"fingerprint": 1' + "0" * 5000 + "}", "[1, 2]", "\xff"):
+        log.marker("a").write_text(damaged, encoding="latin-1")
+        assert not log.done("a") and log.record("a") == {}
+    import json
+
+    ItemCache(tmp_path / "cache", {"model": "m"})
+    (tmp_path / "cache" / ItemCache.INDEX).write_text("[" * 100_000 + "]" * 100_000)
+    assert ItemCache(tmp_path / "cache", {"model": "m"})._index == {}
+    (tmp_path / "cache" / "stage.json").write_text('{"model": 1' + "0" * 5000 + "}")
+    (tmp_path / "cache" / "left-over").write_text("from the damaged cache")
+    ItemCache(tmp_path / "cache", {"model": "m"})  # a damaged settings record: the cache starts afresh
+    assert json.loads((tmp_path / "cache" / "stage.json").read_text()) == {"model": "m"}
+    assert not (tmp_path / "cache" / "left-over").exists()

@@ -56,6 +56,17 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
+def parse_json(text: str):
+    """`json.loads` with integers of at most `MAX_JSON_DIGITS` digits; ValueError or RecursionError otherwise.
+
+    Examples
+    --------
+    >>> parse_json('{"a": [1, 2]}')
+    {'a': [1, 2]}
+    """
+    return json.loads(text, parse_int=_bounded_int)
+
+
 def read_json(path: str | os.PathLike, what: str = "JSON file", error: type[Exception] = NucleaizerError):
     """Parse a JSON file from outside, every failure one `error` naming the file and `what` it should be.
 
@@ -96,7 +107,7 @@ def read_json(path: str | os.PathLike, what: str = "JSON file", error: type[Exce
     except UnicodeDecodeError:
         raise error(f"{path}: not a valid {what} (not UTF-8 text)") from None
     try:
-        return json.loads(text, parse_int=_bounded_int)
+        return parse_json(text)
     except json.JSONDecodeError as exc:
         raise error(f"{path}: not a valid {what} ({exc.msg} at line {exc.lineno})") from None
     except ValueError as exc:

@@ -28,10 +28,19 @@ import os
 import threading
 from pathlib import Path
 
+from nucleaizer_tf.io.read import parse_json
 from nucleaizer_tf.io.write import _jsonable
 from nucleaizer_tf.pipelines.stages import fingerprint
 
 JOURNAL_NAME = ".nucleaizer-tf.journal.jsonl"
+MAX_JOURNAL_BYTES = 1 << 30  # about two million images' lines
+
+
+def _journal_line(line) -> bool:
+    """Whether a parsed journal line has the fields `RunJournal` uses, of the right types."""
+    return (isinstance(line, dict) and isinstance(line.get("key"), str) and isinstance(line.get("stem"), str)
+            and isinstance(line.get("input_name"), str) and isinstance(line.get("entry"), dict)
+            and isinstance(line.get("summary_row"), (dict, type(None))))
 
 __all__ = ["JOURNAL_NAME", "RunJournal", "file_digest", "fingerprint"]
 
@@ -146,13 +155,15 @@ class RunJournal:
         self.key = key
         self._lock = threading.Lock()
         self.lines: dict[str, dict] = {}  # stem -> the latest line with this key
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if self.path.stat().st_size > MAX_JOURNAL_BYTES:
+                return  # not a journal this tool wrote: everything is recomputed
             for text in self.path.read_text(encoding="utf-8").splitlines():
                 try:
-                    line = json.loads(text)
-                except ValueError:
-                    continue  # the half-written last line of a killed run
-                if isinstance(line, dict) and line.get("key") == key and isinstance(line.get("stem"), str):
+                    line = parse_json(text)
+                except (ValueError, RecursionError):
+                    continue  # the half-written last line of a killed run, or a damaged one
+                if _journal_line(line) and line["key"] == key:
                     self.lines[line["stem"]] = line
 
     def finished(self, image: Path, *, overlay: bool, exports) -> dict | None:

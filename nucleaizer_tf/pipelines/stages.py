@@ -34,6 +34,17 @@ import numpy as np
 from nucleaizer_tf.errors import NucleaizerError
 
 
+
+def _read_record(path: Path) -> dict:
+    """A JSON object this module wrote, or {} when it is missing, damaged, hostile or not an object."""
+    from nucleaizer_tf.io.read import MAX_JSON_BYTES, parse_json
+
+    try:
+        value = parse_json(path.read_text(encoding="utf-8")) if path.stat().st_size <= MAX_JSON_BYTES else None
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
 def fingerprint(payload) -> str:
     """Short sha256 of a JSON-able payload (keys sorted): equal settings, equal fingerprint.
 
@@ -155,12 +166,7 @@ class StageLog:
         True
         """
         marker = self.marker(stage)
-        if not marker.is_file():
-            return False
-        try:
-            return json.loads(marker.read_text()).get("fingerprint") == self.fingerprint(stage)
-        except (OSError, ValueError):
-            return False
+        return marker.is_file() and _read_record(marker).get("fingerprint") == self.fingerprint(stage)
 
     def record(self, stage: str) -> dict:
         """What `finish` recorded for `stage` ({} if nothing).
@@ -181,10 +187,7 @@ class StageLog:
         >>> log.record("train")["seconds"]  # doctest: +SKIP
         812.4
         """
-        try:
-            return json.loads(self.marker(stage).read_text())
-        except (OSError, ValueError):
-            return {}
+        return _read_record(self.marker(stage))
 
     def finish(self, stage: str, seconds: float, extra: dict | None = None) -> None:
         """Write the marker of `stage` (atomically): its fingerprint, `seconds` and `extra`.
@@ -336,11 +339,7 @@ class ItemCache:
             return
         record = self.folder / "stage.json"
         if self.folder.exists():
-            try:
-                same = json.loads(record.read_text()) == key
-            except (OSError, ValueError):
-                same = False
-            if not same:
+            if _read_record(record) != key:
                 shutil.rmtree(self.folder)  # made with other settings or models: stale
         self.folder.mkdir(parents=True, exist_ok=True)
         if not record.exists():
@@ -352,11 +351,7 @@ class ItemCache:
         # left by a kill mid-write; "older than now": this cache has written nothing yet (a long-lived
         # process, a notebook, must still clean what a killed run left after it started)
         remove_stale_temporaries(self.folder)
-        try:
-            index = json.loads((self.folder / self.INDEX).read_text())
-            self._index = index if isinstance(index, dict) else {}
-        except (OSError, ValueError):
-            self._index = {}
+        self._index = _read_record(self.folder / self.INDEX)
 
     def intact(self, name: str) -> bool:
         """True when the cached file `name` has the size and sha256 recorded when it was stored.
