@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io.read import read_json
 
 FORMAT = "nucleaizer-tf/example-store"
 VERSION = 1
@@ -92,10 +93,7 @@ class ExampleStore:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         index_path = self.folder / _INDEX
-        try:
-            index = json.loads(index_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise NucleaizerError(f"{index_path}: not a readable example store index ({exc})") from None
+        index = read_json(index_path, "example store index")
         if not isinstance(index, dict) or index.get("format") != FORMAT or index.get("version") != VERSION:
             raise NucleaizerError(f"{index_path}: not an example store of version {VERSION}")
         try:

@@ -14,7 +14,6 @@ Every run writes `summary.json` (losses per epoch, validation score, time per st
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -28,6 +27,7 @@ import numpy as np
 
 from nucleaizer_tf.data import Pair, pair_folders, split_pairs
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io.read import read_json
 from nucleaizer_tf.io.write import check_writable_folder
 from nucleaizer_tf.progress import SILENT, Reporter
 
@@ -694,7 +694,13 @@ def train_ensemble_folders(
     if manifest_path.is_file():
         if not resume:
             raise NucleaizerError(f"{out_dir} already holds an ensemble; use --resume to continue or another --out")
-        done = {m["name"]: m for m in json.loads(manifest_path.read_text()).get("members", [])}
+        recorded = read_json(manifest_path, "ensemble manifest")
+        members = recorded.get("members") if isinstance(recorded, dict) else None
+        if not isinstance(members, list) or not all(isinstance(m, dict) and isinstance(m.get("name"), str)
+                                                    for m in members):
+            raise NucleaizerError(f"{manifest_path}: not an ensemble manifest this run wrote (its members "
+                                  "are not a list of named entries); use another --out")
+        done = {m["name"]: m for m in members}
     summary = RunSummary(kind=kind, out_dir=str(out_dir), n_train=len(train_pairs), n_val=len(val_pairs),
                          val_metric="dsb" if (val_dsb and val_pairs) else None,
                          settings={"sigmas": sigmas, "epochs": epochs, "batch_size": batch_size, "crop_size": crop_size,
