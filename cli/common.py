@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nucleaizer_tf.errors import NucleaizerError, one_line
+from nucleaizer_tf.extras import missing_extra_message
 from nucleaizer_tf.progress import Reporter
 
 
@@ -26,13 +27,16 @@ console = Console(stderr=True)
 
 
 def fail_cleanly(command):
-    """Turn the errors a user can cause (bad files, folders, arguments, an unwritable or full disk) into
-    one line, `error: ...`, and exit code 2."""
+    """Turn the errors a user can cause (bad files, folders, arguments, an unwritable or full disk, an
+    optional extra not installed) into one line, `error: ...`, and exit code 2."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except ModuleNotFoundError as exc:  # an optional extra the command needs is not installed
+            typer.echo(f"error: {missing_extra_message(exc)}", err=True)
+            raise typer.Exit(2) from None
         except (NucleaizerError, OSError, ValueError, MemoryError) as exc:
             typer.echo(f"error: {one_line(exc)}", err=True)
             raise typer.Exit(2) from None

@@ -54,6 +54,7 @@ def predict(
     fill_holes: bool = typer.Option(False, "--fill-holes", help="Mask R-CNN: fill holes inside each nucleus (the original's hole filling was a no-op)."),
     absolute_mask_threshold: bool = typer.Option(False, "--absolute-mask-threshold", help="Mask R-CNN: cut masks at probability 0.5 instead of matterport 2.1's per-mask min-max mid-point."),
     conversion: Optional[Conversion] = typer.Option(None, "--conversion", help="Mask R-CNN modes: how non-8-bit images become 8-bit RGB, nucleaizer (per-channel min-max, the original) or percentile (1-99.8 %) [nucleaizer]. The default model always stretches by percentiles."),
+    tile: Optional[int] = typer.Option(None, "--tile", min=64, help="Default model: side of the tiles large images are run in (memory grows with its square; the labels are the same for any tile) [1024]."),
     tta: bool = typer.Option(False, "--tta", help="Default model: average each image's map over its 8 flips and rotations (about 8× slower, slightly tighter outlines)."),
     precision: Optional[Precision] = typer.Option(None, "--precision", help="Compute type of the networks: float32, bfloat16, or auto (bfloat16 where the CPU reports AVX512_BF16 or AMX, or a GPU's fast half type; else float32). Weights stay float32; softmax/sigmoid outputs, box decoding, NMS and ROI align stay float32 [float32: every model; README 'Speed and precision' gives the measured speed and accuracy]."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write outline overlays to OUT_DIR/overlays/<stem>.png."),
@@ -81,7 +82,7 @@ def predict(
     given = {"confidence": confidence, "nms": nms, "max_instances": max_instances, "image_size": image_size,
              "nucleus_size": nucleus_size, "padding": padding, "dilation": dilation,
              "fill_holes": fill_holes or None, "absolute_mask_threshold": absolute_mask_threshold or None,
-             "conversion": None if conversion is None else conversion.value, "tta": tta or None,
+             "conversion": None if conversion is None else conversion.value, "tta": tta or None, "tile": tile,
              "postprocess_params": postprocess_params, "max_network_size": max_network_size,
              "precision": None if precision is None else precision.value}
     options = {name: value for name, value in given.items() if value is not None}
@@ -143,8 +144,8 @@ def _finish_predict(report, out_dir: Path, quiet: bool) -> None:
         objects = sum(item["objects"] for item in report.images)
         kept = f", {report.skipped} kept from an earlier run" if report.skipped else ""
         typer.echo(f"wrote {len(report.outputs)} label images ({objects} nuclei{kept}) to {out_dir}")
-    for path, message in report.failures:
-        typer.echo(f"failed: {path}: {message}", err=True)
+    for path, message in report.failures:  # named once, also when the message starts with it
+        typer.echo(f"failed: {message if message.startswith(f'{path}:') else f'{path}: {message}'}", err=True)
     if report.write_error:
         typer.echo(f"error: {report.write_error}", err=True)
         raise typer.Exit(2)

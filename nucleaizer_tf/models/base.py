@@ -253,10 +253,10 @@ class Segmenter:
         >>> from nucleaizer_tf.models.default import DefaultSegmenter
         >>> DefaultSegmenter.resolve_options({"nucleus_size": 25})
         {'nucleus_size': 25, 'tta': False, 'tile': 1024, 'precision': 'float32'}
-        >>> DefaultSegmenter.resolve_options({"threshold": 0.5})
+        >>> DefaultSegmenter.resolve_options({"confidence": 0.5})  # a Mask R-CNN option
         Traceback (most recent call last):
         ...
-        nucleaizer_tf.errors.NucleaizerError: --threshold does not apply to the default model (it takes ...)
+        nucleaizer_tf.errors.NucleaizerError: --confidence does not apply to the default model (it takes ...)
         """
         options = dict(options or {})
         unknown = sorted(set(options) - set(cls.options))

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.extras import missing_extra_message
 from nucleaizer_tf.io.read import MAX_PIXELS
 
 __all__ = ["ModelRequest", "dask_client", "run_on_dask", "segment_image_task", "worker_segmenter"]
@@ -169,8 +170,8 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> 
     """
     try:
         from distributed import Client, LocalCluster
-    except ImportError:
-        raise NucleaizerError("--engine dask needs Dask: pip install 'nucleaizer-tf[dask]'") from None
+    except ModuleNotFoundError as exc:
+        raise NucleaizerError(f"--engine dask: {missing_extra_message(exc)}") from None
     if scheduler is not None:
         try:
             client = Client(scheduler, timeout="20s")
