@@ -71,3 +71,40 @@ def test_a_failed_image_is_named_once(tmp_path):
     result = runner.invoke(app, ["predict", str(images), str(tmp_path / "out"), "-q"])
     failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
     assert failed == [f"failed: {images / 'a.png'}: not a PNG file (its first bytes do not match the format)"]
+
+
+def test_predict_never_replaces_a_file_it_did_not_write(tmp_path):
+    import cv2
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a", "b"):
+        cv2.imwrite(str(images / f"{name}.png"), np.pad(np.full((12, 12), 200, np.uint8), 26))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.tiff").write_text("my notes, not a label image\n")
+    first = runner.invoke(app, ["predict", str(images), str(out), "-q"])
+    assert first.exit_code == 1 and "Traceback" not in first.output
+    assert [line for line in first.stderr.splitlines() if line.startswith("failed:")] == [
+        f"failed: {images / 'a.png'}: {out / 'a.tiff'}: exists and was not written by nucleaizer-tf; not replaced "
+        "(--overwrite replaces it)"]
+    assert (out / "a.tiff").read_text() == "my notes, not a label image\n"
+    assert tifffile.imread(out / "b.tiff").shape == (64, 64)  # the other image is segmented
+    # what this tool wrote it replaces on a rerun, with other settings too
+    again = runner.invoke(app, ["predict", str(images / "b.png"), str(out), "--tile", "512", "-q"])
+    assert again.exit_code == 0, again.output
+    # a user's file where an overlay would go is protected the same way
+    (out / "overlays").mkdir()
+    (out / "overlays" / "b.png").write_text("mine")
+    overlay = runner.invoke(app, ["predict", str(images / "b.png"), str(out), "--overlay", "-q"])
+    assert overlay.exit_code == 1 and f"{out / 'overlays' / 'b.png'}: exists and was not written" in overlay.stderr
+    assert (out / "overlays" / "b.png").read_text() == "mine"
+    (out / "overlays" / "b.png").unlink()  # once it is gone, the overlay is written; reruns replace it
+    for _ in range(2):
+        rerun = runner.invoke(app, ["predict", str(images / "b.png"), str(out), "--overlay", "-q"])
+        assert rerun.exit_code == 0, rerun.output
+    # a run on other images keeps what the journal knows of b: b's files are still this tool's
+    assert runner.invoke(app, ["predict", str(images / "a.png"), str(out), "--overwrite", "-q"]).exit_code == 0
+    assert runner.invoke(app, ["predict", str(images / "b.png"), str(out), "--overlay", "-q"]).exit_code == 0
+    replaced = runner.invoke(app, ["predict", str(images), str(out), "--overwrite", "-q"])
+    assert replaced.exit_code == 0 and tifffile.imread(out / "a.tiff").shape == (64, 64)

@@ -16,6 +16,10 @@ import numpy as np
 import tifffile
 
 
+SOFTWARE = "nucleaizer-tf"
+"""The Software tag of the label TIFFs this package writes (`is_own_label_file`)."""
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path` (same suffixes, so writers pick the format); rename on success.
@@ -297,8 +301,29 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, compress: bool 
         raise ValueError("label ids must be non-negative")
     data = labels.astype(label_dtype(labels), copy=False)
     with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, data, compression="zlib" if compress else None, photometric="minisblack")
+        tifffile.imwrite(tmp, data, compression="zlib" if compress else None, photometric="minisblack",
+                         software=SOFTWARE)
     return Path(path)
+
+
+def is_own_label_file(path: str | os.PathLike) -> bool:
+    """Whether `path` is a label TIFF `write_labels` wrote (its Software tag says `SOFTWARE`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> is_own_label_file(write_labels(folder / "a.tiff", np.zeros((4, 4), np.uint16)))
+    True
+    >>> (folder / "b.tiff").write_text("my notes") and is_own_label_file(folder / "b.tiff")
+    False
+    """
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tag = tif.pages[0].tags.get("Software")
+            return tag is not None and tag.value == SOFTWARE
+    except Exception:  # not a TIFF, damaged, unreadable: not one of ours
+        return False
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:

@@ -603,6 +603,7 @@ def run_predict(
     workers: int | None = None,
     scheduler: str | None = None,
     max_pixels: int | None = MAX_PIXELS,
+    overwrite: bool = False,
 ) -> PredictReport:
     """Segment an image or a folder of images into `out_dir` with any model.
 
@@ -637,6 +638,9 @@ def run_predict(
     max_pixels : int or None, optional
         Images with more pixels are refused from their header, each as its own failure (default
         `nucleaizer_tf.io.read.MAX_PIXELS`; None: no limit; ``predict --large`` takes bigger ones).
+    overwrite : bool, optional
+        Replace output files that no run of this tool into `out_dir` wrote (default False: such an
+        image fails with one line naming the file, and the other images are segmented).
 
     Returns
     -------
@@ -704,7 +708,16 @@ def run_predict(
             entry = journal.finished(path, overlay=overlay, exports=exports)
             if entry is not None:
                 reused[path] = entry
-    todo = [path for path in files if path not in reused]
+    blocked = {}  # outputs that would replace a file no run of this tool wrote
+    if not overwrite:
+        for path in files:
+            if path not in reused:
+                foreign = journal.foreign_output(path.stem, output_files(out_dir, path.stem, overlay=overlay,
+                                                                         exports=exports))
+                if foreign is not None:
+                    blocked[path] = (f"{foreign}: exists and was not written by nucleaizer-tf; not replaced "
+                                     "(--overwrite replaces it)")
+    todo = [path for path in files if path not in reused and path not in blocked]
 
     def segment(image, stem):
         return segmenter.segment_with_facts(image, name=stem, **options)
@@ -712,7 +725,8 @@ def run_predict(
     def finished(outcome: ImageOutcome):
         advance(outcome.path.name)
         if outcome.error is None:  # its files are written: a rerun with --skip-existing keeps them
-            journal.add(outcome.path, outcome.record)
+            journal.add(outcome.path, outcome.record,
+                        output_files(out_dir, outcome.path.stem, overlay=overlay, exports=exports))
 
     with reporter.stage("segmenting", len(files)) as advance:
         for _ in reused:
@@ -728,8 +742,8 @@ def run_predict(
             report = predict_files(todo, out_dir, segment, overlay=overlay, settings=settings, progress=finished,
                                    exports=exports, max_pixels=max_pixels)
     rows = _summary_rows(out_dir) if exports is not None and exports.csv else {}
-    if reused:
-        report = _merge_reused(out_dir, files, reused, report, journal, rows, settings, exports)
+    if reused or blocked:
+        report = _merge_reused(out_dir, files, reused, report, journal, rows, settings, exports, blocked)
     journal.compact(report.images, rows)
     if full:
         segmenter.write_scale_tables()
@@ -762,10 +776,10 @@ def _summary_rows(out_dir: Path) -> dict[str, dict]:
         return {}
 
 
-def _merge_reused(out_dir, files, reused, report, journal, rows, settings, exports) -> PredictReport:
-    """One report and run record for a resumed run: the reused entries and the new ones, in input order."""
+def _merge_reused(out_dir, files, reused, report, journal, rows, settings, exports, blocked) -> PredictReport:
+    """One report and run record: the reused entries, the new ones and the refused, in input order."""
     new = {Path(entry["image"]): entry for entry in report.images}
-    failed = dict(report.failures)
+    failed = {**dict(report.failures), **blocked}
     outcomes = []
     for path in files:
         if path in reused:

@@ -120,8 +120,10 @@ class RunJournal:
     """The finished images of the runs into `out_dir` made with the settings `key` (a fingerprint).
 
     The journal is ``<out_dir>/.nucleaizer-tf.journal.jsonl`` (`JOURNAL_NAME`), one JSON line per
-    finished image. Opening it reads the lines with this `key` (the latest per stem); lines of other
-    settings and a half-written last line are ignored. A journal that cannot be read is an empty one.
+    finished image. Opening it reads the lines with this `key` (the latest per stem) for resuming, and
+    the digests of every file any run wrote, whatever its settings (`written`), so a run never replaces
+    a file this tool did not write (`foreign_output`). A half-written last line is ignored; a journal
+    that cannot be read is an empty one.
 
     Parameters
     ----------
@@ -141,6 +143,9 @@ class RunJournal:
         The settings fingerprint.
     lines : dict of str to dict
         The latest journal line with this key, by image stem.
+    written : dict of str to dict
+        By image stem, the latest digest of every output file written for it (``labels`` and the
+        paths of the other outputs relative to `out_dir`), over all lines.
 
     Examples
     --------
@@ -155,6 +160,7 @@ class RunJournal:
         self.key = key
         self._lock = threading.Lock()
         self.lines: dict[str, dict] = {}  # stem -> the latest line with this key
+        self.written: dict[str, dict] = {}  # stem -> {output name: its latest digest}, any key
         with contextlib.suppress(OSError, UnicodeDecodeError):
             if self.path.stat().st_size > MAX_JOURNAL_BYTES:
                 return  # not a journal this tool wrote: everything is recomputed
@@ -163,8 +169,15 @@ class RunJournal:
                     line = parse_json(text)
                 except (ValueError, RecursionError):
                     continue  # the half-written last line of a killed run, or a damaged one
-                if _journal_line(line) and line["key"] == key:
-                    self.lines[line["stem"]] = line
+                if _journal_line(line):
+                    self._remember(line)
+                    if line["key"] == key:
+                        self.lines[line["stem"]] = line
+
+    def _remember(self, line: dict) -> None:
+        """Fold a line's output digests into `written` (later lines win)."""
+        outputs = line.get("outputs") if isinstance(line.get("outputs"), dict) else {}
+        self.written.setdefault(line["stem"], {}).update({"labels": line.get("labels"), **outputs})
 
     def finished(self, image: Path, *, overlay: bool, exports) -> dict | None:
         """The old run-record entry of `image` if it need not be recomputed, else None.
@@ -210,6 +223,47 @@ class RunJournal:
             return None
         return {**line["entry"], "image": str(image), "labels": str(self.out_dir / f"{stem}.tiff")}
 
+    def foreign_output(self, stem: str, files: list[Path]) -> Path | None:
+        """The first of `files` (`output_files` of `stem`, label image first) that exists and that no run
+        of this tool into this folder wrote, or None: what a run must not replace unasked.
+
+        A file counts as this tool's when a journal line (under any settings) recorded it as written
+        for `stem` — it is then replaced even if it changed since, as a damaged output is — or, for the
+        label image, when it is a label TIFF this package wrote (a run killed between writing it and
+        journaling it). A symbolic link is never replaced.
+
+        Parameters
+        ----------
+        stem : str
+            The input image's file stem.
+        files : list of pathlib.Path
+            The files a run would write for it, the label image first.
+
+        Returns
+        -------
+        pathlib.Path or None
+            The file that would be replaced although this tool did not write it.
+
+        Examples
+        --------
+        >>> journal.foreign_output("a", output_files(Path("out"), "a", overlay=False, exports=None))  # doctest: +SKIP
+        PosixPath('out/a.tiff')
+        """
+        from nucleaizer_tf.io.write import is_own_label_file
+
+        recorded = self.written.get(stem, {})
+        for number, path in enumerate(files):
+            if not (path.exists() or path.is_symlink()):
+                continue
+            name = "labels" if number == 0 else path.relative_to(self.out_dir).as_posix()
+            ours = recorded.get(name) is not None or (number == 0 and is_own_label_file(path))
+            if path.is_symlink() or not ours:
+                return path
+        return None
+
+    def _outputs(self, stem: str) -> dict:
+        return {name: digest for name, digest in self.written.get(stem, {}).items() if name != "labels"}
+
     def summary_row(self, stem: str) -> dict | None:
         """The `summary.csv` row recorded for `stem` (see `compact`), or None.
 
@@ -231,12 +285,12 @@ class RunJournal:
         line = self.lines.get(stem)
         return None if line is None else line.get("summary_row")
 
-    def add(self, image: Path, entry: dict) -> None:
+    def add(self, image: Path, entry: dict, files: list[Path] | None = None) -> None:
         """Append the line of `image`, just written; a file that cannot be read is not journaled.
 
-        The line (key, stem, input file name, input and label file digests, run-record entry) is flushed
-        and synced at once, so a killed run leaves a journal of what it finished. A journal that cannot
-        be written never fails the run.
+        The line (key, stem, input file name, input and label file digests, the other outputs'
+        digests, run-record entry) is flushed and synced at once, so a killed run leaves a journal of
+        what it finished. A journal that cannot be written never fails the run.
 
         Parameters
         ----------
@@ -244,6 +298,8 @@ class RunJournal:
             The input image; its labels are ``<out_dir>/<stem>.tiff``.
         entry : dict
             Its run-record entry.
+        files : list of pathlib.Path, optional
+            Everything written for it (`output_files`, label image first); the others' digests are kept.
 
         Examples
         --------
@@ -252,11 +308,14 @@ class RunJournal:
         stem = image.stem
         try:
             line = {"key": self.key, "stem": stem, "input_name": image.name, "input": file_digest(image),
-                    "labels": file_digest(self.out_dir / f"{stem}.tiff"), "entry": entry}
+                    "labels": file_digest(self.out_dir / f"{stem}.tiff"), "entry": entry,
+                    "outputs": {path.relative_to(self.out_dir).as_posix(): file_digest(path)
+                                for path in (files or [])[1:]}}
         except OSError:
             return
         with self._lock:
             self.lines[stem] = line
+            self._remember(line)
             with contextlib.suppress(OSError):  # the journal only saves time; never fail a run for it
                 with open(self.path, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(line, default=_jsonable) + "\n")
@@ -264,10 +323,13 @@ class RunJournal:
                     os.fsync(fh.fileno())
 
     def compact(self, entries: list[dict], summary_rows: dict[str, dict] | None = None) -> None:
-        """Rewrite the journal (atomically) with the lines of the run record's `entries` only.
+        """Rewrite the journal (atomically): the lines of the run record's `entries`, and what earlier
+        runs wrote for other images.
 
-        Each kept line gets its entry as recorded (timings of the whole step) and its summary row
-        attached. A journal that cannot be written is left as it is.
+        Each kept line gets its entry as recorded (timings of the whole step), its summary row and every
+        output digest known for its image (`written`) attached. For images outside `entries` one line
+        keeps what was written for them, so their files are still known as this tool's. A journal that
+        cannot be written is left as it is.
 
         Parameters
         ----------
@@ -283,14 +345,19 @@ class RunJournal:
         from nucleaizer_tf.io.write import atomic_path
 
         with self._lock:
-            kept = []
+            kept, stems = [], set()
             for entry in entries:
                 stem = Path(entry["labels"]).stem
                 if stem in self.lines:
-                    line = {**self.lines[stem], "entry": entry}
+                    line = {**self.lines[stem], "entry": entry, "outputs": self._outputs(stem)}
                     if summary_rows and stem in summary_rows:
                         line["summary_row"] = summary_rows[stem]
                     kept.append(line)
+                    stems.add(stem)
+            for stem, written in self.written.items():  # provenance only: never matches a run's key
+                if stem not in stems:
+                    kept.append({"key": "", "stem": stem, "input_name": "", "labels": written.get("labels"),
+                                 "entry": {}, "outputs": self._outputs(stem)})
             with contextlib.suppress(OSError):
                 with atomic_path(self.path) as tmp:
                     tmp.write_text("".join(json.dumps(line, default=_jsonable) + "\n" for line in kept), encoding="utf-8")
