@@ -29,7 +29,7 @@ def adapt(
     masks: Optional[Path] = typer.Option(None, "--masks", help="Annotations of some of the images (same stems): added to the fine-tuning."),
     include_recipe: bool = typer.Option(True, "--include-recipe/--synthetic-only", help="Fine-tune on the style's synthetic images plus 40 of the default recipe's generated training images, which keeps what the model knew (measured leave-one-style-out, DSB: bright-field 0.219 vs 0.190, H&E 0.203 vs 0.133, fluorescence control 0.702 vs 0.650), or on the synthetic images only."),
     evaluate_masks: Optional[Path] = typer.Option(None, "--evaluate-masks", help="Annotations to score the starting and the adapted model against in the report (never used for training)."),
-    nucleus_size: Optional[float] = typer.Option(None, "--nucleus-size", min=1.0, help="Nucleus diameter in pixels for the presegmentation [estimated per image]."),
+    nucleus_size: Optional[float] = typer.Option(None, "--nucleus-size", "--diameter", min=1.0, help="Nucleus diameter in pixels for the presegmentation (--diameter: the same) [estimated per image]."),
     ngf: Optional[int] = typer.Option(None, "--ngf", min=1, help="Override the preset's pix2pix width."),
     iterations: Optional[int] = typer.Option(None, "--iterations", min=1, help="Override the preset's pix2pix iterations."),
     decay_epochs: Optional[int] = typer.Option(None, "--decay-epochs", min=0, help="Override the preset's pix2pix learning-rate decay epochs."),

@@ -48,7 +48,7 @@ def predict(
     nms: Optional[float] = typer.Option(None, "--nms", min=0.0, max=1.0, help="Mask R-CNN: IoU above which the lower-scoring of two detections is suppressed [0.35]."),
     max_instances: Optional[int] = typer.Option(None, "--max-instances", min=1, help="Mask R-CNN: most nuclei per image [800; 1200 with --nucleus-size]."),
     image_size: Optional[int] = typer.Option(None, "--image-size", min=64, help="Mask R-CNN: network input size D (rounded up to a multiple of 64): the padded image's long side is resized to D (full mode: presegmentation) [1024]."),
-    nucleus_size: Optional[float] = typer.Option(None, "--nucleus-size", min=1.0, help="Typical nucleus diameter in pixels: Mask R-CNN picks D per image so nuclei reach 80 px (nucleAIzer's manual-size mode); the default model rescales to its trained size instead of estimating it."),
+    nucleus_size: Optional[float] = typer.Option(None, "--nucleus-size", "--diameter", min=1.0, help="Typical nucleus diameter in pixels (--diameter is Cellpose's name for it): Mask R-CNN picks D per image so nuclei reach 80 px (nucleAIzer's manual-size mode); the default model rescales to its trained size instead of estimating it."),
     padding: Optional[float] = typer.Option(None, "--padding", min=0.0, max=0.5, help="Mask R-CNN: reflect padding per side, as a fraction of the image size [0.05]."),
     dilation: Optional[int] = typer.Option(None, "--dilation", min=0, help="Mask R-CNN: radius of the per-nucleus dilation (0 = none) [1]."),
     fill_holes: bool = typer.Option(False, "--fill-holes", help="Mask R-CNN: fill holes inside each nucleus (the original's hole filling was a no-op)."),

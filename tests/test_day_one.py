@@ -108,3 +108,15 @@ def test_predict_never_replaces_a_file_it_did_not_write(tmp_path):
     assert runner.invoke(app, ["predict", str(images / "b.png"), str(out), "--overlay", "-q"]).exit_code == 0
     replaced = runner.invoke(app, ["predict", str(images), str(out), "--overwrite", "-q"])
     assert replaced.exit_code == 0 and tifffile.imread(out / "a.tiff").shape == (64, 64)
+
+
+def test_diameter_is_the_nucleus_size(tmp_path):
+    import json
+
+    import cv2
+
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.pad(np.full((12, 12), 200, np.uint8), 26))
+    result = runner.invoke(app, ["predict", str(image), str(tmp_path / "out"), "--diameter", "14", "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / "nucleaizer-tf.json").read_text())["settings"]["nucleus_size"] == 14
