@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import sys
 
 import typer
@@ -87,30 +86,3 @@ class CliReporter(Reporter):
             typer.echo(text, err=True)
 
 
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """Point file descriptor 2 at /dev/null: TensorFlow's C++ start-up chatter (oneDNN banner, CUDA
-    probing) bypasses Python and, in TF 2.21, TF_CPP_MIN_LOG_LEVEL. Python exceptions still raise."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def import_tensorflow():
-    """Import TensorFlow without its start-up banner on the user's terminal.
-
-    Devices are listed inside the silenced block too: that is when TensorFlow probes for CUDA and,
-    on a machine without a GPU, logs a failed `cuInit`; it does so only once per process.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with native_stderr_silenced():
-        import tensorflow
-
-        tensorflow.config.list_physical_devices()
-    return tensorflow

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from nucleaizer_tf.cli.common import fail_cleanly, import_tensorflow, progress_bar
+from nucleaizer_tf.cli.common import fail_cleanly, progress_bar
+from nucleaizer_tf.system import import_tensorflow
 
 
 @fail_cleanly

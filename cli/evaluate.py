@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from nucleaizer_tf.cli.common import fail_cleanly, native_stderr_silenced, progress_bar
+from nucleaizer_tf.cli.common import fail_cleanly, progress_bar
+from nucleaizer_tf.system import native_stderr_silenced
 
 
 @fail_cleanly

@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from nucleaizer_tf.cli.common import fail_cleanly, import_tensorflow, progress_bar
+from nucleaizer_tf.cli.common import fail_cleanly, progress_bar
+from nucleaizer_tf.system import import_tensorflow
 from nucleaizer_tf.errors import NucleaizerError
 
 

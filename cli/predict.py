@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from nucleaizer_tf.cli.common import CliReporter, fail_cleanly, import_tensorflow
+from nucleaizer_tf.cli.common import CliReporter, fail_cleanly
+from nucleaizer_tf.system import import_tensorflow
 
 
 class Conversion(str, Enum):

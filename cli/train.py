@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from nucleaizer_tf.cli.common import CliReporter, fail_cleanly, import_tensorflow, new_app
+from nucleaizer_tf.cli.common import CliReporter, fail_cleanly, new_app
+from nucleaizer_tf.system import import_tensorflow
 
 train_app = new_app("train", "Train the default model, the legacy Mask R-CNN, a U-Net member or the 7-member U-Net ensemble from image/mask folders.")
 

@@ -5,6 +5,7 @@ Users paste this into bug reports, so it names everything that changes numbers o
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -110,3 +111,41 @@ def environment_report() -> dict:
         },
         "environment": {name: os.environ[name] for name in _THREAD_VARIABLES if name in os.environ},
     }
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null: TensorFlow's C++ start-up chatter (oneDNN banner, CUDA
+    probing) bypasses Python and, in TF 2.21, TF_CPP_MIN_LOG_LEVEL. Python exceptions still raise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_tensorflow():
+    """Import TensorFlow without its start-up banner on the user's terminal or notebook.
+
+    Devices are listed inside the silenced block too: that is when TensorFlow probes for CUDA and,
+    on a machine without a GPU, logs a failed `cuInit`; it does so only once per process. A log level
+    the user set (TF_CPP_MIN_LOG_LEVEL) is kept; once TensorFlow is imported this does nothing more.
+
+    Examples
+    --------
+    >>> tf = import_tensorflow()
+    >>> tf.__name__
+    'tensorflow'
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_stderr_silenced():
+        import tensorflow
+
+        tensorflow.config.list_physical_devices()
+    return tensorflow

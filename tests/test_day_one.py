@@ -120,3 +120,14 @@ def test_diameter_is_the_nucleus_size(tmp_path):
     result = runner.invoke(app, ["predict", str(image), str(tmp_path / "out"), "--diameter", "14", "-q"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "out" / "nucleaizer-tf.json").read_text())["settings"]["nucleus_size"] == 14
+
+
+def test_the_python_api_starts_tensorflow_without_chatter():
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    code = "import nucleaizer_tf, numpy; print(nucleaizer_tf.load_model('default').segment(numpy.zeros((32, 32))).max())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0 and done.stdout.strip() == "0", done.stderr[-2000:]
+    assert done.stderr == "", done.stderr[-2000:]  # no oneDNN banner, no cuInit, no absl warnings

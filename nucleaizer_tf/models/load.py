@@ -42,6 +42,9 @@ def segmenter_class(name_or_path=None, mode: str | None = None) -> type[Segmente
     >>> segmenter_class("default").resolve_options({"tta": True})["tta"]
     True
     """
+    from nucleaizer_tf.system import import_tensorflow
+
+    import_tensorflow()  # before any model module imports it: no start-up chatter in a notebook
     from nucleaizer_tf.models.default import DefaultSegmenter
     from nucleaizer_tf.models.ensemble import EnsembleSegmenter
     from nucleaizer_tf.models.folder import MANIFEST, read_manifest
@@ -145,6 +148,9 @@ def load_model(name_or_path: str | os.PathLike | None = "default", *, mode: str 
     ...
     nucleaizer_tf.errors.NucleaizerError: --unet applies to the full pipeline only (--mode full)
     """
+    from nucleaizer_tf.system import import_tensorflow
+
+    import_tensorflow()  # before any model module imports it: no start-up chatter in a notebook
     from nucleaizer_tf.models.default import DefaultSegmenter
     from nucleaizer_tf.models.ensemble import EnsembleSegmenter
     from nucleaizer_tf.models.folder import MANIFEST, read_manifest
