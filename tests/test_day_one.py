@@ -131,3 +131,15 @@ def test_the_python_api_starts_tensorflow_without_chatter():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0 and done.stdout.strip() == "0", done.stderr[-2000:]
     assert done.stderr == "", done.stderr[-2000:]  # no oneDNN banner, no cuInit, no absl warnings
+
+
+def test_predict_reports_the_model_load_as_a_stage(tmp_path):
+    import cv2
+
+    from nucleaizer_tf.pipelines.predict import run_predict
+    from nucleaizer_tf.progress import RecordingReporter
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.pad(np.full((12, 12), 200, np.uint8), 26))
+    recorder = RecordingReporter()
+    run_predict(tmp_path / "a.png", tmp_path / "out", reporter=recorder)
+    assert recorder.stages == [("loading the model", None), ("segmenting", 1)]

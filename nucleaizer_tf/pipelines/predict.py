@@ -690,8 +690,9 @@ def run_predict(
     work = out_dir / WORK_DIR_NAME if default_work else work_dir
     if full:
         check_writable_folder(work, "work folder")
-    segmenter = load_model(model, mode=mode, preseg_model=preseg_model, unet=unet, work_dir=work if full else None)
-    resolved = segmenter.prepare(**options)
+    with reporter.stage("loading the model"):  # a status line on a terminal: the load takes seconds
+        segmenter = load_model(model, mode=mode, preseg_model=preseg_model, unet=unet, work_dir=work if full else None)
+        resolved = segmenter.prepare(**options)
     settings = {"mode": "full" if full else "fast", **segmenter.describe(), **segmenter.record_settings(resolved)}
 
     # Temporaries a killed run left behind (named by atomic_path, older than this run) go first.
