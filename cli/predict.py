@@ -56,6 +56,10 @@ def predict(
     absolute_mask_threshold: bool = typer.Option(False, "--absolute-mask-threshold", help="Mask R-CNN: cut masks at probability 0.5 instead of matterport 2.1's per-mask min-max mid-point."),
     conversion: Optional[Conversion] = typer.Option(None, "--conversion", help="Mask R-CNN modes: how non-8-bit images become 8-bit RGB, nucleaizer (per-channel min-max, the original) or percentile (1-99.8 %) [nucleaizer]. The default model always stretches by percentiles."),
     tile: Optional[int] = typer.Option(None, "--tile", min=64, help="Default model: side of the tiles large images are run in (memory grows with its square; the labels are the same for any tile) [1024]."),
+    seed_threshold: Optional[float] = typer.Option(None, "--seed-threshold", min=0.0, max=1.0, help="Default model: interior probability a nucleus seed needs (higher: fewer, surer nuclei; splits fewer touching ones) [the model's, 0.6 for the shipped one]."),
+    foreground_threshold: Optional[float] = typer.Option(None, "--foreground-threshold", min=0.0, max=1.0, help="Default model: a pixel belongs to a nucleus where P(background) is below this (higher: larger outlines) [the model's, 0.45 for the shipped one]."),
+    min_size: Optional[int] = typer.Option(None, "--min-size", min=0, help="Default model: drop nuclei of fewer pixels, at the image's resolution [0]."),
+    exclude_edges: bool = typer.Option(False, "--exclude-edges", help="Default model: drop nuclei touching the image border (they are cut, so their size and shape are wrong)."),
     tta: bool = typer.Option(False, "--tta", help="Default model: average each image's map over its 8 flips and rotations (about 8× slower, slightly tighter outlines)."),
     precision: Optional[Precision] = typer.Option(None, "--precision", help="Compute type of the networks: float32, bfloat16, or auto (bfloat16 where the CPU reports AVX512_BF16 or AMX, or a GPU's fast half type; else float32). Weights stay float32; softmax/sigmoid outputs, box decoding, NMS and ROI align stay float32 [float32: every model; README 'Speed and precision' gives the measured speed and accuracy]."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write outline overlays to OUT_DIR/overlays/<stem>.png."),
@@ -84,6 +88,8 @@ def predict(
              "nucleus_size": nucleus_size, "padding": padding, "dilation": dilation,
              "fill_holes": fill_holes or None, "absolute_mask_threshold": absolute_mask_threshold or None,
              "conversion": None if conversion is None else conversion.value, "tta": tta or None, "tile": tile,
+             "seed_threshold": seed_threshold, "foreground_threshold": foreground_threshold, "min_size": min_size,
+             "exclude_edges": exclude_edges or None,
              "postprocess_params": postprocess_params, "max_network_size": max_network_size,
              "precision": None if precision is None else precision.value}
     options = {name: value for name, value in given.items() if value is not None}

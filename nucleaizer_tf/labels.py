@@ -105,3 +105,42 @@ def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     rows = np.minimum(((np.arange(shape[0]) + 0.5) * h / shape[0]).astype(np.int64), h - 1)
     cols = np.minimum(((np.arange(shape[1]) + 0.5) * w / shape[1]).astype(np.int64), w - 1)
     return labels[rows[:, None], cols[None, :]]
+
+
+def drop_objects(labels: np.ndarray, *, min_size: int = 0, touching_edges: bool = False) -> np.ndarray:
+    """Labels without the objects under `min_size` pixels and, with `touching_edges`, those touching the
+    image border; the ids left are renumbered 1..n in their order.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (H, W) label image, 0 = background.
+    min_size : int, optional
+        Objects with fewer pixels are dropped (default 0: none).
+    touching_edges : bool, optional
+        Drop the objects with a pixel in the first or last row or column (default False).
+
+    Returns
+    -------
+    numpy.ndarray
+        A new label image of the same dtype; `labels` itself when nothing is dropped.
+
+    Examples
+    --------
+    >>> labels = np.zeros((5, 5), np.uint16); labels[0, 0] = 1; labels[1:3, 2:4] = 2
+    >>> drop_objects(labels, min_size=2)[1:3].tolist()
+    [[0, 0, 1, 1, 0], [0, 0, 1, 1, 0]]
+    >>> int(drop_objects(labels, touching_edges=True).max()), int(drop_objects(labels, touching_edges=True)[1, 2])
+    (1, 1)
+    """
+    from skimage.segmentation import clear_border, relabel_sequential
+
+    kept = labels
+    if touching_edges:
+        kept = clear_border(kept)
+    if min_size > 0 and kept.max() > 0:
+        sizes = np.bincount(kept.ravel())
+        kept = np.where(sizes[kept] < min_size, 0, kept).astype(labels.dtype, copy=False)
+    if kept is labels:
+        return labels
+    return relabel_sequential(kept)[0].astype(labels.dtype, copy=False)

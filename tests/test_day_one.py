@@ -143,3 +143,30 @@ def test_predict_reports_the_model_load_as_a_stage(tmp_path):
     recorder = RecordingReporter()
     run_predict(tmp_path / "a.png", tmp_path / "out", reporter=recorder)
     assert recorder.stages == [("loading the model", None), ("segmenting", 1)]
+
+
+def test_the_instance_knobs_change_the_nuclei_and_are_recorded(tmp_path):
+    import json
+
+    from nucleaizer_tf import load_model
+    from nucleaizer_tf.synthetic import synthetic_nuclei
+
+    sample = synthetic_nuclei((128, 128), 12, 20.0, seed=3)
+    model = load_model("default")
+    plain = model.segment(sample.image, nucleus_size=20)
+    edges = plain[[0, -1], :].ravel().tolist() + plain[:, [0, -1]].ravel().tolist()
+    inner = model.segment(sample.image, nucleus_size=20, exclude_edges=True)
+    assert inner.max() == len(set(np.unique(plain)) - set(edges) - {0})
+    assert not (inner[[0, -1], :].any() or inner[:, [0, -1]].any())
+    sizes = np.bincount(plain.ravel())[1:]
+    big = model.segment(sample.image, nucleus_size=20, min_size=int(np.median(sizes)))
+    assert big.max() == int((sizes >= np.median(sizes)).sum())
+    loose = model.segment(sample.image, nucleus_size=20, foreground_threshold=0.9)
+    assert (loose > 0).sum() > (plain > 0).sum()  # a higher P(background) bound draws larger outlines
+    tifffile.imwrite(tmp_path / "a.tif", sample.image)
+    result = runner.invoke(app, ["predict", str(tmp_path / "a.tif"), str(tmp_path / "out"), "--exclude-edges",
+                                 "--min-size", "30", "--seed-threshold", "0.8", "-q"])
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "out" / "nucleaizer-tf.json").read_text())["settings"]
+    assert (settings["exclude_edges"], settings["min_size"], settings["seed_threshold"]) == (True, 30, 0.8)
+    assert settings["foreground_threshold"] == model.model.foreground_threshold  # the model's, recorded

@@ -272,6 +272,31 @@ class DefaultModel:
                                   f"({type(exc).__name__}: {str(exc)[:200]})") from None
         return cls(network, manifest, precision=precision)
 
+    def with_instance(self, *, seed_threshold: float | None = None,
+                      foreground_threshold: float | None = None) -> DefaultModel:
+        """This model with other thresholds for its instance step (None keeps the manifest's): `self`
+        when nothing changes, else a copy sharing the network.
+
+        The thresholds also steer the size estimate (its first pass counts the nuclei they give).
+
+        Examples
+        --------
+        >>> model = DefaultModel.load()
+        >>> strict = model.with_instance(seed_threshold=0.9)
+        >>> strict.seed_threshold, strict.network is model.network, model.with_instance() is model
+        (0.9, True, True)
+        """
+        import copy
+
+        changes = {name: float(value) for name, value in (("seed_threshold", seed_threshold),
+                                                          ("foreground_threshold", foreground_threshold))
+                   if value is not None and float(value) != getattr(self, name)}
+        if not changes:
+            return self
+        twin = copy.copy(self)
+        twin.__dict__.update(changes)
+        return twin
+
     def with_precision(self, precision: str) -> DefaultModel:
         """This model with its network computing in `precision` ("float32", "bfloat16", "auto"):
         `self` when it already does, else a copy sharing the weight values (built once, then kept).

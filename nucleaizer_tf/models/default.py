@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nucleaizer_tf.models.base import Option, Segmenter, boolean, labels_dtype, positive
+from nucleaizer_tf.labels import drop_objects
+from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, labels_dtype, positive
 from nucleaizer_tf.precision import check_precision, resolve_precision
 
 #: The facade's default precision of the default model. "auto" would need bfloat16 to change the DSB
@@ -53,6 +54,10 @@ class DefaultSegmenter(Segmenter):
         "tile": Option(1024, positive, "core size of the tiles large images are run in"),
         "precision": Option(DEFAULT_PRECISION, check_precision,
                             "network compute type: float32, bfloat16, auto (bfloat16 where the hardware has it)"),
+        "seed_threshold": Option(None, fraction, "interior probability that seeds a nucleus; None = the model's"),
+        "foreground_threshold": Option(None, fraction, "P(background) under which a pixel is nucleus; None = the model's"),
+        "min_size": Option(0, at_least(0), "drop nuclei of fewer pixels (at the image's resolution)"),
+        "exclude_edges": Option(False, boolean, "drop nuclei touching the image border"),
     }
 
     def __init__(self, model, source: str):
@@ -109,10 +114,24 @@ class DefaultSegmenter(Segmenter):
         self.model.with_precision(resolved["precision"])
         return resolved
 
+    def record_settings(self, options: dict) -> dict:
+        """The applied settings, with the thresholds in force where the options left them to the model.
+
+        Examples
+        --------
+        >>> model = load_model("default")                                    # doctest: +SKIP
+        >>> model.record_settings(model.resolve_options({}))["seed_threshold"]  # doctest: +SKIP
+        0.6
+        """
+        return {**options, **{name: getattr(self.model, name) if options[name] is None else options[name]
+                              for name in ("seed_threshold", "foreground_threshold")}}
+
     def _segment(self, image: np.ndarray, options: dict, name: str | None, advance):
-        model = self.model.with_precision(options["precision"])
+        model = self.model.with_precision(options["precision"]).with_instance(
+            seed_threshold=options["seed_threshold"], foreground_threshold=options["foreground_threshold"])
         labels, info = model.segment(image, diameter=options["nucleus_size"], tta=options["tta"],
                                      tile=int(options["tile"]), return_info=True, on_window=advance)
+        labels = drop_objects(labels, min_size=int(options["min_size"]), touching_edges=options["exclude_edges"])
         estimated = None if not math.isfinite(info.diameter) else round(float(info.diameter), 2)
         return labels_dtype(labels), {"scale": round(float(info.scale), 4), "estimated_diameter": estimated}
 
