@@ -18,15 +18,17 @@ def measure(
     save_rois: bool = typer.Option(False, "--save-rois", help="Also write an ImageJ/Fiji ROI set per image: OUT_DIR/rois/<stem>.zip."),
     save_geojson: bool = typer.Option(False, "--save-geojson", help="Also write QuPath detections per image: OUT_DIR/geojson/<stem>.geojson."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Pixel size in µm: adds calibrated µm / µm² columns."),
+    channel: Optional[int] = typer.Option(None, "--channel", min=0, help="Read this channel (0-based) of multi-channel images, as predict --channel did [all: grey or RGB]."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Per-nucleus measurements (area, shape, intensities per channel) of existing label images."""
+    from nucleaizer_tf.io.read import ReadOptions
     from nucleaizer_tf.pipelines.measure import ExportOptions, measure_folders, pair_images_with_labels
 
     options = ExportOptions(rois=save_rois, geojson=save_geojson, csv=True, pixel_size=pixel_size)
     pairs = pair_images_with_labels(images, labels, out_dir)
     with progress_bar("measuring", quiet, total=len(pairs)) as advance:
-        report = measure_folders(pairs, out_dir, options, progress=advance)
+        report = measure_folders(pairs, out_dir, options, progress=advance, read=ReadOptions(channel=channel))
     if not quiet:
         nuclei = sum(row["nuclei"] for row in report.rows)
         typer.echo(f"measured {nuclei} nuclei in {len(report.rows)} images; wrote {out_dir}")

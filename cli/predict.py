@@ -72,7 +72,7 @@ def predict(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="--engine dask: address of a running Dask scheduler (e.g. tcp://10.0.0.5:8786; SLURM via dask-jobqueue), instead of local workers. Give absolute paths the workers can reach."),
     large: bool = typer.Option(False, "--large", help="IMAGES is one image larger than memory (zarr, OME-Zarr, tiled BigTIFF): segmented block by block with the default model (on Dask workers with --workers / --scheduler, else threads in this process) into OUT_DIR/<name>.zarr, uint32 labels chunked like the blocks. A .zarr input is always treated so."),
     block: int = typer.Option(1024, "--block", min=64, help="--large: block side in pixels; memory per worker grows with its square (about 1.2 GB at 1024)."),
-    channel: Optional[int] = typer.Option(None, "--channel", min=0, help="--large: segment this channel (0-based) only, as grey [all: grey or RGB]."),
+    channel: Optional[int] = typer.Option(None, "--channel", min=0, help="Segment this channel (0-based) only, as grey: of multi-channel TIFFs (ImageJ hyperstacks, OME-TIFF; a multi-channel image without it is refused, listing its channels) or a colour component of RGB images [all: grey or RGB]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace output files that no run of this tool wrote (without it such an image fails in one line and the others are segmented; files an earlier run wrote are replaced anyway). --large: replace an earlier result of this tool at OUT_DIR/<name>.zarr (anything else there is refused)."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse images with more pixels than this, from their header before decoding (a whole image costs about 36 bytes per pixel); larger ones go block by block with --large [250000000]."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Resume an interrupted run: keep the images an earlier run into OUT_DIR finished with the same settings, model and input (checked by checksum); a changed setting recomputes everything."),
@@ -81,6 +81,7 @@ def predict(
     """Segment nuclei in every image and write 16-bit label TIFFs (0 = background, one id per nucleus).
 
     Options that do not apply to the chosen model are refused with one line."""
+    from nucleaizer_tf.io.read import ReadOptions
     from nucleaizer_tf.pipelines.measure import ExportOptions
     from nucleaizer_tf.pipelines.predict import run_predict
 
@@ -101,8 +102,6 @@ def predict(
                                   "--max-pixels": max_pixels is not None},
                        on_dask=engine is Engine.dask)
         return
-    if channel is not None:
-        raise ValueError("--channel applies to --large only")
     import_tensorflow()
     report = run_predict(images, out_dir, model=model, mode=mode.value if mode is Mode.full else None,
                          preseg_model=preseg_model, unet=unet, work_dir=work_dir, keep_intermediate=keep_intermediate,
@@ -110,7 +109,8 @@ def predict(
                          exports=ExportOptions(rois=save_rois, geojson=save_geojson, csv=save_csv,
                                                pixel_size=pixel_size),
                          skip_existing=skip_existing, engine=engine.value, workers=workers, scheduler=scheduler,
-                         overwrite=overwrite, **({} if max_pixels is None else {"max_pixels": max_pixels}))
+                         overwrite=overwrite,
+                         read=ReadOptions(channel=channel) if max_pixels is None else ReadOptions(max_pixels, channel))
     _finish_predict(report, out_dir, quiet)
 
 

@@ -170,3 +170,79 @@ def test_the_instance_knobs_change_the_nuclei_and_are_recorded(tmp_path):
     settings = json.loads((tmp_path / "out" / "nucleaizer-tf.json").read_text())["settings"]
     assert (settings["exclude_edges"], settings["min_size"], settings["seed_threshold"]) == (True, 30, 0.8)
     assert settings["foreground_threshold"] == model.model.foreground_threshold  # the model's, recorded
+
+
+# --------------------------------------------------------------------------- channels
+
+
+def _two_channel_tiff(path, *, ome=False):
+    """Channel 0: noise; channel 1: nuclei (a user's nuclear stain is rarely channel 0)."""
+    from nucleaizer_tf.synthetic import synthetic_nuclei
+
+    sample = synthetic_nuclei((96, 96), 6, 18.0, seed=4)
+    grey = sample.image[..., :3].mean(axis=2).astype(np.uint16) * 200
+    noise = np.random.default_rng(0).integers(0, 60000, grey.shape).astype(np.uint16)
+    stack = np.stack([noise, grey])
+    if ome:
+        tifffile.imwrite(path, stack, ome=True, metadata={"axes": "CYX"})
+    else:
+        tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "CYX"})
+    return sample
+
+
+@pytest.mark.parametrize("ome", [False, True], ids=["imagej", "ome"])
+def test_a_multi_channel_image_needs_its_channel_named(tmp_path, ome):
+    from nucleaizer_tf.errors import ImageReadError
+    from nucleaizer_tf.io import read_image
+
+    path = tmp_path / ("a.ome.tif" if ome else "a.tif")
+    sample = _two_channel_tiff(path, ome=ome)
+    with pytest.raises(ImageReadError) as error:
+        read_image(path)
+    assert str(error.value) == (f"{path}: 2 channels (axes CYX, shape (2, 96, 96)); choose the nuclear one with "
+                                "--channel 0…1 (channel= in Python)")
+    assert read_image(path, channel=1).shape == (96, 96)
+    with pytest.raises(ImageReadError, match="has no channel 2 \\(it has 2: 0…1\\)"):
+        read_image(path, channel=2)
+    out = tmp_path / "out"
+    refused = runner.invoke(app, ["predict", str(path), str(out), "-q"])
+    assert refused.exit_code == 1 and "choose the nuclear one with --channel 0…1" in refused.stderr
+    done = runner.invoke(app, ["predict", str(path), str(tmp_path / "out1"), "--channel", "1", "-q"])
+    assert done.exit_code == 0, done.output
+    from nucleaizer_tf.metrics import score_image
+
+    labels = tifffile.imread(tmp_path / "out1" / f"{path.stem}.tiff")
+
+    assert score_image(sample.labels, labels).tp >= 5  # the nuclear channel: the nuclei are found
+
+
+def test_channel_picks_a_colour_component_and_a_grey_sample_tiff_is_channels(tmp_path):
+    from nucleaizer_tf.errors import ImageReadError
+    from nucleaizer_tf.io import read_image
+
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[..., 2] = 200
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    assert read_image(tmp_path / "rgb.tif").shape == (16, 16, 3)  # colour stays colour without --channel
+    assert read_image(tmp_path / "rgb.tif", channel=2).max() == 200
+    tifffile.imwrite(tmp_path / "two.tif", np.zeros((16, 16, 2), np.uint8), photometric="minisblack",
+                     planarconfig="contig")
+    with pytest.raises(ImageReadError, match="2 channels \\(axes YXS"):
+        read_image(tmp_path / "two.tif")
+    tifffile.imwrite(tmp_path / "z.tif", np.zeros((3, 2, 16, 16), np.uint16), imagej=True,
+                     metadata={"axes": "ZCYX"})
+    with pytest.raises(ImageReadError, match="multi-page TIFF"):  # planes are not channels
+        read_image(tmp_path / "z.tif", channel=0)
+
+
+def test_measure_reads_the_channel_predict_segmented(tmp_path):
+    path = tmp_path / "images" / "a.tif"
+    path.parent.mkdir()
+    _two_channel_tiff(path)
+    assert runner.invoke(app, ["predict", str(path), str(tmp_path / "labels"), "--channel", "1", "-q"]).exit_code == 0
+    refused = runner.invoke(app, ["measure", str(path.parent), str(tmp_path / "labels"), str(tmp_path / "m0"), "-q"])
+    assert refused.exit_code == 2 and "--channel 0…1" in refused.stderr
+    done = runner.invoke(app, ["measure", str(path.parent), str(tmp_path / "labels"), str(tmp_path / "m"),
+                               "--channel", "1", "-q"])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "m" / "measurements" / "a.csv").is_file()

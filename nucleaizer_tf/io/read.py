@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -37,6 +38,20 @@ MAX_PIXELS = 250_000_000
 """Images with more pixels than this are refused before decoding (`read_image`'s `max_pixels`,
 ``predict --max-pixels``): a whole image in memory costs about 36 bytes per pixel through segmentation;
 larger images go block by block (``predict --large``)."""
+@dataclass(frozen=True)
+class ReadOptions:
+    """How input images are read: `read_image`'s `max_pixels` and `channel`, passed on as one value.
+
+    Examples
+    --------
+    >>> ReadOptions(channel=1)
+    ReadOptions(max_pixels=250000000, channel=1)
+    """
+
+    max_pixels: int | None = MAX_PIXELS
+    channel: int | None = None
+
+
 MAX_COMPRESSION_RATIO = {1: 1, 32773: 128, 5: 4096, 8: 4096, 32946: 4096}
 """The most pixel bytes one file byte can hold, per TIFF compression code (none, PackBits, LZW,
 deflate ×2; LZW packs at most about 2,700, deflate about 1,000): a file declaring more is a
@@ -283,7 +298,7 @@ def _check_raster_header(path: Path, ext: str, max_pixels: int | None) -> None:
         _over_limit(path, *shape, max_pixels)
 
 
-def _read_tiff(path: Path, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+def _read_tiff(path: Path, max_pixels: int | None = MAX_PIXELS, channel: int | None = None) -> np.ndarray:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
@@ -302,23 +317,54 @@ def _read_tiff(path: Path, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
                     f"{path}: multi-page TIFF ({len(tif.series)} images in {len(tif.pages)} pages); "
                     "nucleaizer-tf segments one 2-D image per file: save each page as its own file"
                 )
-            if len(tif.pages) > 1 and len(tif.series) == 1 and "S" not in axes and len(shape) > 2:
+            colour = int(tif.pages[0].photometric) in _COLOUR_PHOTOMETRIC
+            channels = _channel_axis(axes, shape, colour)
+            stacked = [a for a, n in zip(axes, shape) if n > 1 and a not in "YXS" and a != "C"]
+            if len(tif.pages) > 1 and (stacked or channels is None) and "S" not in axes and len(shape) > 2:
                 raise ImageReadError(
                     f"{path}: multi-page TIFF ({len(tif.pages)} pages, axes {axes} {shape}); "
                     "nucleaizer-tf segments 2-D images: save each plane as its own file"
                 )
+            if channels is not None:
+                n = shape[channels]
+                if channel is None:
+                    raise ImageReadError(f"{path}: {n} channels (axes {axes}, shape {shape}); choose the nuclear "
+                                         f"one with --channel 0…{n - 1} (channel= in Python)")
+                if not 0 <= channel < n:
+                    raise ImageReadError(f"{path}: has no channel {channel} (it has {n}: 0…{n - 1})")
             data = series.asarray()
     except ImageReadError:
         raise
     except Exception as exc:  # tifffile raises many types for truncated/corrupt data
         raise ImageReadError(f"{path}: cannot decode TIFF ({type(exc).__name__}: {exc}); the file is corrupt or truncated") from None
-    # Planar colour (C, Y, X) with few channels → channels last; anything else 3-D is a stack.
-    if data.ndim == 3 and axes.endswith("YX") and axes[0] in "CS" and data.shape[0] <= 4 and data.shape[-1] > 4:
+    if channels is not None:  # the chosen channel of a multi-channel image: grey from here on
+        return np.take(data, channel, axis=channels)
+    # Planar colour (S, Y, X) → samples last; anything else 3-D is a stack.
+    if data.ndim == 3 and axes.endswith("YX") and axes[0] == "S" and data.shape[0] <= 4 and data.shape[-1] > 4:
         data = np.moveaxis(data, 0, -1)
-    return data
+    return _colour_channel(path, data, channel)
 
 
-def _read_raster(path: Path, ext: str, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+_COLOUR_PHOTOMETRIC = (2, 3, 6)  # RGB, palette, YCbCr: samples that are colours, not channels
+
+
+def _channel_axis(axes: str, shape: tuple[int, ...], colour: bool) -> int | None:
+    """Index of the axis holding channels that are not colours (C, or samples of a grey image), if any."""
+    return next((i for i, (a, n) in enumerate(zip(axes, shape)) if n > 1 and (a == "C" or (a == "S" and not colour))),
+                None)
+
+
+def _colour_channel(path: Path, data: np.ndarray, channel: int | None) -> np.ndarray:
+    """`data` itself, or its colour component `channel` as a grey image."""
+    if channel is None:
+        return data
+    n = data.shape[2] if data.ndim == 3 else 1
+    if not 0 <= channel < n:
+        raise ImageReadError(f"{path}: has no channel {channel} (it has {n}: 0…{n - 1})")
+    return data[..., channel] if data.ndim == 3 else data
+
+
+def _read_raster(path: Path, ext: str, max_pixels: int | None = MAX_PIXELS, channel: int | None = None) -> np.ndarray:
     kind = _KINDS[ext]
     _check_raster_header(path, ext, max_pixels)
     data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -328,17 +374,18 @@ def _read_raster(path: Path, ext: str, max_pixels: int | None = MAX_PIXELS) -> n
         data = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
     elif data.ndim == 3 and data.shape[2] == 4:
         data = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA)
-    return data
+    return _colour_channel(path, data, channel)
 
 
-def _read_array(path: Path, extensions, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+def _read_array(path: Path, extensions, max_pixels: int | None = MAX_PIXELS, channel: int | None = None) -> np.ndarray:
     """The file's pixels as stored (after the extension, file and size checks), a single channel squeezed."""
     ext = _check_file(path, extensions)
-    data = np.asarray(_read_tiff(path, max_pixels) if ext in _TIFF else _read_raster(path, ext, max_pixels))
+    data = np.asarray(_read_tiff(path, max_pixels, channel) if ext in _TIFF else
+                      _read_raster(path, ext, max_pixels, channel))
     return data[:, :, 0] if data.ndim == 3 and data.shape[2] == 1 else data
 
 
-def read_image(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS, channel: int | None = None) -> np.ndarray:
     """Read a 2-D image (grey H×W, or H×W×C with C ≤ 4) in its native dtype (uint8, uint16, float...).
 
     A 3-D stack, a multi-page TIFF, an empty, truncated or non-image file raises `ImageReadError`
@@ -356,6 +403,11 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS) 
         An image file with one of `IMAGE_EXTENSIONS`.
     max_pixels : int or None, optional
         The largest image read whole (default `MAX_PIXELS`, 2.5·10⁸); None: no limit.
+    channel : int, optional
+        Read only this channel (0-based), as a grey image: of a multi-channel TIFF (ImageJ hyperstack
+        or OME-TIFF axis C, or several grey samples per pixel), or a colour component of an RGB image.
+        A multi-channel image without it is refused with one line listing the channels; an RGB image
+        without it is read in colour.
 
     Returns
     -------
@@ -376,7 +428,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS) 
     ((512, 640, 3), dtype('uint8'))
     """
     path = Path(path)
-    data = _read_array(path, IMAGE_EXTENSIONS, max_pixels)
+    data = _read_array(path, IMAGE_EXTENSIONS, max_pixels, channel)
     if data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[2] > 4):
         raise ImageReadError(
             f"{path}: array of shape {data.shape} is not a 2-D image (grey or up to 4 channels); "

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.extras import missing_extra_message
-from nucleaizer_tf.io.read import MAX_PIXELS
+from nucleaizer_tf.io.read import ReadOptions
 
 __all__ = ["ModelRequest", "dask_client", "run_on_dask", "segment_image_task", "worker_segmenter"]
 
@@ -108,7 +108,7 @@ def worker_segmenter(request: ModelRequest):
 
 
 def segment_image_task(path: str | os.PathLike, out_dir: str | os.PathLike, request: ModelRequest, *,
-                       overlay: bool = False, exports=None, model_name: str = "", max_pixels: int | None = MAX_PIXELS):
+                       overlay: bool = False, exports=None, model_name: str = "", read: ReadOptions = ReadOptions()):
     """One image on a worker: read, segment with the worker's model, write (`process_image`).
 
     Parameters
@@ -117,7 +117,7 @@ def segment_image_task(path: str | os.PathLike, out_dir: str | os.PathLike, requ
         The input image and the output folder (as the worker sees them).
     request
         The model and options (`worker_segmenter` loads it once per worker).
-    overlay, exports, model_name, max_pixels
+    overlay, exports, model_name, read
         As for `pipelines.predict.process_image`.
 
     Returns
@@ -142,7 +142,7 @@ def segment_image_task(path: str | os.PathLike, out_dir: str | os.PathLike, requ
         return segmenter.segment_with_facts(image, name=stem, **request.options)
 
     return process_image(Path(path), Path(out_dir), segment, overlay=overlay, exports=exports,
-                         model_name=model_name, max_pixels=max_pixels)
+                         model_name=model_name, read=read)
 
 
 @contextlib.contextmanager
@@ -198,7 +198,7 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> 
 
 def run_on_dask(files: Sequence[Path], out_dir: str | os.PathLike, request: ModelRequest, *, client,
                 overlay: bool = False, exports=None, model_name: str = "", retries: int = 2,
-                done: Callable | None = None, max_pixels: int | None = MAX_PIXELS) -> list:
+                done: Callable | None = None, read: ReadOptions = ReadOptions()) -> list:
     """Segment `files` on the cluster of `client`; outcomes in input order.
 
     Parameters
@@ -209,7 +209,7 @@ def run_on_dask(files: Sequence[Path], out_dir: str | os.PathLike, request: Mode
         The model and options.
     client
         A `distributed.Client` (`dask_client`).
-    overlay, exports, model_name, max_pixels
+    overlay, exports, model_name, read
         As for `pipelines.predict.process_image`.
     retries
         Extra attempts of a task whose worker raised or died.
@@ -241,7 +241,7 @@ def run_on_dask(files: Sequence[Path], out_dir: str | os.PathLike, request: Mode
 
     def submit(index: int, path: Path):
         future = client.submit(segment_image_task, str(path), str(out_dir), request, overlay=overlay,
-                               exports=exports, model_name=model_name, max_pixels=max_pixels,
+                               exports=exports, model_name=model_name, read=read,
                                retries=retries, pure=False,
                                key=f"nucleaizer-{index}-{path.name}")
         where[future.key] = (index, path)

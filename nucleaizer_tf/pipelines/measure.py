@@ -20,6 +20,7 @@ import numpy as np
 from nucleaizer_tf.data.pairs import match_stems
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.io import IMAGE_EXTENSIONS, LABEL_SOURCE_EXTENSIONS, read_image, read_labels, write_labels
+from nucleaizer_tf.io.read import ReadOptions
 from nucleaizer_tf.io.export import write_geojson, write_roi_zip, write_rows_csv, write_table_csv
 from nucleaizer_tf.measure import basic_measurements, measure_nuclei, summarise, trace_outlines
 
@@ -340,7 +341,7 @@ def pair_images_with_labels(images_dir: str | os.PathLike, labels_dir: str | os.
 
 
 def measure_folders(pairs: list[tuple[str, Path, Path]], out_dir: str | os.PathLike, options: ExportOptions, *,
-                    progress: Callable[[str], None] | None = None) -> MeasureReport:
+                    progress: Callable[[str], None] | None = None, read: ReadOptions = ReadOptions()) -> MeasureReport:
     """Measurements (and the chosen ROI / GeoJSON exports) for each image / label pair, then `summary.csv`.
 
     A pair whose image and labels differ in shape stops the run with an error naming both files.
@@ -357,6 +358,8 @@ def measure_folders(pairs: list[tuple[str, Path, Path]], out_dir: str | os.PathL
         The ROI / GeoJSON exports and the pixel size.
     progress : callable, optional
         Called with each stem after its files are written.
+    read : ReadOptions, optional
+        How the images are read, as `predict` reads them (the channel of multi-channel images).
 
     Returns
     -------
@@ -377,7 +380,7 @@ def measure_folders(pairs: list[tuple[str, Path, Path]], out_dir: str | os.PathL
     report = MeasureReport()
     for stem, image_path, label_path in pairs:
         started = time.perf_counter()
-        image = read_image(image_path)
+        image = read_image(image_path, max_pixels=read.max_pixels, channel=read.channel)
         labels = read_labels(label_path, shape=image.shape[:2])
         if labels.shape != image.shape[:2]:
             raise NucleaizerError(f"{image_path} and {label_path}: image of shape {image.shape[:2]} but labels "

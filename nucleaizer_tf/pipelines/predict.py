@@ -31,7 +31,7 @@ from nucleaizer_tf.io import (
     write_labels,
     write_rgb,
 )
-from nucleaizer_tf.io.read import MAX_PIXELS, is_broken_link
+from nucleaizer_tf.io.read import ReadOptions, is_broken_link
 from nucleaizer_tf.pipelines.measure import SUMMARY_NAME, ExportOptions, export_image, write_summary
 from nucleaizer_tf.pipelines.resume import RunJournal, fingerprint, output_files
 from nucleaizer_tf.progress import SILENT, Reporter
@@ -220,15 +220,15 @@ class ImageWork:
     seconds: float = 0.0
 
 
-def read_step(path: Path, max_pixels: int | None = MAX_PIXELS) -> ImageWork:
+def read_step(path: Path, read: ReadOptions = ReadOptions()) -> ImageWork:
     """Read one input image (the first step of `process_image`); never raises for a bad file.
 
     Parameters
     ----------
     path : pathlib.Path
         The input image.
-    max_pixels : int or None, optional
-        Larger images are refused from their header (`nucleaizer_tf.io.read_image`).
+    read : ReadOptions, optional
+        The pixel limit and the channel to read (`nucleaizer_tf.io.read_image`).
 
     Returns
     -------
@@ -244,7 +244,7 @@ def read_step(path: Path, max_pixels: int | None = MAX_PIXELS) -> ImageWork:
     started = time.perf_counter()
     work = ImageWork(Path(path))
     try:
-        work.image = read_image(work.path, max_pixels=max_pixels)
+        work.image = read_image(work.path, max_pixels=read.max_pixels, channel=read.channel)
     except Exception as exc:  # reported as this image's failure, the run goes on
         work.error = _error_message(exc)
     work.seconds += time.perf_counter() - started
@@ -355,7 +355,7 @@ def write_step(work: ImageWork, out_dir: Path, *, overlay: bool = False, exports
 
 def process_image(path: Path, out_dir: Path, segment: SegmentFn, *, overlay: bool = False,
                   exports: ExportOptions | None = None, model_name: str = "",
-                  max_pixels: int | None = MAX_PIXELS) -> ImageOutcome:
+                  read: ReadOptions = ReadOptions()) -> ImageOutcome:
     """Read, segment and write one image (labels, overlay, exports); never raises for a bad image.
 
     The one per-image step of every engine (the local loop, the Dask workers), so all write the same
@@ -377,8 +377,8 @@ def process_image(path: Path, out_dir: Path, segment: SegmentFn, *, overlay: boo
         ROI set, GeoJSON and measurement CSV to write (default None: none).
     model_name : str, optional
         The model, for the summary row.
-    max_pixels : int or None, optional
-        Larger images are refused from their header (`read_step`).
+    read : ReadOptions, optional
+        How the image is read (`read_step`).
 
     Returns
     -------
@@ -391,7 +391,7 @@ def process_image(path: Path, out_dir: Path, segment: SegmentFn, *, overlay: boo
     >>> outcome.record["objects"], outcome.error                             # doctest: +SKIP
     (42, None)
     """
-    work = segment_step(read_step(Path(path), max_pixels), segment)
+    work = segment_step(read_step(Path(path), read), segment)
     return write_step(work, Path(out_dir), overlay=overlay, exports=exports, model_name=model_name)
 
 
@@ -478,7 +478,7 @@ def predict_files(
     progress: Callable[[ImageOutcome], None] | None = None,
     exports: ExportOptions | None = None,
     pipelined: bool = True,
-    max_pixels: int | None = MAX_PIXELS,
+    read: ReadOptions = ReadOptions(),
 ) -> PredictReport:
     """Segment each file into `out_dir/<stem>.tiff` (and `out_dir/overlays/<stem>.png`).
 
@@ -513,8 +513,8 @@ def predict_files(
         ROI set, GeoJSON and measurement CSV per image (default None: none).
     pipelined : bool, optional
         Overlap reading and writing with `segment` (default True).
-    max_pixels : int or None, optional
-        Larger images are refused from their header (`read_step`).
+    read : ReadOptions, optional
+        How the images are read (`read_step`).
 
     Returns
     -------
@@ -547,15 +547,15 @@ def predict_files(
         for path in files:
             if full:
                 break
-            outcomes.append(write(segment_step(read_step(path, max_pixels), segment)))
+            outcomes.append(write(segment_step(read_step(path, read), segment)))
     else:
-        _pipelined_loop(files, segment, write, outcomes.append, max_pixels=max_pixels, stop=lambda: bool(full))
+        _pipelined_loop(files, segment, write, outcomes.append, read=read, stop=lambda: bool(full))
     return finish_run(out_dir, outcomes, settings=settings, exports=exports, planned=len(files))
 
 
 def _pipelined_loop(files: list[Path], segment: SegmentFn, write: Callable[[ImageWork], ImageOutcome],
                     done: Callable[[ImageOutcome], None], depth: int = PIPELINE_DEPTH,
-                    max_pixels: int | None = MAX_PIXELS, stop: Callable[[], bool] = lambda: False) -> None:
+                    read: ReadOptions = ReadOptions(), stop: Callable[[], bool] = lambda: False) -> None:
     """read (thread) → segment (this thread) → write (thread), bounded queues, outcomes in input order."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -563,14 +563,14 @@ def _pipelined_loop(files: list[Path], segment: SegmentFn, write: Callable[[Imag
     reader = ThreadPoolExecutor(1, thread_name_prefix="nucleaizer-read")
     writer = ThreadPoolExecutor(1, thread_name_prefix="nucleaizer-write")
     upcoming = iter(files)
-    reads: deque = deque(reader.submit(read_step, path, max_pixels) for _, path in zip(range(depth), upcoming))
+    reads: deque = deque(reader.submit(read_step, path, read) for _, path in zip(range(depth), upcoming))
     writes: deque = deque()
     try:
         while reads and not stop():
             work = reads.popleft().result()
             following = next(upcoming, None)
             if following is not None:
-                reads.append(reader.submit(read_step, following, max_pixels))
+                reads.append(reader.submit(read_step, following, read))
             writes.append(writer.submit(write, segment_step(work, segment)))
             while writes and (len(writes) > depth or writes[0].done()):
                 done(writes.popleft().result())
@@ -602,7 +602,7 @@ def run_predict(
     engine: str = "local",
     workers: int | None = None,
     scheduler: str | None = None,
-    max_pixels: int | None = MAX_PIXELS,
+    read: ReadOptions = ReadOptions(),
     overwrite: bool = False,
 ) -> PredictReport:
     """Segment an image or a folder of images into `out_dir` with any model.
@@ -635,9 +635,10 @@ def run_predict(
         processes started for the run or the running cluster at `scheduler`
         (`pipelines.dask_engine`); the same files, run record and resume journal. The full pipeline
         runs locally only.
-    max_pixels : int or None, optional
-        Images with more pixels are refused from their header, each as its own failure (default
-        `nucleaizer_tf.io.read.MAX_PIXELS`; None: no limit; ``predict --large`` takes bigger ones).
+    read : ReadOptions, optional
+        How images are read: images with more than `read.max_pixels` pixels are refused from their
+        header, each as its own failure (default `nucleaizer_tf.io.read.MAX_PIXELS`; None: no limit;
+        ``predict --large`` takes bigger ones); `read.channel` picks one channel of multi-channel images.
     overwrite : bool, optional
         Replace output files that no run of this tool into `out_dir` wrote (default False: such an
         image fails with one line naming the file, and the other images are segmented).
@@ -693,7 +694,8 @@ def run_predict(
     with reporter.stage("loading the model"):  # a status line on a terminal: the load takes seconds
         segmenter = load_model(model, mode=mode, preseg_model=preseg_model, unet=unet, work_dir=work if full else None)
         resolved = segmenter.prepare(**options)
-    settings = {"mode": "full" if full else "fast", **segmenter.describe(), **segmenter.record_settings(resolved)}
+    settings = {"mode": "full" if full else "fast", **segmenter.describe(), **segmenter.record_settings(resolved),
+                **({} if read.channel is None else {"channel": read.channel})}
 
     # Temporaries a killed run left behind (named by atomic_path, older than this run) go first.
     for folder in (out_dir, *(out_dir / sub for sub in ("overlays", "rois", "geojson", "measurements"))):
@@ -738,10 +740,10 @@ def run_predict(
             request = ModelRequest(*(None if v is None else str(v) for v in (model, mode, preseg_model, unet)),
                                    options=options)
             report = _predict_on_dask(todo, out_dir, request, settings=settings, overlay=overlay, exports=exports,
-                                      workers=workers, scheduler=scheduler, done=finished, max_pixels=max_pixels)
+                                      workers=workers, scheduler=scheduler, done=finished, read=read)
         else:
             report = predict_files(todo, out_dir, segment, overlay=overlay, settings=settings, progress=finished,
-                                   exports=exports, max_pixels=max_pixels)
+                                   exports=exports, read=read)
     rows = _summary_rows(out_dir) if exports is not None and exports.csv else {}
     if reused or blocked:
         report = _merge_reused(out_dir, files, reused, report, journal, rows, settings, exports, blocked)
@@ -753,7 +755,7 @@ def run_predict(
     return report
 
 
-def _predict_on_dask(files, out_dir, request, *, settings, overlay, exports, workers, scheduler, done, max_pixels):
+def _predict_on_dask(files, out_dir, request, *, settings, overlay, exports, workers, scheduler, done, read):
     """`predict_files` with the images segmented on a Dask cluster (`pipelines.dask_engine`)."""
     from nucleaizer_tf.pipelines.dask_engine import dask_client, run_on_dask
 
@@ -762,7 +764,7 @@ def _predict_on_dask(files, out_dir, request, *, settings, overlay, exports, wor
     if files:
         with dask_client(workers=workers, scheduler=scheduler) as client:
             outcomes = run_on_dask(files, out_dir, request, client=client, overlay=overlay, exports=exports,
-                                   model_name=settings.get("model", ""), done=done, max_pixels=max_pixels)
+                                   model_name=settings.get("model", ""), done=done, read=read)
     return finish_run(out_dir, outcomes, settings=settings, exports=exports)
 
 
