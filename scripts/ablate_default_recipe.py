@@ -3,7 +3,8 @@
     python scripts/ablate_default_recipe.py ../shared/data/dsb2018 --out /tmp/ablation --epochs 10 \
         --variants shipped depth3 uniform-sampling no-field-augment
 
-Every variant is `GeneralRecipe()` (the shipped model's recipe) with one choice changed; all train on
+Every variant is `GeneralRecipe()` (the shipped model's recipe, without its closing stage unless
+--polish-epochs) with one choice changed; all train on
 the same prepared images (OUT/store; OUT/store-synthetic for the variant that adds generated images) for the same number of epochs and steps, with the same seed, and
 are selected and scored the same way (whole validation images through `DefaultModel.segment`, DSB per
 modality). A variant whose model folder OUT/<variant> exists is not trained again; an interrupted one
@@ -49,6 +50,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--validate-every", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--polish-epochs", type=int, default=0,
+                        help="closing-stage epochs of every variant (default 0: the main stage's choices alone)")
     args = parser.parse_args(argv)
 
     from nucleaizer_tf.default_model.general import GeneralRecipe
@@ -64,7 +67,8 @@ def main(argv=None) -> int:
             train_general_folders(args.data / "images", args.data / "masks", folder,
                                   validation=args.data / "validation.txt", groups=args.data / "classes.csv",
                                   work_dir=work, store_dir=args.out / ("store-synthetic" if name == "synthetic" else "store"),
-                                  recipe=dataclasses.replace(GeneralRecipe(), **variants()[name]),
+                                  recipe=dataclasses.replace(GeneralRecipe(), polish_epochs=args.polish_epochs,
+                                                             **variants()[name]),
                                   epochs=args.epochs, steps_per_epoch=args.steps, validate_every=args.validate_every,
                                   seed=args.seed, resume=(work / "state").is_dir(),
                                   on_epoch=lambda r: print(f"  epoch {r.epoch} loss {r.loss:.4f}"

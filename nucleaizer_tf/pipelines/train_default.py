@@ -228,9 +228,10 @@ def train_general_folders(
                 on_validation(epoch, rows)
         return validated
 
-    def rows_of(stage, epoch):
+    def rows_of(stage, epoch):  # the last validation of that epoch (an interrupted run may have logged one before)
         logged = [json.loads(line) for line in log.read_text().splitlines()]
-        return next((b["groups"] for b in logged if b.get("stage", "main") == stage and b["epoch"] == epoch), [])
+        return next((b["groups"] for b in reversed(logged) if b.get("stage", "main") == stage and b["epoch"] == epoch),
+                    [])
 
     run = dict(steps_per_epoch=steps_per_epoch, validate_every=validate_every, reporter=reporter, on_epoch=on_epoch)
     model, history, config = train_general_model(store, val_examples, recipe=recipe, epochs=epochs, seed=seed,
