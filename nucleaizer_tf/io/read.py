@@ -1,4 +1,5 @@
-"""Readers for the microscopy formats users bring, with one-line errors that name the file.
+"""Readers for the microscopy formats users bring (and their JSON files), with one-line errors that name
+the file, bounded before anything is decoded.
 
 PNG/BMP/JPEG go through OpenCV because it keeps 16-bit colour PNGs at 16 bits (Pillow and imageio
 reduce them to 8 bits); TIFF goes through tifffile (with imagecodecs for the LZW masks of the
@@ -38,6 +39,8 @@ MAX_PIXELS = 250_000_000
 """Images with more pixels than this are refused before decoding (`read_image`'s `max_pixels`,
 ``predict --max-pixels``): a whole image in memory costs about 36 bytes per pixel through segmentation;
 larger images go block by block (``predict --large``)."""
+
+
 @dataclass(frozen=True)
 class ReadOptions:
     """How input images are read: `read_image`'s `max_pixels` and `channel`, passed on as one value.
