@@ -429,3 +429,20 @@ def test_damaged_stage_records_only_mean_recomputing(tmp_path):
     ItemCache(tmp_path / "cache", {"model": "m"})  # a damaged settings record: the cache starts afresh
     assert json.loads((tmp_path / "cache" / "stage.json").read_text()) == {"model": "m"}
     assert not (tmp_path / "cache" / "left-over").exists()
+
+
+@pytest.mark.parametrize("kind,body,needle", [
+    ("maskrcnn", {"weights": "mask_rcnn.h5"}, 'field weights must be {"file": NAME, "sha256": HEX}, got a str'),
+    ("maskrcnn", {}, 'field weights must be {"file": NAME, "sha256": HEX}, got nothing'),
+    ("full-pipeline", {"presegmentation": {"file": 7}}, "field presegmentation must be"),
+])
+def test_other_model_kinds_name_the_damaged_field(tmp_path, kind, body, needle):
+    import json
+
+    from nucleaizer_tf import load_model
+    from nucleaizer_tf.errors import NucleaizerError
+
+    folder = _model_folder(tmp_path, json.dumps({"format": f"nucleaizer-tf/{kind}", "format_version": 1, **body}))
+    with pytest.raises(NucleaizerError) as error:
+        load_model(folder)
+    assert str(error.value).startswith(f"{folder / 'manifest.json'}: {needle}"), str(error.value)

@@ -193,6 +193,45 @@ def checked_file(folder: Path, name: str, sha256: str | None, what: str) -> Path
     return path
 
 
+def file_entry(folder: str | os.PathLike, manifest: dict, key: str, what: str) -> Path:
+    """The file a manifest's ``key: {"file": NAME, "sha256": HEX}`` entry names, checked (`checked_file`).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The model folder.
+    manifest : dict
+        Its parsed manifest.
+    key : str
+        The entry (``"weights"``, ``"presegmentation"``, ...).
+    what : str
+        What the file is, for the messages.
+
+    Returns
+    -------
+    pathlib.Path
+        The checked file.
+
+    Raises
+    ------
+    NucleaizerError
+        Naming the manifest and the field, when the entry is missing or not ``{"file": str[, "sha256": str]}``;
+        and as `checked_file`.
+
+    Examples
+    --------
+    >>> file_entry("m", {"weights": "mask_rcnn.h5"}, "weights", "weight file")
+    Traceback (most recent call last):
+    nucleaizer_tf.errors.NucleaizerError: m/manifest.json: field weights must be {"file": NAME, "sha256": HEX}, got a str
+    """
+    entry = manifest.get(key)
+    if not (isinstance(entry, dict) and isinstance(entry.get("file"), str)
+            and isinstance(entry.get("sha256", ""), str)):
+        raise NucleaizerError(f"{Path(folder) / MANIFEST}: field {key} must be {{\"file\": NAME, \"sha256\": HEX}}, "
+                              f"got {'nothing' if entry is None else 'a ' + type(entry).__name__}")
+    return checked_file(folder, entry["file"], entry.get("sha256"), what)
+
+
 def prepare_folder(folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Create `folder` for a new model; refuse one that already holds a model unless `overwrite`.
 

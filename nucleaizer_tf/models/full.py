@@ -119,11 +119,14 @@ class FullSegmenter(Segmenter):
         >>> folder, manifest, _ = read_manifest("my_nucleaizer", expect="full-pipeline")  # doctest: +SKIP
         >>> full = FullSegmenter.from_folder(folder, manifest, work_dir="work")          # doctest: +SKIP
         """
-        from nucleaizer_tf.models.folder import checked_file
+        from nucleaizer_tf.models.folder import MANIFEST, file_entry
 
-        parts = [checked_file(folder, manifest[k]["file"], manifest[k].get("sha256"), f"{k} weight file")
-                 for k in FOLDER_FILES]
-        return cls(*parts, Path(folder) / manifest["unet"], work_dir=work_dir, source=str(folder))
+        parts = [file_entry(folder, manifest, k, f"{k} weight file") for k in FOLDER_FILES]
+        unet = manifest.get("unet")
+        if not isinstance(unet, str) or not unet or Path(unet).is_absolute() or ".." in Path(unet).parts:
+            raise NucleaizerError(f"{Path(folder) / MANIFEST}: field unet must name a sub-folder of the model "
+                                  f"folder, got {str(unet)[:40]!r}")
+        return cls(*parts, Path(folder) / unet, work_dir=work_dir, source=str(folder))
 
     def settings(self, options: dict):
         """The `FullSettings` of resolved options.

@@ -188,9 +188,7 @@ def load_model(name_or_path: str | os.PathLike | None = "default", *, mode: str 
     if kind == "full-pipeline":
         return FullSegmenter.from_folder(folder, manifest, work_dir=work_dir)
     if kind == "maskrcnn":
-        from nucleaizer_tf.models.folder import checked_file
+        from nucleaizer_tf.models.folder import file_entry
 
-        entry = manifest["weights"]
-        return MaskRCNNSegmenter(checked_file(folder, entry["file"], entry.get("sha256"), "weight file"),
-                                 source=str(folder))
+        return MaskRCNNSegmenter(file_entry(folder, manifest, "weights", "weight file"), source=str(folder))
     raise NucleaizerError(f"{folder}: a {kind} folder is not a segmentation model")
