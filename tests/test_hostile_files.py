@@ -446,3 +446,13 @@ def test_other_model_kinds_name_the_damaged_field(tmp_path, kind, body, needle):
     with pytest.raises(NucleaizerError) as error:
         load_model(folder)
     assert str(error.value).startswith(f"{folder / 'manifest.json'}: {needle}"), str(error.value)
+
+
+def test_a_groups_csv_with_a_short_line_is_named(tmp_path):
+    from nucleaizer_tf.errors import NucleaizerError
+    from nucleaizer_tf.pipelines.train_default import read_groups
+
+    path = tmp_path / "classes.csv"
+    path.write_text("id,modality\na,fluorescence\nb\n")
+    with pytest.raises(NucleaizerError, match=r"classes.csv: line 3 has no id or no modality"):
+        read_groups(path)

@@ -775,7 +775,7 @@ def _summary_rows(out_dir: Path) -> dict[str, dict]:
     try:
         with open(out_dir / SUMMARY_NAME, newline="", encoding="utf-8") as fh:
             return {Path(row["labels"]).stem: row for row in csv.DictReader(fh) if row.get("labels")}
-    except (OSError, KeyError, csv.Error):
+    except (OSError, KeyError, ValueError, csv.Error):  # a damaged summary only means no rows to reuse
         return {}
 
 

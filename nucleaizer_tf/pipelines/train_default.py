@@ -61,6 +61,9 @@ def read_groups(path: str | os.PathLike) -> dict[str, str]:
     column = "modality" if rows and "modality" in rows[0] else "group"
     if not rows or "id" not in rows[0] or column not in rows[0]:
         raise NucleaizerError(f"{path}: a groups CSV needs the columns id and modality (or group)")
+    for number, row in enumerate(rows, start=2):
+        if not row.get("id") or not row.get(column):
+            raise NucleaizerError(f"{path}: line {number} has no id or no {column}")
     return {row["id"]: row[column] for row in rows}
 
 
