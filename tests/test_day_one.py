@@ -246,3 +246,31 @@ def test_measure_reads_the_channel_predict_segmented(tmp_path):
                                "--channel", "1", "-q"])
     assert done.exit_code == 0, done.output
     assert (tmp_path / "m" / "measurements" / "a.csv").is_file()
+
+
+def test_a_z_stack_is_refused_or_segmented_as_its_maximum_projection(tmp_path):
+    import json
+
+    from nucleaizer_tf.errors import ImageReadError
+    from nucleaizer_tf.io import read_image
+    from nucleaizer_tf.synthetic import synthetic_nuclei
+
+    sample = synthetic_nuclei((96, 96), 6, 18.0, seed=4)
+    grey = sample.image[..., :3].mean(axis=2).astype(np.uint16) * 200
+    planes = np.stack([grey // 4, grey, grey // 2])  # in focus in the middle plane
+    stack = np.stack([np.zeros_like(planes), planes], axis=1)  # ZCYX: channel 1 holds the nuclei
+    path = tmp_path / "z.tif"
+    tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "ZCYX"})
+    with pytest.raises(ImageReadError, match="--max-projection"):
+        read_image(path, channel=1)
+    assert np.array_equal(read_image(path, channel=1, project=True), grey)
+    with pytest.raises(ImageReadError, match=r"z.tif: 288×96 pixels"):  # every plane counts against the limit
+        read_image(path, channel=1, project=True, max_pixels=20_000)
+    result = runner.invoke(app, ["predict", str(path), str(tmp_path / "out"), "--channel", "1", "--max-projection",
+                                 "-q"])
+    assert result.exit_code == 0, result.output
+    from nucleaizer_tf.metrics import score_image
+
+    assert score_image(sample.labels, tifffile.imread(tmp_path / "out" / "z.tiff")).tp >= 5
+    settings = json.loads((tmp_path / "out" / "nucleaizer-tf.json").read_text())["settings"]
+    assert settings["channel"] == 1 and settings["max_projection"] is True

@@ -48,11 +48,12 @@ class ReadOptions:
     Examples
     --------
     >>> ReadOptions(channel=1)
-    ReadOptions(max_pixels=250000000, channel=1)
+    ReadOptions(max_pixels=250000000, channel=1, project=False)
     """
 
     max_pixels: int | None = MAX_PIXELS
     channel: int | None = None
+    project: bool = False
 
 
 MAX_COMPRESSION_RATIO = {1: 1, 32773: 128, 5: 4096, 8: 4096, 32946: 4096}
@@ -301,7 +302,8 @@ def _check_raster_header(path: Path, ext: str, max_pixels: int | None) -> None:
         _over_limit(path, *shape, max_pixels)
 
 
-def _read_tiff(path: Path, max_pixels: int | None = MAX_PIXELS, channel: int | None = None) -> np.ndarray:
+def _read_tiff(path: Path, max_pixels: int | None = MAX_PIXELS, channel: int | None = None,
+               project: bool = False) -> np.ndarray:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
@@ -322,11 +324,14 @@ def _read_tiff(path: Path, max_pixels: int | None = MAX_PIXELS, channel: int | N
                 )
             colour = int(tif.pages[0].photometric) in _COLOUR_PHOTOMETRIC
             channels = _channel_axis(axes, shape, colour)
-            stacked = [a for a, n in zip(axes, shape) if n > 1 and a not in "YXS" and a != "C"]
-            if len(tif.pages) > 1 and (stacked or channels is None) and "S" not in axes and len(shape) > 2:
+            stacked = [i for i, (a, n) in enumerate(zip(axes, shape)) if n > 1 and a not in "YXSC"]
+            if project and stacked and len(plane) == 2:
+                _over_limit(path, int(np.prod([shape[i] for i in stacked])) * plane[0], plane[1], max_pixels)
+            elif len(tif.pages) > 1 and (stacked or channels is None) and "S" not in axes and len(shape) > 2:
                 raise ImageReadError(
                     f"{path}: multi-page TIFF ({len(tif.pages)} pages, axes {axes} {shape}); "
-                    "nucleaizer-tf segments 2-D images: save each plane as its own file"
+                    "nucleaizer-tf segments 2-D images: save each plane as its own file, or segment the "
+                    "stack's maximum projection with --max-projection"
                 )
             if channels is not None:
                 n = shape[channels]
@@ -340,6 +345,11 @@ def _read_tiff(path: Path, max_pixels: int | None = MAX_PIXELS, channel: int | N
         raise
     except Exception as exc:  # tifffile raises many types for truncated/corrupt data
         raise ImageReadError(f"{path}: cannot decode TIFF ({type(exc).__name__}: {exc}); the file is corrupt or truncated") from None
+    if project and stacked:  # the brightest value of every pixel over the planes (Z, T)
+        data = data.max(axis=tuple(stacked))
+        axes = "".join(a for i, a in enumerate(axes) if i not in stacked)
+        if channels is not None:
+            channels -= sum(1 for i in stacked if i < channels)
     if channels is not None:  # the chosen channel of a multi-channel image: grey from here on
         return np.take(data, channel, axis=channels)
     # Planar colour (S, Y, X) → samples last; anything else 3-D is a stack.
@@ -380,15 +390,17 @@ def _read_raster(path: Path, ext: str, max_pixels: int | None = MAX_PIXELS, chan
     return _colour_channel(path, data, channel)
 
 
-def _read_array(path: Path, extensions, max_pixels: int | None = MAX_PIXELS, channel: int | None = None) -> np.ndarray:
+def _read_array(path: Path, extensions, max_pixels: int | None = MAX_PIXELS, channel: int | None = None,
+                project: bool = False) -> np.ndarray:
     """The file's pixels as stored (after the extension, file and size checks), a single channel squeezed."""
     ext = _check_file(path, extensions)
-    data = np.asarray(_read_tiff(path, max_pixels, channel) if ext in _TIFF else
+    data = np.asarray(_read_tiff(path, max_pixels, channel, project) if ext in _TIFF else
                       _read_raster(path, ext, max_pixels, channel))
     return data[:, :, 0] if data.ndim == 3 and data.shape[2] == 1 else data
 
 
-def read_image(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS, channel: int | None = None) -> np.ndarray:
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS, channel: int | None = None,
+               project: bool = False) -> np.ndarray:
     """Read a 2-D image (grey H×W, or H×W×C with C ≤ 4) in its native dtype (uint8, uint16, float...).
 
     A 3-D stack, a multi-page TIFF, an empty, truncated or non-image file raises `ImageReadError`
@@ -411,6 +423,9 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS, 
         or OME-TIFF axis C, or several grey samples per pixel), or a colour component of an RGB image.
         A multi-channel image without it is refused with one line listing the channels; an RGB image
         without it is read in colour.
+    project : bool, optional
+        Read a Z or time stack (a multi-page TIFF with axes Z, T…) as its maximum projection (every
+        plane's pixels count against `max_pixels`); without it a stack is refused.
 
     Returns
     -------
@@ -431,7 +446,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS, 
     ((512, 640, 3), dtype('uint8'))
     """
     path = Path(path)
-    data = _read_array(path, IMAGE_EXTENSIONS, max_pixels, channel)
+    data = _read_array(path, IMAGE_EXTENSIONS, max_pixels, channel, project)
     if data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[2] > 4):
         raise ImageReadError(
             f"{path}: array of shape {data.shape} is not a 2-D image (grey or up to 4 channels); "

@@ -380,7 +380,7 @@ def measure_folders(pairs: list[tuple[str, Path, Path]], out_dir: str | os.PathL
     report = MeasureReport()
     for stem, image_path, label_path in pairs:
         started = time.perf_counter()
-        image = read_image(image_path, max_pixels=read.max_pixels, channel=read.channel)
+        image = read_image(image_path, max_pixels=read.max_pixels, channel=read.channel, project=read.project)
         labels = read_labels(label_path, shape=image.shape[:2])
         if labels.shape != image.shape[:2]:
             raise NucleaizerError(f"{image_path} and {label_path}: image of shape {image.shape[:2]} but labels "

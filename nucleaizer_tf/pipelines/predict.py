@@ -244,7 +244,7 @@ def read_step(path: Path, read: ReadOptions = ReadOptions()) -> ImageWork:
     started = time.perf_counter()
     work = ImageWork(Path(path))
     try:
-        work.image = read_image(work.path, max_pixels=read.max_pixels, channel=read.channel)
+        work.image = read_image(work.path, max_pixels=read.max_pixels, channel=read.channel, project=read.project)
     except Exception as exc:  # reported as this image's failure, the run goes on
         work.error = _error_message(exc)
     work.seconds += time.perf_counter() - started
@@ -695,7 +695,8 @@ def run_predict(
         segmenter = load_model(model, mode=mode, preseg_model=preseg_model, unet=unet, work_dir=work if full else None)
         resolved = segmenter.prepare(**options)
     settings = {"mode": "full" if full else "fast", **segmenter.describe(), **segmenter.record_settings(resolved),
-                **({} if read.channel is None else {"channel": read.channel})}
+                **({} if read.channel is None else {"channel": read.channel}),
+                **({"max_projection": True} if read.project else {})}
 
     # Temporaries a killed run left behind (named by atomic_path, older than this run) go first.
     for folder in (out_dir, *(out_dir / sub for sub in ("overlays", "rois", "geojson", "measurements"))):
