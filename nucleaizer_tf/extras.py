@@ -16,6 +16,16 @@ EXTRAS = {
 def extra_for(module: str | None) -> str | None:
     """The extra that installs `module` (a dotted name is looked up by its top level), or None.
 
+    Parameters
+    ----------
+    module : str or None
+        A module name, as `ModuleNotFoundError.name` gives it.
+
+    Returns
+    -------
+    str or None
+        The extra's name (`EXTRAS`), or None for a module no extra installs.
+
     Examples
     --------
     >>> extra_for("zarr"), extra_for("dask.array"), extra_for("numpy")
@@ -27,6 +37,16 @@ def extra_for(module: str | None) -> str | None:
 
 def missing_extra_message(exc: ModuleNotFoundError) -> str:
     """One line for a missing package: which extra installs it, or which package to install.
+
+    Parameters
+    ----------
+    exc : ModuleNotFoundError
+        The failed import.
+
+    Returns
+    -------
+    str
+        The message, without the ``error:`` prefix.
 
     Examples
     --------

@@ -116,7 +116,18 @@ def environment_report() -> dict:
 @contextlib.contextmanager
 def native_stderr_silenced():
     """Point file descriptor 2 at /dev/null: TensorFlow's C++ start-up chatter (oneDNN banner, CUDA
-    probing) bypasses Python and, in TF 2.21, TF_CPP_MIN_LOG_LEVEL. Python exceptions still raise."""
+    probing) bypasses Python and, in TF 2.21, TF_CPP_MIN_LOG_LEVEL. Python exceptions still raise.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Within it, whatever writes to file descriptor 2 goes nowhere; it is restored on leaving.
+
+    Examples
+    --------
+    >>> with native_stderr_silenced():
+    ...     _ = os.write(2, b"not shown")
+    """
     sys.stderr.flush()
     saved = os.dup(2)
     try:
@@ -134,6 +145,11 @@ def import_tensorflow():
     Devices are listed inside the silenced block too: that is when TensorFlow probes for CUDA and,
     on a machine without a GPU, logs a failed `cuInit`; it does so only once per process. A log level
     the user set (TF_CPP_MIN_LOG_LEVEL) is kept; once TensorFlow is imported this does nothing more.
+
+    Returns
+    -------
+    module
+        The `tensorflow` module.
 
     Examples
     --------

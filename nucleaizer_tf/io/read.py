@@ -43,7 +43,16 @@ larger images go block by block (``predict --large``)."""
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How input images are read: `read_image`'s `max_pixels` and `channel`, passed on as one value.
+    """How input images are read: `read_image`'s `max_pixels`, `channel` and `project`, passed on as one value.
+
+    Attributes
+    ----------
+    max_pixels : int or None
+        The largest image read whole (`MAX_PIXELS`); None: no limit.
+    channel : int or None
+        The channel of multi-channel images to read, as grey; None: all (grey or RGB).
+    project : bool
+        Read Z or time stacks as their maximum projection.
 
     Examples
     --------
@@ -77,6 +86,16 @@ def _bounded_int(text: str) -> int:
 
 def parse_json(text: str):
     """`json.loads` with integers of at most `MAX_JSON_DIGITS` digits; ValueError or RecursionError otherwise.
+
+    Parameters
+    ----------
+    text : str
+        JSON text.
+
+    Returns
+    -------
+    object
+        The parsed value.
 
     Examples
     --------

@@ -309,6 +309,16 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, compress: bool 
 def is_own_label_file(path: str | os.PathLike) -> bool:
     """Whether `path` is a label TIFF `write_labels` wrote (its Software tag says `SOFTWARE`).
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any file.
+
+    Returns
+    -------
+    bool
+        False for anything else, also for a file that is not a readable TIFF.
+
     Examples
     --------
     >>> import tempfile

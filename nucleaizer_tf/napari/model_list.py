@@ -117,8 +117,9 @@ class ModelList:
 
         Examples
         --------
-        >>> sorted(ModelList().kind("default").options)
-        ['nucleus_size', 'precision', 'tile', 'tta']
+        >>> sorted(ModelList().kind("default").options)  # doctest: +NORMALIZE_WHITESPACE
+        ['exclude_edges', 'foreground_threshold', 'min_size', 'nucleus_size', 'precision', 'seed_threshold',
+         'tile', 'tta']
         """
         return segmenter_class(source)
 
