@@ -42,9 +42,6 @@ def segmenter_class(name_or_path=None, mode: str | None = None) -> type[Segmente
     >>> segmenter_class("default").resolve_options({"tta": True})["tta"]
     True
     """
-    from nucleaizer_tf.system import import_tensorflow
-
-    import_tensorflow()  # before any model module imports it: no start-up chatter in a notebook
     from nucleaizer_tf.models.default import DefaultSegmenter
     from nucleaizer_tf.models.ensemble import EnsembleSegmenter
     from nucleaizer_tf.models.folder import MANIFEST, read_manifest
