@@ -456,3 +456,17 @@ def test_a_groups_csv_with_a_short_line_is_named(tmp_path):
     path.write_text("id,modality\na,fluorescence\nb\n")
     with pytest.raises(NucleaizerError, match=r"classes.csv: line 3 has no id or no modality"):
         read_groups(path)
+
+
+def test_a_tiff_declaring_an_absurd_tile_count_is_refused_in_seconds(tmp_path):
+    path = _tiff(tmp_path / "tiles.tif", 15_000, 15_000, tile=(16, 16), compression="zlib")
+    with tifffile.TiffFile(path) as tif:
+        offset = tif.pages[0].tags["TileOffsets"].offset
+    data = bytearray(path.read_bytes())
+    data[offset + 4:offset + 8] = struct.pack("<I", 10**9)  # the tag's value count: a billion tiles
+    path.write_bytes(bytes(data))
+    start = time.perf_counter()
+    with pytest.raises(ImageReadError) as error:
+        read_image(path)
+    assert str(error.value).startswith(f"{path}: ") and "\n" not in str(error.value)
+    assert time.perf_counter() - start < 5
