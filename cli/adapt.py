@@ -29,6 +29,9 @@ def adapt(
     mask_db: Optional[Path] = typer.Option(None, "--mask-db", help="Nucleus-shape database: a folder of label images or a mask_db.npz [the database shipped with the package]."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Annotations of some of the images (same stems): added to the fine-tuning."),
     include_recipe: bool = typer.Option(True, "--include-recipe/--synthetic-only", help="Fine-tune on the style's synthetic images plus 40 of the default recipe's generated training images, which keeps what the model knew (measured leave-one-style-out, DSB: bright-field 0.219 vs 0.190, H&E 0.203 vs 0.133, fluorescence control 0.702 vs 0.650), or on the synthetic images only."),
+    synthetic: bool = typer.Option(True, "--synthetic/--no-synthetic", help="Learn the images' styles with pix2pix and fine-tune on annotated synthetic images rendered in them (nucleAIzer's way)."),
+    self_training: bool = typer.Option(False, "--self-training/--no-self-training", help="Fine-tune on the starting model's own confident nuclei in these images; uncertain pixels are left out of the loss (needs a default model to start from)."),
+    min_confidence: float = typer.Option(0.85, "--min-confidence", min=0.0, max=1.0, help="Self-training keeps a nucleus whose mean foreground probability is at least this."),
     evaluate_masks: Optional[Path] = typer.Option(None, "--evaluate-masks", help="Annotations to score the starting and the adapted model against in the report (never used for training)."),
     nucleus_size: Optional[float] = typer.Option(None, "--nucleus-size", "--diameter", min=1.0, help="Nucleus diameter in pixels for the presegmentation (--diameter: the same) [estimated per image]."),
     ngf: Optional[int] = typer.Option(None, "--ngf", min=1, help="Override the preset's pix2pix width."),
@@ -44,7 +47,8 @@ def adapt(
 
     settings = AdaptSettings(model=model, preset=preset.value, single_experiment=single_experiment,
                              mask_db=None if mask_db is None else str(mask_db), masks=None if masks is None else str(masks),
-                             include_recipe=include_recipe,
+                             include_recipe=include_recipe, synthetic=synthetic, self_training=self_training,
+                             min_confidence=min_confidence,
                              evaluate_masks=None if evaluate_masks is None else str(evaluate_masks),
                              nucleus_size=nucleus_size, seed=seed, ngf=ngf, iterations=iterations,
                              decay_epochs=decay_epochs, epochs=epochs)
@@ -53,7 +57,8 @@ def adapt(
     summary = report.summary
     resumed = f" (resumed: {', '.join(report.stages_skipped)} already done)" if report.stages_skipped else ""
     typer.echo(f"adapted model: {out_dir / 'model'}; labels: {out_dir / 'labels'}; report: {out_dir / 'report.md'}{resumed}")
-    typer.echo(f"{len(summary['clusters'])} style(s), {summary['synthetic_pairs']} synthetic pairs; "
+    typer.echo(f"{len(summary['clusters'])} style(s), {summary['synthetic_pairs']} synthetic pairs, "
+               f"{summary['fine_tune'].get('self_training_pairs') or 0} self-training images; "
                + ", ".join(f"{k} {v:.0f} s" for k, v in summary["stages"].items() if v is not None))
     if summary.get("scores"):
         s = summary["scores"]

@@ -1,7 +1,7 @@
 """Time `adapt` per stage on 10 generated images of 512² (a nuclear-envelope stain the shipped model
 has not seen), as the README's preset table reports it.
 
-    python scripts/bench_adapt.py --preset quick [--out DIR]
+    python scripts/bench_adapt.py --preset quick [--out DIR] [--self-training] [--no-synthetic]
 
 Prints the seconds of each stage, the total, and the DSB of the starting and the adapted model on the
 same images (their generated masks are used for scoring only).
@@ -33,6 +33,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--iterations", type=int, default=None, help="shorter pix2pix run; projects the preset's")
     parser.add_argument("--decay-epochs", type=int, default=None, help="shorter pix2pix run; projects the preset's")
+    parser.add_argument("--self-training", action=argparse.BooleanOptionalAction, default=None,
+                        help="adapt's --self-training / --no-self-training (default: adapt's default)")
+    parser.add_argument("--synthetic", action=argparse.BooleanOptionalAction, default=None,
+                        help="adapt's --synthetic / --no-synthetic (default: adapt's default)")
     args = parser.parse_args(argv)
 
     from nucleaizer_tf.io import write_labels, write_rgb
@@ -46,15 +50,17 @@ def main(argv=None) -> int:
         write_rgb(root / "images" / f"stain_{i:02d}.png", sample.image)
         write_labels(root / "masks" / f"stain_{i:02d}.tiff", sample.labels)
     started = time.perf_counter()
+    components = {k: v for k, v in (("self_training", args.self_training), ("synthetic", args.synthetic)) if v is not None}
     report = adapt(root / "images", root / "adapt", preset=args.preset, evaluate_masks=str(root / "masks"),
-                   iterations=args.iterations, decay_epochs=args.decay_epochs)
+                   iterations=args.iterations, decay_epochs=args.decay_epochs, **components)
     total = time.perf_counter() - started
     s = report.summary
     print(f"adapt --preset {args.preset} on {args.images} images of 512² ({os.cpu_count()} cores): {total:.0f} s")
     for stage, seconds in s["stages"].items():
         print(f"  {stage:<11} {seconds:8.1f} s")
     print(f"  DSB {s['scores']['dsb_before']:.3f} -> {s['scores']['dsb_after']:.3f}; "
-          f"{len(s['clusters'])} style(s), {s['synthetic_pairs']} synthetic pairs; report {root / 'adapt' / 'report.md'}")
+          f"{len(s['clusters'])} style(s), {s['synthetic_pairs']} synthetic pairs, "
+          f"{s['fine_tune'].get('self_training_pairs') or 0} self-training images; report {root / 'adapt' / 'report.md'}")
     if args.iterations is not None or args.decay_epochs is not None:
         preset = PRESETS[args.preset]
         extra = 0.0

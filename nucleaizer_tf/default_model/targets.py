@@ -61,6 +61,7 @@ def make_target_fn(width: int = 2):
     """tf.data `target_fn(image, labels) -> (image, one-hot float32 H×W×3)` for `make_dataset`.
 
     The TensorFlow version of `three_class_map` (max-pooling with SAME padding ignores the outside).
+    Negative labels (`self_training.IGNORE`) get an all-zero target: those pixels add nothing to the loss.
 
     Parameters
     ----------
@@ -79,6 +80,9 @@ def make_target_fn(width: int = 2):
     >>> image, onehot = make_target_fn(width=1)(np.zeros((7, 7, 3), np.float32), labels)
     >>> onehot.shape, bool(np.array_equal(np.argmax(onehot, -1), three_class_map(labels, width=1)))
     (TensorShape([7, 7, 3]), True)
+    >>> labels[0, 0] = -1                    # ignored: no class at all
+    >>> make_target_fn(width=1)(np.zeros((7, 7, 3), np.float32), labels)[1][0, 0].numpy().tolist()
+    [0.0, 0.0, 0.0]
     """
     import tensorflow as tf
 
@@ -92,6 +96,7 @@ def make_target_fn(width: int = 2):
         me = lab[0, :, :, 0]
         edge = fg & ((hi != me) | (lo != me))
         classes = tf.where(edge, BOUNDARY, tf.where(fg, INTERIOR, BACKGROUND))
+        classes = tf.where(labels < 0, -1, classes)  # self-training's IGNORE: an all-zero target, no loss
         return image, tf.one_hot(classes, N_CLASSES, dtype=tf.float32)
 
     return target_fn

@@ -52,6 +52,8 @@ INPUTS_DIR = "inputs"
 MIN_NUCLEI = 10
 MIN_NUCLEUS_AREA = 35
 SHIPPED_MASK_DB = "mask_db.npz"
+#: images in the report's before/after figure: those the adaptation changed most
+FIGURE_ROWS = 4
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,15 @@ class AdaptSettings:
     include_recipe : bool
         Add 40 of the default recipe's generated training images to the fine-tuning (default True: it
         keeps what the starting model knew; measured in weights/README.md, leave-one-style-out).
+    synthetic : bool
+        Learn the styles with pix2pix and fine-tune on annotated synthetic images rendered in them
+        (nucleAIzer's way; default True).
+    self_training : bool
+        Fine-tune on the starting model's own confident nuclei in the images, the uncertain pixels
+        left out of the loss (`default_model.self_training`; needs a default model to start from)
+        (default False).
+    min_confidence : float
+        Self-training keeps a nucleus whose mean foreground probability is at least this (0.85).
     evaluate_masks : str or None
         Annotations to score before/after (never used for training).
     nucleus_size : float or None
@@ -146,6 +157,9 @@ class AdaptSettings:
     mask_db: str | None = None  # None: the database shipped with the package
     masks: str | None = None  # annotations of some of the images, used for fine-tuning too
     include_recipe: bool = True  # add 40 of the default recipe's generated training images to the fine-tuning
+    synthetic: bool = True  # pix2pix renderings in the images' styles
+    self_training: bool = False  # the starting model's confident nuclei in the images themselves
+    min_confidence: float = 0.85
     evaluate_masks: str | None = None  # annotations to score before/after (never used for training)
     nucleus_size: float | None = None  # for the presegmentation (None: estimated per image)
     seed: int = 0
@@ -305,6 +319,17 @@ class AdaptRun:
         if str(settings.model) not in SHIPPED and not Path(settings.model).exists():
             raise NucleaizerError(f"{settings.model}: no such model (expected 'default', a model folder or a .h5 file)")
         self.start_kind = segmenter_class(settings.model)
+        if not (settings.synthetic or settings.self_training or settings.masks):
+            raise NucleaizerError("adapt needs something to learn from: synthetic images (--synthetic), "
+                                  "self-training (--self-training) or annotations (--masks)")
+        if settings.self_training:
+            from nucleaizer_tf.models.default import DefaultSegmenter
+
+            if self.start_kind is not DefaultSegmenter:
+                raise NucleaizerError(f"{settings.model}: self-training needs a default model to start from "
+                                      "(its probability maps say which nuclei are confident)")
+            if not 0.0 < settings.min_confidence <= 1.0:
+                raise NucleaizerError(f"--min-confidence must be in (0, 1], got {settings.min_confidence}")
         self.start_kind.resolve_options(self._preseg_options())  # refuse a wrong option before any work
         self.work = self.out / "work"
         self.log = StageLog(self.work / "stages", STAGES, self._stage_key)
@@ -318,12 +343,14 @@ class AdaptRun:
     def _stage_key(self, stage: str) -> dict:
         s, p = self.s, self.preset
         return {
-            "presegment": {"images": [f.name for f in self.images], "model": s.model, "options": self._preseg_options()},
-            "style": {"single_experiment": s.single_experiment, "mask_db": str(self.mask_db), "ngf": p.ngf,
-                      "iterations": p.iterations, "decay_epochs": p.decay_epochs,
+            "presegment": {"images": [f.name for f in self.images], "model": s.model, "options": self._preseg_options(),
+                           "probabilities": s.self_training},
+            "style": {"synthetic": s.synthetic, "single_experiment": s.single_experiment, "mask_db": str(self.mask_db),
+                      "ngf": p.ngf, "iterations": p.iterations, "decay_epochs": p.decay_epochs,
                       "images_per_cluster": p.images_per_cluster, "seed": s.seed},
             "finetune": {"masks": s.masks, "include_recipe": s.include_recipe, "epochs": p.epochs,
-                         "steps": p.steps_per_epoch, "seed": s.seed},
+                         "steps": p.steps_per_epoch, "seed": s.seed, "self_training": s.self_training,
+                         "min_confidence": s.min_confidence},
             "segment": {},
             "report": {"evaluate_masks": s.evaluate_masks},
         }[stage]
@@ -354,6 +381,9 @@ class AdaptRun:
     def _presegment_dir(self) -> Path:
         return self.work / "presegment"
 
+    def _probabilities_dir(self) -> Path:
+        return self.work / "probabilities"
+
     def stage_presegment(self) -> dict:
         """Stage 1: the starting model segments every image into ``OUT/work/presegment/<stem>.tiff``.
 
@@ -373,18 +403,26 @@ class AdaptRun:
 
         model = load_model(self.s.model)
         options = model.prepare(**self._preseg_options())
-        folder = self._presegment_dir()
+        folder, maps = self._presegment_dir(), self._probabilities_dir()
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(maps, ignore_errors=True)
         failures, counts = [], {}
         with self.r.stage("presegmenting", len(self.images)) as advance:
             for path in self.images:
                 try:
-                    labels = model.segment(read_image(path), **options)
+                    image = read_image(path)
+                    if self.s.self_training:  # keep the map the labels came from, for the self-training targets
+                        labels, info = model.model.segment(image, diameter=self.s.nucleus_size, return_info=True)
+                        prob = model.model.probabilities(image, scale=info.scale)
+                    else:
+                        labels = model.segment(image, **options)
                 except (NucleaizerError, ValueError, OSError) as exc:  # one bad image only skips itself
                     failures.append((str(path), str(exc).splitlines()[0]))
                     self.r.note(f"skipped: {exc}")
                 else:
                     write_labels(folder / f"{path.stem}.tiff", labels)
+                    if self.s.self_training:
+                        write_image(maps / f"{path.stem}.tiff", np.round(prob * 255.0).astype(np.uint8))
                     sizes = np.bincount(labels.ravel())[1:]
                     counts[path.stem] = int(np.count_nonzero(sizes >= MIN_NUCLEUS_AREA))
                 advance(path.name)
@@ -424,6 +462,9 @@ class AdaptRun:
         """
         from nucleaizer_tf.pipelines.style_transfer import run_style_transfer
 
+        if not self.s.synthetic:
+            shutil.rmtree(self.work / "style", ignore_errors=True)
+            return {"clusters": {}, "pix2pix": {}, "synthetic_pairs": 0, "comparisons": {}}
         run = run_style_transfer(self.images_dir, self.work / "style", self._style_settings(), self.r)
         if run.n_train == 0:
             raise NucleaizerError(f"{self.images_dir}: no synthetic training image could be made (no style "
@@ -462,10 +503,15 @@ class AdaptRun:
         from nucleaizer_tf.models.default import DefaultSegmenter
 
         styled = self.work / "style" / "styled"
-        pairs = self._pairs(styled / "images", styled / "masks")
+        pairs = self._pairs(styled / "images", styled / "masks") if self.s.synthetic else []
         n_synthetic = len(pairs)
+        own = self._self_training_pairs() if self.s.self_training else []
+        pairs += own
         if self.s.masks is not None:
             pairs += self._pairs(self.images_dir, Path(self.s.masks))
+        if not pairs:
+            raise NucleaizerError(f"{self.images_dir}: nothing to fine-tune on (no synthetic image, no confident "
+                                  "nucleus, no annotation)")
         if self.s.include_recipe:
             pairs += synthetic_items(40, seed=self.s.seed + 1)
         if self.start_kind is DefaultSegmenter:
@@ -480,12 +526,29 @@ class AdaptRun:
         p = self.preset
         _, history, config = fine_tune(model, pairs, epochs=p.epochs, steps_per_epoch=p.steps_per_epoch,
                                        seed=self.s.seed, reporter=self.r)
+        n_other = len(pairs) - n_synthetic - len(own)
         notes = {"adapted": {"images": str(self.images_dir), "preset": self.s.preset, "synthetic_pairs": n_synthetic,
-                             "annotated_pairs": len(pairs) - n_synthetic, "epochs": len(history.loss),
-                             "from": self.s.model}}
+                             "self_training_pairs": len(own), "annotated_pairs": n_other,
+                             "epochs": len(history.loss), "from": self.s.model}}
         model.save(self.out / "model", overwrite=True, **notes)  # adapt made this folder: a rerun replaces it
-        return {"pairs": len(pairs), "synthetic_pairs": n_synthetic, "loss": history.loss,
+        return {"pairs": len(pairs), "synthetic_pairs": n_synthetic, "self_training_pairs": len(own),
+                "loss": history.loss,
                 "train_seconds": round(float(sum(history.seconds)), 1), "config": config.to_dict()}
+
+    def _self_training_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(image, `confident_targets`) of every presegmented image with at least one confident nucleus."""
+        from nucleaizer_tf.default_model.self_training import confident_targets
+
+        pairs = []
+        for path in self.images:
+            labels_path, map_path = self._presegment_dir() / f"{path.stem}.tiff", self._probabilities_dir() / f"{path.stem}.tiff"
+            if not (labels_path.is_file() and map_path.is_file()):
+                continue
+            prob = read_image(map_path).astype(np.float32) / np.float32(255.0)
+            targets = confident_targets(prob, read_labels(labels_path), min_confidence=self.s.min_confidence)
+            if targets.max() > 0:
+                pairs.append((read_image(path), targets))
+        return pairs
 
     # ----------------------------------------------------------------- 4. segment
 
@@ -531,7 +594,9 @@ class AdaptRun:
             if before.is_file() and after.is_file():
                 rows.append((path, read_labels(before), read_labels(after)))
         figure = self.out / "before_after.png"
-        write_rgb(figure, before_after_figure([(read_image(p), b, a, p.stem) for p, b, a in rows[:4]]))
+        shown = most_changed([(b, a) for _, b, a in rows], FIGURE_ROWS)
+        write_rgb(figure, before_after_figure([(read_image(rows[i][0]), rows[i][1], rows[i][2], rows[i][0].stem)
+                                               for i in shown]))
         scores = self._scores(rows) if self.s.evaluate_masks is not None else None
         stages = {stage: self.log.record(stage) for stage in STAGES[:-1]}
         summary = {
@@ -542,7 +607,7 @@ class AdaptRun:
             "failures": stages["presegment"].get("failures", []),
             "clusters": stages["style"].get("clusters", {}), "pix2pix": stages["style"].get("pix2pix", {}),
             "synthetic_pairs": stages["style"].get("synthetic_pairs"),
-            "fine_tune": {k: stages["finetune"].get(k) for k in ("pairs", "loss", "train_seconds")},
+            "fine_tune": {k: stages["finetune"].get(k) for k in ("pairs", "self_training_pairs", "loss", "train_seconds")},
             "nuclei": {p.stem: {"before": int(len(np.unique(b)) - (b == 0).any()),
                                 "after": int(len(np.unique(a)) - (a == 0).any())} for p, b, a in rows},
             "scores": scores,
@@ -602,6 +667,38 @@ def atomic_text(path: Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return path
+
+
+def most_changed(pairs, n: int) -> list[int]:
+    """Indices of the `n` (before, after) label pairs that differ most, most changed first.
+
+    The change of a pair is 1 − the DSB 2018 score of `after` against `before` (0: the same nuclei or
+    none in either; 1: no nucleus kept); ties keep the input order.
+
+    Parameters
+    ----------
+    pairs : sequence of tuple of numpy.ndarray
+        ``(before labels, after labels)`` of each image.
+    n : int
+        How many to return.
+
+    Returns
+    -------
+    list of int
+        Up to `n` indices into `pairs`.
+
+    Examples
+    --------
+    >>> same = np.zeros((8, 8), np.int32); same[2:5, 2:5] = 1
+    >>> moved = np.zeros((8, 8), np.int32); moved[5:8, 5:8] = 1
+    >>> most_changed([(same, same), (same, moved), (same, same)], 2)
+    [1, 0]
+    """
+    from nucleaizer_tf.metrics import score_image
+
+    scores = [score_image(before, after).dsb for before, after in pairs]
+    change = [0.0 if math.isnan(x) else 1.0 - x for x in scores]  # NaN: no nucleus before or after
+    return sorted(range(len(pairs)), key=lambda i: -change[i])[:n]
 
 
 def before_after_figure(items) -> np.ndarray:
@@ -674,7 +771,7 @@ def report_markdown(summary: dict) -> str:
              f"adapted model: `{summary['adapted_model']}` (use it with `nucleaizer-tf predict IMAGES OUT --model "
              f"{summary['adapted_model']}`).", "",
              "![before and after](before_after.png)", "",
-             "*Left: the starting model. Right: the adapted model. Same images.*", "", "## Stages", "",
+             "*Left: the starting model. Right: the adapted model. The images it changed most.*", "", "## Stages", "",
              "| stage | seconds |", "| --- | ---: |"]
     lines += [f"| {k} | {fmt(v)} |" for k, v in summary["stages"].items()]
     lines += ["", f"## Styles ({len(summary['clusters'])} cluster(s), {summary['synthetic_pairs']} synthetic pairs)", ""]
