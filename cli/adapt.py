@@ -32,6 +32,7 @@ def adapt(
     synthetic: bool = typer.Option(True, "--synthetic/--no-synthetic", help="Learn the images' styles with pix2pix and fine-tune on annotated synthetic images rendered in them (nucleAIzer's way)."),
     self_training: bool = typer.Option(False, "--self-training/--no-self-training", help="Fine-tune on the starting model's own confident nuclei in these images; uncertain pixels are left out of the loss (needs a default model to start from)."),
     min_confidence: float = typer.Option(0.85, "--min-confidence", min=0.0, max=1.0, help="Self-training keeps a nucleus whose mean foreground probability is at least this."),
+    presegment_inverted: bool = typer.Option(False, "--presegment-inverted", help="Show the starting model the images as inverted grey (dark nuclei on a light field become bright on dark, as in fluorescence) when presegmenting; the fine-tuning sees them as they are."),
     evaluate_masks: Optional[Path] = typer.Option(None, "--evaluate-masks", help="Annotations to score the starting and the adapted model against in the report (never used for training)."),
     nucleus_size: Optional[float] = typer.Option(None, "--nucleus-size", "--diameter", min=1.0, help="Nucleus diameter in pixels for the presegmentation (--diameter: the same) [estimated per image]."),
     ngf: Optional[int] = typer.Option(None, "--ngf", min=1, help="Override the preset's pix2pix width."),
@@ -48,7 +49,7 @@ def adapt(
     settings = AdaptSettings(model=model, preset=preset.value, single_experiment=single_experiment,
                              mask_db=None if mask_db is None else str(mask_db), masks=None if masks is None else str(masks),
                              include_recipe=include_recipe, synthetic=synthetic, self_training=self_training,
-                             min_confidence=min_confidence,
+                             min_confidence=min_confidence, presegment_inverted=presegment_inverted,
                              evaluate_masks=None if evaluate_masks is None else str(evaluate_masks),
                              nucleus_size=nucleus_size, seed=seed, ngf=ngf, iterations=iterations,
                              decay_epochs=decay_epochs, epochs=epochs)

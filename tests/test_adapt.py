@@ -228,3 +228,23 @@ def test_adapt_without_anything_to_learn_from_is_refused(stain, tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         "error: adapt needs something to learn from: synthetic images (--synthetic), self-training "
         "(--self-training) or annotations (--masks)")
+
+
+def test_presegment_inverted_reaches_the_settings_and_redoes_the_presegmentation(stain, tmp_path, monkeypatch):
+    """`--presegment-inverted` is a setting of the presegment stage (a change redoes it and what follows)."""
+    import nucleaizer_tf.pipelines.adapt as adapt_module
+    from nucleaizer_tf.errors import NucleaizerError
+
+    seen = []
+
+    def stand_in(images, out, settings, reporter):
+        seen.append(settings)
+        raise NucleaizerError("stopped by the test")
+
+    monkeypatch.setattr(adapt_module, "adapt", stand_in)
+    result = CliRunner().invoke(app, ["adapt", str(stain / "images"), str(tmp_path / "o"), "--presegment-inverted",
+                                      "--self-training", "-q"])
+    assert result.exit_code == 2 and seen[0].presegment_inverted and seen[0].self_training
+    plain = adapt_module.AdaptRun(stain / "images", tmp_path / "p", adapt_module.AdaptSettings())
+    inverted = adapt_module.AdaptRun(stain / "images", tmp_path / "p", seen[0])
+    assert plain._stage_key("presegment") != inverted._stage_key("presegment")

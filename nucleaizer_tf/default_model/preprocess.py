@@ -15,7 +15,8 @@ from nucleaizer_tf.io.convert import percentile_limits, stretch_with_limits, thr
 from nucleaizer_tf.labels import resize_labels
 
 # resize_labels lives in nucleaizer_tf.labels (shared with the style-transfer tiles); kept importable here.
-__all__ = ["resize_image", "resize_labels", "scaled_shape", "stretch_limits", "stretch_rgb8", "stretch_rgb8_with_limits"]
+__all__ = ["inverted_grey", "resize_image", "resize_labels", "scaled_shape", "stretch_limits", "stretch_rgb8",
+           "stretch_rgb8_with_limits"]
 
 
 def stretch_rgb8(image: np.ndarray) -> np.ndarray:
@@ -41,6 +42,33 @@ def stretch_rgb8(image: np.ndarray) -> np.ndarray:
     ((10, 10, 3), dtype('uint8'), 0, 255)
     """
     return to_rgb8(image, "percentile")
+
+
+def inverted_grey(image: np.ndarray) -> np.ndarray:
+    """uint8 H×W grey image, dark stained nuclei on a light field turned into bright nuclei on a dark one.
+
+    255 − the channel mean of `stretch_rgb8(image)`: how a model that knows fluorescence can be shown
+    bright-field or stained images (`adapt --presegment-inverted`).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        H×W or H×W×C image of any dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 H×W.
+
+    Examples
+    --------
+    >>> field = np.full((4, 4, 3), 230, np.uint8); field[1:3, 1:3] = (90, 40, 160)  # a purple nucleus
+    >>> grey = inverted_grey(field)
+    >>> bool(grey[1, 1] > grey[0, 0]), grey.dtype
+    (True, dtype('uint8'))
+    """
+    rgb = stretch_rgb8(image).astype(np.float32)
+    return (255.0 - rgb.mean(axis=2)).round().astype(np.uint8)
 
 
 def stretch_limits(image: np.ndarray) -> tuple[float, float]:

@@ -135,6 +135,10 @@ class AdaptSettings:
         (default False).
     min_confidence : float
         Self-training keeps a nucleus whose mean foreground probability is at least this (0.85).
+    presegment_inverted : bool
+        Presegment the images as inverted grey (`default_model.preprocess.inverted_grey`): dark nuclei
+        on a light field shown as a fluorescence-trained model knows them; the fine-tuning still sees
+        the images as they are (default False).
     evaluate_masks : str or None
         Annotations to score before/after (never used for training).
     nucleus_size : float or None
@@ -160,6 +164,7 @@ class AdaptSettings:
     synthetic: bool = True  # pix2pix renderings in the images' styles
     self_training: bool = False  # the starting model's confident nuclei in the images themselves
     min_confidence: float = 0.85
+    presegment_inverted: bool = False  # show the starting model inverted grey images (stained, bright-field)
     evaluate_masks: str | None = None  # annotations to score before/after (never used for training)
     nucleus_size: float | None = None  # for the presegmentation (None: estimated per image)
     seed: int = 0
@@ -344,7 +349,7 @@ class AdaptRun:
         s, p = self.s, self.preset
         return {
             "presegment": {"images": [f.name for f in self.images], "model": s.model, "options": self._preseg_options(),
-                           "probabilities": s.self_training},
+                           "probabilities": s.self_training, "inverted": s.presegment_inverted},
             "style": {"synthetic": s.synthetic, "single_experiment": s.single_experiment, "mask_db": str(self.mask_db),
                       "ngf": p.ngf, "iterations": p.iterations, "decay_epochs": p.decay_epochs,
                       "images_per_cluster": p.images_per_cluster, "seed": s.seed},
@@ -399,6 +404,7 @@ class AdaptRun:
         --------
         >>> facts = run.stage_presegment()  # doctest: +SKIP
         """
+        from nucleaizer_tf.default_model.preprocess import inverted_grey
         from nucleaizer_tf.models.load import load_model
 
         model = load_model(self.s.model)
@@ -411,6 +417,8 @@ class AdaptRun:
             for path in self.images:
                 try:
                     image = read_image(path)
+                    if self.s.presegment_inverted:
+                        image = inverted_grey(image)
                     if self.s.self_training:  # keep the map the labels came from, for the self-training targets
                         labels, info = model.model.segment(image, diameter=self.s.nucleus_size, return_info=True)
                         prob = model.model.probabilities(image, scale=info.scale)
