@@ -193,7 +193,16 @@ def test_outlines_are_drawn_at_the_image_resolution(model):
 def test_given_diameter_skips_the_estimation(model):
     sample = synthetic_nuclei((128, 128), 10, 20.0, seed=6)
     labels, info = model.segment(sample.image, diameter=40.0, return_info=True)
-    assert info.scale == pytest.approx(0.5) and info.passes == []
+    assert info.scale == pytest.approx(0.5) and info.passes == [] and info.probabilities is None
+
+
+def test_kept_probabilities_are_the_map_the_labels_came_from(model):
+    """`keep_probabilities` (what adapt's self-training reads) gives the image-sized uint8 map whose
+    instance step is exactly the returned labels, without running the network again."""
+    sample = synthetic_nuclei((160, 176), 12, 18.0, seed=7)
+    labels, info = model.segment(sample.image, return_info=True, keep_probabilities=True)
+    assert info.probabilities.shape == (160, 176, 3) and info.probabilities.dtype == np.uint8
+    np.testing.assert_array_equal(model.instances(info.probabilities, scale=info.scale), labels)
 
 
 def test_tiled_equals_untiled_exactly(model):

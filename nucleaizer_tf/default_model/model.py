@@ -149,6 +149,9 @@ class SegmentInfo:
         Estimated nucleus diameter in the image's own pixels (NaN when given or nothing was found).
     passes : list of dict
         Per estimation pass: {"scale", "median_diameter" (at that scale), "objects"}.
+    probabilities : numpy.ndarray or None
+        With ``segment(..., keep_probabilities=True)``: the uint8 H×W×3 class map (background,
+        interior, boundary; 255 = 1) at the image's size that the labels were made from; else None.
 
     Examples
     --------
@@ -160,6 +163,7 @@ class SegmentInfo:
     scale: float
     diameter: float
     passes: list[dict] = field(default_factory=list)
+    probabilities: np.ndarray | None = field(default=None, repr=False)
 
 
 class DefaultModel:
@@ -424,12 +428,13 @@ class DefaultModel:
 
     def segment(self, image: np.ndarray, *, diameter: float | None = None, tile: int | None = DEFAULT_TILE,
                 tolerance: float = 1.2, max_passes: int = 2, tta: bool = False, return_info: bool = False,
-                on_window=None):
+                keep_probabilities: bool = False, on_window=None):
         """Label image (uint16; uint32 above 65,535 nuclei) of the nuclei in `image` (any dtype, grey or
         RGB(A)). `diameter`: the nucleus diameter in pixels if known (skips the size estimation);
         `tile`: core size of the tiles for large images (None = one piece, whatever the size);
         `tta`: average the final pass over 8 flips/rotations (about 8× slower, slightly better
-        outlines). With `return_info` returns (labels, SegmentInfo). `on_window`: called with no argument
+        outlines). With `return_info` returns (labels, SegmentInfo); `keep_probabilities` also keeps the
+        class map the labels came from in `SegmentInfo.probabilities`. `on_window`: called with no argument
         after each run of the network on a tile (a progress tick; raising in it stops the run)."""
         rgb8 = stretch_rgb8(image)
         if diameter is not None:
@@ -442,14 +447,16 @@ class DefaultModel:
                                                       on_window=on_window)
         if prob is None or tta:
             prob = self._prob_at(rgb8, scale, tile, tta, on_window=on_window)
-        labels = self.instances(resize_image(prob, rgb8.shape[:2]), scale=scale)
+        prob = resize_image(prob, rgb8.shape[:2])
+        labels = self.instances(prob, scale=scale)
         labels = labels.astype(np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32)
         if not return_info:
             return labels
         estimate = math.nan
         if passes and np.isfinite(passes[-1]["median_diameter"]):
             estimate = passes[-1]["median_diameter"] / passes[-1]["scale"]
-        return labels, SegmentInfo(scale=scale, diameter=estimate, passes=passes)
+        return labels, SegmentInfo(scale=scale, diameter=estimate, passes=passes,
+                                   probabilities=prob if keep_probabilities else None)
 
 
 def build_network(architecture: dict, *, precision: str = "float32"):

@@ -420,17 +420,17 @@ class AdaptRun:
                     if self.s.presegment_inverted:
                         image = inverted_grey(image)
                     if self.s.self_training:  # keep the map the labels came from, for the self-training targets
-                        labels, info = model.model.segment(image, diameter=self.s.nucleus_size, return_info=True)
-                        prob = model.model.probabilities(image, scale=info.scale)
+                        labels, info = model.model.segment(image, diameter=self.s.nucleus_size, return_info=True,
+                                                           keep_probabilities=True)
                     else:
-                        labels = model.segment(image, **options)
+                        labels, info = model.segment(image, **options), None
                 except (NucleaizerError, ValueError, OSError) as exc:  # one bad image only skips itself
                     failures.append((str(path), str(exc).splitlines()[0]))
                     self.r.note(f"skipped: {exc}")
                 else:
                     write_labels(folder / f"{path.stem}.tiff", labels)
-                    if self.s.self_training:
-                        write_image(maps / f"{path.stem}.tiff", np.round(prob * 255.0).astype(np.uint8))
+                    if info is not None:
+                        write_image(maps / f"{path.stem}.tiff", info.probabilities)
                     sizes = np.bincount(labels.ravel())[1:]
                     counts[path.stem] = int(np.count_nonzero(sizes >= MIN_NUCLEUS_AREA))
                 advance(path.name)
