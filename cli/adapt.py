@@ -13,6 +13,12 @@ from nucleaizer_tf.cli.common import CliReporter, fail_cleanly
 from nucleaizer_tf.system import import_tensorflow
 
 
+class View(str, Enum):
+    auto = "auto"
+    as_is = "as-is"
+    inverted = "inverted"
+
+
 class Preset(str, Enum):
     quick = "quick"
     standard = "standard"
@@ -30,9 +36,9 @@ def adapt(
     masks: Optional[Path] = typer.Option(None, "--masks", help="Annotations of some of the images (same stems): added to the fine-tuning."),
     include_recipe: bool = typer.Option(True, "--include-recipe/--synthetic-only", help="Fine-tune on the style's synthetic images plus 40 of the default recipe's generated training images, which keeps what the model knew (measured leave-one-style-out, DSB: bright-field 0.219 vs 0.190, H&E 0.203 vs 0.133, fluorescence control 0.702 vs 0.650), or on the synthetic images only."),
     synthetic: bool = typer.Option(True, "--synthetic/--no-synthetic", help="Learn the images' styles with pix2pix and fine-tune on annotated synthetic images rendered in them (nucleAIzer's way)."),
-    self_training: bool = typer.Option(False, "--self-training/--no-self-training", help="Fine-tune on the starting model's own confident nuclei in these images; uncertain pixels are left out of the loss (needs a default model to start from)."),
+    self_training: Optional[bool] = typer.Option(None, "--self-training/--no-self-training", help="Also fine-tune on the starting model's own confident nuclei in these images; uncertain pixels are left out of the loss (needs a default model to start from) [on with a default model, off for Mask R-CNN]."),
     min_confidence: float = typer.Option(0.85, "--min-confidence", min=0.0, max=1.0, help="Self-training keeps a nucleus whose mean foreground probability is at least this."),
-    presegment_inverted: bool = typer.Option(False, "--presegment-inverted", help="Show the starting model the images as inverted grey (dark nuclei on a light field become bright on dark, as in fluorescence) when presegmenting; the fine-tuning sees them as they are."),
+    presegment_view: View = typer.Option(View.auto, "--presegment-view", help="How the starting model is shown the images when presegmenting: as-is, inverted (grey, inverted: dark nuclei on a light field become bright on dark, as in fluorescence), or auto (a default model sees light-field images, such as bright-field and stained tissue, both ways, and they are kept in the view in which more of its nuclei are confident; other images and Mask R-CNN: as-is). The fine-tuning sees the images as they are, and with self-training also in the kept view."),
     evaluate_masks: Optional[Path] = typer.Option(None, "--evaluate-masks", help="Annotations to score the starting and the adapted model against in the report (never used for training)."),
     nucleus_size: Optional[float] = typer.Option(None, "--nucleus-size", "--diameter", min=1.0, help="Nucleus diameter in pixels for the presegmentation (--diameter: the same) [estimated per image]."),
     ngf: Optional[int] = typer.Option(None, "--ngf", min=1, help="Override the preset's pix2pix width."),
@@ -49,7 +55,7 @@ def adapt(
     settings = AdaptSettings(model=model, preset=preset.value, single_experiment=single_experiment,
                              mask_db=None if mask_db is None else str(mask_db), masks=None if masks is None else str(masks),
                              include_recipe=include_recipe, synthetic=synthetic, self_training=self_training,
-                             min_confidence=min_confidence, presegment_inverted=presegment_inverted,
+                             min_confidence=min_confidence, presegment_view=presegment_view.value,
                              evaluate_masks=None if evaluate_masks is None else str(evaluate_masks),
                              nucleus_size=nucleus_size, seed=seed, ngf=ngf, iterations=iterations,
                              decay_epochs=decay_epochs, epochs=epochs)

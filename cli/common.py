@@ -22,6 +22,25 @@ def new_app(name: str, help: str) -> typer.Typer:
     return typer.Typer(name=name, help=help, no_args_is_help=True, add_completion=False,
                        pretty_exceptions_enable=False, rich_markup_mode=None)
 
+
+class PanelledCommand(typer.core.TyperCommand):
+    """A command whose plain-text `--help` lists its options in sections, one per `rich_help_panel`
+    (in the order the panels first appear; options without one under "Options")."""
+
+    def format_options(self, ctx, formatter) -> None:
+        """Arguments, then one section of options per panel."""
+        sections: dict[str, list] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                title = "Arguments" if param.param_type_name == "argument" else \
+                    getattr(param, "rich_help_panel", None) or "Options"
+                sections.setdefault(title, []).append(record)
+        for title in sorted(sections, key=lambda t: t != "Arguments"):  # stable: panels keep their order
+            with formatter.section(title):
+                formatter.write_dl(sections[title])
+
+
 console = Console(stderr=True)
 
 

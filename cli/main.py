@@ -12,7 +12,7 @@ import typer
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import: keep C++ chatter out
 
 from nucleaizer_tf.cli.adapt import adapt  # noqa: E402
-from nucleaizer_tf.cli.common import new_app  # noqa: E402
+from nucleaizer_tf.cli.common import PanelledCommand, new_app  # noqa: E402
 from nucleaizer_tf.cli.convert import convert_unet  # noqa: E402
 from nucleaizer_tf.cli.evaluate import evaluate, info  # noqa: E402
 from nucleaizer_tf.cli.measure import measure  # noqa: E402
@@ -38,7 +38,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_print_versi
     """nucleAIzer nucleus segmentation in TensorFlow 2 / Keras 3: predict, evaluate, train, adapt."""
 
 
-app.command()(predict)
+app.command(cls=PanelledCommand)(predict)
 app.command()(evaluate)
 app.command("measure")(measure)
 app.command("estimate-size")(estimate_size)

@@ -12,8 +12,11 @@ row), in one run:
 2. **A + adapt**: `nucleaizer-tf adapt` from A on all of that modality's images (training and
    validation ids together, *without their masks*: nucleAIzer adapts on the experiment it is about to
    segment), once per component (`--variants`): ``synthetic`` (pix2pix renderings in the images' styles,
-   nucleAIzer's way), ``self`` (self-training on A's confident nuclei), ``both``; ``self-inverted`` and
-   ``synthetic-inverted`` presegment the images as inverted grey (`--presegment-inverted`).
+   nucleAIzer's way), ``self`` (self-training on A's confident nuclei), ``both``, each with adapt's
+   default presegmentation view (auto: as they are or inverted grey, whichever A is surer of);
+   ``self-as-is`` self-training with the images shown to A as they are (`--presegment-view as-is`).
+   ``--seeds self=0,1,2`` runs that variant once per adapt seed (the fine-tuning's crops and order;
+   CPU training is not bit-reproducible either) and adds a row with their mean.
 3. model **P**: `--ceiling` (default the shipped model, the general recipe *with* the modality).
 4. the classical baseline (`nucleaizer_tf.baseline`).
 
@@ -39,9 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 VARIANTS = {"synthetic": dict(synthetic=True, self_training=False),
             "self": dict(synthetic=False, self_training=True),
             "both": dict(synthetic=True, self_training=True),
-            # the same, presegmenting inverted grey images (`adapt --presegment-inverted`)
-            "self-inverted": dict(synthetic=False, self_training=True, presegment_inverted=True),
-            "synthetic-inverted": dict(synthetic=True, self_training=False, presegment_inverted=True)}
+            # self-training with the images shown to A as they are (`--presegment-view as-is`), not the auto view
+            "self-as-is": dict(synthetic=False, self_training=True, presegment_view="as-is")}
 CONTROL = "fluorescence"
 
 
@@ -116,6 +118,9 @@ def main(argv=None) -> int:
     parser.add_argument("--start", action="append", default=[], metavar="MODALITY=DIR",
                         help="a model A trained before for that modality")
     parser.add_argument("--ceiling", default=None, help="model P (default: the shipped model)")
+    parser.add_argument("--seeds", action="append", default=[], metavar="VARIANT=S,S,...",
+                        help="adapt seeds of a variant (default 0 for every variant); with several, the variant is "
+                        "run once per seed and a row gives their mean")
     args = parser.parse_args(argv)
 
     from nucleaizer_tf.baseline import classical_segment
@@ -126,6 +131,12 @@ def main(argv=None) -> int:
     from nucleaizer_tf.pipelines.train_default import read_examples, read_groups
 
     variants = [v for v in args.variants.split(",") if v]
+    seeds = {v: [0] for v in variants}
+    for spec in args.seeds:
+        variant, _, values = spec.partition("=")
+        if variant not in seeds or not values:
+            parser.error(f"--seeds takes VARIANT=S,S,... for a variant of --variants, got {spec!r}")
+        seeds[variant] = [int(x) for x in values.split(",") if x]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
@@ -140,19 +151,21 @@ def main(argv=None) -> int:
         train_seconds = time.perf_counter() - start
         images = link([p.image_path for p in pairs if groups.get(p.stem) == held], args.work / f"{held}_images")
         methods = {"A": DefaultModel.load(model_a).segment}
-        times = {}
-        for variant in variants:
-            run = args.work / f"adapt_{held}_{variant}"
-            name = f"A + adapt ({variant})"
+        times, seeded = {}, {}
+        for variant, seed in [(v, s) for v in variants for s in seeds[v]]:
+            suffix = "" if seed == 0 else f"_seed{seed}"
+            run = args.work / f"adapt_{held}_{variant}{suffix}"
+            name = f"A + adapt ({variant})" if seed == 0 else f"A + adapt ({variant}, seed {seed})"
+            seeded.setdefault(variant, []).append(name)
             scored = all((args.work / "scores" / held / f"{name}.{g}.json").is_file() for g in (held, CONTROL))
             if scored and (run / "report.json").is_file():  # measured before: its adapt run is not redone
                 summary = json.loads((run / "report.json").read_text())
             else:
                 summary = adapt(images, run, model=str(model_a), preset=args.preset, epochs=args.epochs,
-                                iterations=args.iterations, **VARIANTS[variant]).summary
-            times[variant] = sum(v for v in summary["stages"].values() if v)  # as recorded, also when resumed
+                                iterations=args.iterations, seed=seed, **VARIANTS[variant]).summary
+            times[name] = sum(v for v in summary["stages"].values() if v)  # as recorded, also when resumed
             methods[name] = DefaultModel.load(run / "model").segment
-            print(f"{held}: adapt {variant} took {times[variant]:.0f} s", flush=True)
+            print(f"{held}: adapt {variant} (seed {seed}) took {times[name]:.0f} s", flush=True)
         methods["P"] = DefaultModel.load(args.ceiling).segment
         methods["classical"] = classical_segment
         table = {}
@@ -165,6 +178,15 @@ def main(argv=None) -> int:
                 table.setdefault(name, {})[group] = json.loads(cached.read_text())
                 print(f"{held} held out | {name:<24} {group:<13} DSB {table[name][group]['dsb']:.3f}  "
                       f"F1 {table[name][group]['f1']:.3f}", flush=True)
+        for variant, names in seeded.items():  # several seeds: their mean, after the single runs
+            if len(names) > 1:
+                mean = f"A + adapt ({variant}, mean of {len(names)} seeds)"
+                cells = {g: {k: sum(table[n][g][k] for n in names) / len(names) for k in ("dsb", "f1")}
+                         for g in (held, CONTROL)}
+                order = list(table)  # the mean row right after its seeds' rows
+                order.insert(order.index(names[-1]) + 1, mean)
+                table = {name: cells if name == mean else table[name] for name in order}
+                times[mean] = sum(times[n] for n in names) / len(names)
         gap = table["P"][held]["dsb"] - table["A"][held]["dsb"]
         for name in table:
             table[name]["share_of_gap"] = (table[name][held]["dsb"] - table["A"][held]["dsb"]) / gap if gap > 0 else None
@@ -182,8 +204,7 @@ def main(argv=None) -> int:
     for row in rows:
         for name, cells in row["methods"].items():
             held, share = row["held_out"], cells["share_of_gap"]
-            variant = name[len("A + adapt ("):-1] if name.startswith("A + adapt") else None
-            seconds = f"{row['adapt_seconds'][variant]:.0f}" if variant else ""
+            seconds = f"{row['adapt_seconds'][name]:.0f}" if name in row["adapt_seconds"] else ""
             lines.append(f"| {held} | {name} | {cells[held]['dsb']:.3f} | {cells[held]['f1']:.3f} | "
                          f"{'–' if share is None else f'{share:.2f}'} | {cells[CONTROL]['dsb']:.3f} | {seconds} |")
     (args.out / "lomo.md").write_text("\n".join(lines) + "\n")

@@ -52,7 +52,7 @@ def variants(size: int, image: np.ndarray, default, legacy, *, floor: bool = Tru
     from nucleaizer_tf.default_model.preprocess import stretch_rgb8
 
     runs = {}
-    diameter = default.model.trained_diameter
+    diameter = default.model.segment_diameter  # scale 1: the network pass at the image's own size
     rgb8 = stretch_rgb8(image)
     for p in PRECISIONS:
         runs[f"default model {p}"] = lambda p=p: default.segment(image, nucleus_size=diameter, precision=p)

@@ -109,6 +109,17 @@ def test_segment_on_sample_data_equals_the_cli_and_export_reads_back(make_napari
     exporter.overwrite.value = True
     assert len(exporter.export()) == 4
 
+    # the instance knobs: the same settings give the same nuclei in napari and in predict
+    widget.seed_threshold.value, widget.min_size.value, widget.exclude_edges.value = 0.7, 300, True
+    assert widget.options()["seed_threshold"] == 0.7 and widget.options()["foreground_threshold"] is None
+    _segment(qtbot, viewer, widget)
+    tuned = np.asarray(viewer.layers[-1].data)  # the second "fluo_sparse nuclei" layer
+    done = subprocess.run([sys.executable, "-m", "nucleaizer_tf", "predict", str(images), str(tmp_path / "cli2"), "-q",
+                           "--seed-threshold", "0.7", "--min-size", "300", "--exclude-edges"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(tuned, read_labels(tmp_path / "cli2" / "fluo_sparse.tiff"))
+    assert 1 < len(np.unique(tuned)) < len(np.unique(labels))  # fewer nuclei: the small ones are gone (25 -> 8)
+
 
 def test_cancel_stops_a_long_run(make_napari_viewer, qtbot):
     rng = np.random.default_rng(0)
@@ -149,6 +160,7 @@ def test_errors_are_one_line_notifications(make_napari_viewer, qtbot, tmp_path):
     assert widget.model.value == str(bad)
     assert widget.nucleus_size.enabled  # Mask R-CNN takes a nucleus size too
     assert not widget.tta.enabled  # only the default model has test-time augmentation
+    assert not (widget.seed_threshold.enabled or widget.exclude_edges.enabled)  # the default model's knobs
     widget.image.value = "flat"
     start = len(notification_manager.records)
     _segment(qtbot, viewer, widget)

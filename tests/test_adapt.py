@@ -222,16 +222,39 @@ def test_self_training_learns_a_new_stain_from_the_models_own_confident_nuclei(s
     assert "6 self-training images" in result.stdout
 
 
+def test_fine_tuning_with_frozen_normalization_keeps_its_statistics_and_still_learns():
+    """adapt's fine-tuning keeps the batch-normalisation layers as trained (what the model knew), the
+    convolutions still change; without the switch the statistics move to the new images."""
+    import keras
+
+    from nucleaizer_tf.default_model import DefaultModel
+    from nucleaizer_tf.default_model.recipe import fine_tune, synthetic_items
+
+    def weights(model, kind):
+        return [w.copy() for layer in model.network.layers if isinstance(layer, kind) for w in layer.get_weights()]
+
+    pairs = synthetic_items(2, seed=1)
+    frozen = DefaultModel.load()
+    norms, convs = weights(frozen, keras.layers.BatchNormalization), weights(frozen, keras.layers.Conv2D)
+    fine_tune(frozen, pairs, epochs=1, steps_per_epoch=2, freeze_normalization=True)
+    assert all(np.array_equal(a, b) for a, b in zip(norms, weights(frozen, keras.layers.BatchNormalization)))
+    assert not all(np.array_equal(a, b) for a, b in zip(convs, weights(frozen, keras.layers.Conv2D)))
+    free = DefaultModel.load()
+    fine_tune(free, pairs, epochs=1, steps_per_epoch=2)
+    assert not all(np.array_equal(a, b) for a, b in zip(norms, weights(free, keras.layers.BatchNormalization)))
+
+
 def test_adapt_without_anything_to_learn_from_is_refused(stain, tmp_path):
-    result = CliRunner().invoke(app, ["adapt", str(stain / "images"), str(tmp_path / "o"), "--no-synthetic", "-q"])
+    result = CliRunner().invoke(app, ["adapt", str(stain / "images"), str(tmp_path / "o"), "--no-synthetic",
+                                      "--no-self-training", "-q"])
     assert result.exit_code == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "error: adapt needs something to learn from: synthetic images (--synthetic), self-training "
         "(--self-training) or annotations (--masks)")
 
 
-def test_presegment_inverted_reaches_the_settings_and_redoes_the_presegmentation(stain, tmp_path, monkeypatch):
-    """`--presegment-inverted` is a setting of the presegment stage (a change redoes it and what follows)."""
+def test_presegment_view_reaches_the_settings_and_redoes_the_presegmentation(stain, tmp_path, monkeypatch):
+    """`--presegment-view` is a setting of the presegment stage (a change redoes it and what follows)."""
     import nucleaizer_tf.pipelines.adapt as adapt_module
     from nucleaizer_tf.errors import NucleaizerError
 
@@ -242,9 +265,34 @@ def test_presegment_inverted_reaches_the_settings_and_redoes_the_presegmentation
         raise NucleaizerError("stopped by the test")
 
     monkeypatch.setattr(adapt_module, "adapt", stand_in)
-    result = CliRunner().invoke(app, ["adapt", str(stain / "images"), str(tmp_path / "o"), "--presegment-inverted",
-                                      "--self-training", "-q"])
-    assert result.exit_code == 2 and seen[0].presegment_inverted and seen[0].self_training
-    plain = adapt_module.AdaptRun(stain / "images", tmp_path / "p", adapt_module.AdaptSettings())
-    inverted = adapt_module.AdaptRun(stain / "images", tmp_path / "p", seen[0])
-    assert plain._stage_key("presegment") != inverted._stage_key("presegment")
+    result = CliRunner().invoke(app, ["adapt", str(stain / "images"), str(tmp_path / "o"), "--presegment-view",
+                                      "inverted", "--self-training", "-q"])
+    assert result.exit_code == 2 and seen[0].presegment_view == "inverted" and seen[0].self_training
+    runs = {view: adapt_module.AdaptRun(stain / "images", tmp_path / "p", adapt_module.AdaptSettings(presegment_view=view))
+            for view in adapt_module.VIEWS}
+    assert runs["auto"]._auto_view() and not runs["inverted"]._auto_view()
+    assert runs["auto"].s.self_training is True  # by default with a default model to start from
+    legacy = tmp_path / "mask_rcnn_final.h5"
+    legacy.write_bytes(b"not read before the presegmentation")
+    from_maskrcnn = adapt_module.AdaptRun(stain / "images", tmp_path / "q", adapt_module.AdaptSettings(model=str(legacy)))
+    assert from_maskrcnn.s.self_training is False and not from_maskrcnn._auto_view()
+    assert len({str(run._stage_key("presegment")) for run in runs.values()}) == 3
+
+
+def test_auto_view_tries_inverted_grey_on_light_fields_and_keeps_what_the_model_is_surer_of(tmp_path):
+    """Fluorescence is never inverted; generated bright-field images (dark nuclei on a light field) are
+    segmented both ways and kept in the view with the larger confident share, recorded in the report."""
+    from nucleaizer_tf.default_model.recipe import synthetic_items
+    from nucleaizer_tf.pipelines.adapt import adapt
+
+    items = synthetic_items(8, seed=3)  # fluorescence and bright-field in turn
+    for i, (image, _) in enumerate(items):
+        write_rgb(tmp_path / "images" / f"{'fl' if i % 2 == 0 else 'bf'}{i}.png", image)
+    report = adapt(tmp_path / "images", tmp_path / "out", synthetic=False, self_training=True, epochs=1).summary
+    share, view = report["confident_share"], report["presegment_view"]
+    assert set(share) == {"as-is", "inverted"} and view == max(share, key=share.get), share
+    inverted = json.loads((tmp_path / "out" / "work" / "stages" / "1_presegment.json").read_text())["inverted"]
+    assert inverted == ([f"bf{i}" for i in (1, 3, 5, 7)] if view == "inverted" else [])
+    assert (tmp_path / "out" / "work" / "before").exists() == (view == "inverted")
+    assert f"Presegmentation: light-field images shown {view}" in (tmp_path / "out" / "report.md").read_text()
+    assert report["fine_tune"]["self_training_pairs"] <= 8 + len(inverted)

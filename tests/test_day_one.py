@@ -172,6 +172,37 @@ def test_the_instance_knobs_change_the_nuclei_and_are_recorded(tmp_path):
     assert settings["foreground_threshold"] == model.model.foreground_threshold  # the model's, recorded
 
 
+def test_save_probabilities_writes_the_class_map_the_labels_came_from(tmp_path):
+    import json
+
+    from nucleaizer_tf.io import read_labels
+    from nucleaizer_tf.synthetic import synthetic_nuclei
+
+    sample = synthetic_nuclei((96, 128), 8, 20.0, seed=6)
+    tifffile.imwrite(tmp_path / "a.tif", sample.image)
+    result = runner.invoke(app, ["predict", str(tmp_path / "a.tif"), str(tmp_path / "out"), "--save-probabilities", "-q"])
+    assert result.exit_code == 0, result.output
+    prob = tifffile.imread(tmp_path / "out" / "probabilities" / "a.tiff")
+    labels = read_labels(tmp_path / "out" / "a.tiff")
+    assert prob.shape == (96, 128, 3) and prob.dtype == np.uint8
+    background = prob[..., 0].astype(float)
+    assert background[labels == 0].mean() > 200 and background[labels > 0].mean() < 80  # the map behind the nuclei
+    record = json.loads((tmp_path / "out" / "nucleaizer-tf.json").read_text())
+    assert record["settings"]["save_probabilities"] is True
+    assert all("probabilities" not in entry for entry in record["images"])  # a file, not a fact in the record
+    written = (tmp_path / "out" / "probabilities" / "a.tiff").stat().st_mtime_ns
+    again = runner.invoke(app, ["predict", str(tmp_path / "a.tif"), str(tmp_path / "out"), "--save-probabilities",
+                                "--skip-existing", "-q"])
+    assert again.exit_code == 0 and (tmp_path / "out" / "probabilities" / "a.tiff").stat().st_mtime_ns == written
+    (tmp_path / "out" / "probabilities" / "a.tiff").unlink()  # a missing map: the image is done again
+    again = runner.invoke(app, ["predict", str(tmp_path / "a.tif"), str(tmp_path / "out"), "--save-probabilities",
+                                "--skip-existing", "-q"])
+    assert again.exit_code == 0 and (tmp_path / "out" / "probabilities" / "a.tiff").is_file()
+    refused = runner.invoke(app, ["predict", str(tmp_path / "a.tif"), str(tmp_path / "o2"), "--mode", "full",
+                                  "--save-probabilities"])
+    assert refused.exit_code == 2 and "--save-probabilities does not apply to the" in refused.stderr
+
+
 # --------------------------------------------------------------------------- channels
 
 
@@ -274,3 +305,21 @@ def test_a_z_stack_is_refused_or_segmented_as_its_maximum_projection(tmp_path):
     assert score_image(sample.labels, tifffile.imread(tmp_path / "out" / "z.tiff")).tp >= 5
     settings = json.loads((tmp_path / "out" / "nucleaizer-tf.json").read_text())["settings"]
     assert settings["channel"] == 1 and settings["max_projection"] is True
+
+
+def test_predict_help_groups_its_options_in_panels():
+    result = CliRunner().invoke(app, ["predict", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    headings = [line[:-1] for line in result.stdout.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert headings == ["Arguments", "Inputs, outputs and the model", "Default model", "Legacy Mask R-CNN",
+                        "Full pipeline (--mode full)", "Exports", "Scale-out", "Options"]
+    sections, current = {}, None
+    for line in result.stdout.splitlines():
+        if line[:-1] in headings:
+            current = line[:-1]
+        elif line.startswith("  -"):
+            sections.setdefault(current, []).append(line.split()[0].rstrip(","))
+    assert {"--seed-threshold", "--min-size", "--tta"} <= set(sections["Default model"])
+    assert {"--confidence", "--dilation"} <= set(sections["Legacy Mask R-CNN"])
+    assert {"--save-rois", "--save-geojson"} <= set(sections["Exports"])
+    assert sections["Options"] == ["--help"]  # every option has its panel

@@ -160,39 +160,39 @@ def test_shipped_model_on_a_bundled_example(model):
 
 
 @pytest.mark.parametrize("diameter", [10.0, 40.0])
-def test_size_normalisation_rescales_to_the_trained_size(model, diameter):
+def test_size_normalisation_rescales_to_the_segment_diameter(model, diameter):
     sample = synthetic_nuclei((256, 256), 25 if diameter < 20 else 10, diameter, seed=5)
     labels, info = model.segment(sample.image, return_info=True)
     truth = median_diameter(sample.labels)  # ellipses: a little under the generator's `diameter`
-    expected = model.trained_diameter / truth  # about 2 or 0.5
+    expected = model.segment_diameter / truth  # about 2.4 or 0.6
     assert info.scale == pytest.approx(expected, rel=0.15), info
     assert info.diameter == pytest.approx(truth, rel=0.15), info
     assert len(info.passes) == 2  # native-scale pass, then one at the corrected scale (within tolerance)
     assert labels.shape == sample.labels.shape  # labels come back at the image's size
     score = _matched(sample, labels)
     assert score.tp >= 0.8 * sample.labels.max() and score.mean_matched_iou > 0.7, score
-    # the nuclei found at the chosen scale have the trained size there
-    assert median_diameter(labels) * info.scale == pytest.approx(model.trained_diameter, rel=0.25)
+    # the nuclei found at the chosen scale have the size the model segments best there
+    assert median_diameter(labels) * info.scale == pytest.approx(model.segment_diameter, rel=0.25)
 
 
 def test_outlines_are_drawn_at_the_image_resolution(model):
     """At scale 0.5 the network sees a 128² image; the nuclei must still be outlined on the 256² grid
     (not as 2×2 blocks), and find at least as many nuclei as the network-grid labels resized back."""
     sample = synthetic_nuclei((256, 256), 10, 40.0, seed=5)
-    labels = model.segment(sample.image, diameter=40.0)
+    labels = model.segment(sample.image, diameter=2 * model.segment_diameter)  # scale 0.5
     blocks = labels.reshape(128, 2, 128, 2)
     assert (blocks != blocks[:, :1, :, :1]).any(axis=(1, 3)).sum() > 50  # measured: 292 mixed blocks
     grid = model.instances(model.probability_map(resize_image(stretch_rgb8(sample.image), (128, 128))))
     native, blocky = _matched(sample, labels), _matched(sample, resize_labels(grid, (256, 256)))
-    # measured with the general model: 9 vs 8 of 10 found, matched IoU 0.885 vs 0.916 (over the 8 both
-    # find 0.907 vs 0.916); the first model found all 10 both ways with IoU 0.951 vs 0.942
+    # measured with the shipped model: 9 vs 9 of 10 found, matched IoU 0.888 vs 0.897 (with seed threshold
+    # 0.6: 9 vs 8, 0.885 vs 0.916); the first model found all 10 both ways with IoU 0.951 vs 0.942
     assert native.tp >= blocky.tp >= 8
-    assert native.mean_matched_iou > 0.85 and abs(native.mean_matched_iou - blocky.mean_matched_iou) < 0.05
+    assert native.mean_matched_iou > 0.85 and native.mean_matched_iou > blocky.mean_matched_iou - 0.05
 
 
 def test_given_diameter_skips_the_estimation(model):
     sample = synthetic_nuclei((128, 128), 10, 20.0, seed=6)
-    labels, info = model.segment(sample.image, diameter=40.0, return_info=True)
+    labels, info = model.segment(sample.image, diameter=2 * model.segment_diameter, return_info=True)
     assert info.scale == pytest.approx(0.5) and info.passes == [] and info.probabilities is None
 
 

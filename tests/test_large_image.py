@@ -160,7 +160,7 @@ def _block_peak(tmp_path, side, model):
     """Peak traced memory of both stages of block (1, 1) of a side² image in 256-blocks."""
     source = write_zarr(tmp_path / f"m{side}.zarr", mosaic((side, side)), chunks=256)
     image = open_large_image(source)
-    grid = blockwise.BlockGrid.plan(image.image_shape, 256, blockwise.snap_scale(1.0), trained_diameter=20.0,
+    grid = blockwise.BlockGrid.plan(image.image_shape, 256, blockwise.snap_scale(1.0), segment_diameter=20.0,
                                     multiple=model.multiple, margin=model.margin)
     store = LabelStore.create(tmp_path / f"o{side}", "m", grid.shape, 256)
     job = large_image.BlockJob(image, store, grid, large_image.image_limits(image))

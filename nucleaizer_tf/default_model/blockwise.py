@@ -29,7 +29,7 @@ No file system here: the caller reads each block's pixels and writes its labels
 
 Examples
 --------
->>> grid = BlockGrid.plan((3000, 2000), 1024, snap_scale(1.0), trained_diameter=20.0, multiple=8, margin=64)
+>>> grid = BlockGrid.plan((3000, 2000), 1024, snap_scale(1.0), segment_diameter=20.0, multiple=8, margin=64)
 >>> grid.blocks, grid.halo, grid.context
 ((3, 2), 60, 72)
 >>> grid.windows(1, 0).core
@@ -155,7 +155,7 @@ class BlockGrid:
 
     Examples
     --------
-    >>> grid = BlockGrid.plan((1536, 1536), 512, Fraction(5, 4), trained_diameter=20.0, multiple=8, margin=64)
+    >>> grid = BlockGrid.plan((1536, 1536), 512, Fraction(5, 4), segment_diameter=20.0, multiple=8, margin=64)
     >>> grid.start_step, grid.length_step, grid.padded_shape
     (32, 4, (1536, 1536))
     """
@@ -169,9 +169,9 @@ class BlockGrid:
     length_step: int
 
     @classmethod
-    def plan(cls, shape: tuple[int, int], block: int, scale: Fraction, *, trained_diameter: float,
+    def plan(cls, shape: tuple[int, int], block: int, scale: Fraction, *, segment_diameter: float,
              multiple: int, margin: int) -> BlockGrid:
-        """The grid for an image of `shape`, nuclei of `trained_diameter / scale` native pixels.
+        """The grid for an image of `shape`, nuclei of `segment_diameter / scale` native pixels.
 
         Parameters
         ----------
@@ -182,9 +182,9 @@ class BlockGrid:
             neighbouring cores).
         scale
             A `snap_scale` result.
-        trained_diameter, multiple, margin
+        segment_diameter, multiple, margin
             The model's nucleus diameter, pooling factor (2^depth) and context margin (resized
-            pixels, ≥ the receptive radius; `DefaultModel.trained_diameter`, `.multiple`, `.margin`).
+            pixels, ≥ the receptive radius; `DefaultModel.segment_diameter`, `.multiple`, `.margin`).
 
         Returns
         -------
@@ -192,13 +192,13 @@ class BlockGrid:
 
         Examples
         --------
-        >>> BlockGrid.plan((100, 100), 16, Fraction(1), trained_diameter=20.0, multiple=8, margin=64)
+        >>> BlockGrid.plan((100, 100), 16, Fraction(1), segment_diameter=20.0, multiple=8, margin=64)
         Traceback (most recent call last):
         ...
         nucleaizer_tf.errors.NucleaizerError: block 16 < the overlap of 60 px nuclei of 20 px need: use a block ≥ 64
         """
         scale = Fraction(scale)
-        diameter = trained_diameter / float(scale)
+        diameter = segment_diameter / float(scale)
         halo = max(MIN_HALO, math.ceil(HALO_DIAMETERS * diameter))
         if block < halo:
             at_least = int(math.ceil(halo / 64) * 64)
@@ -253,7 +253,7 @@ class BlockGrid:
 
         Examples
         --------
-        >>> grid = BlockGrid.plan((1000, 1000), 512, Fraction(1), trained_diameter=20.0, multiple=8, margin=64)
+        >>> grid = BlockGrid.plan((1000, 1000), 512, Fraction(1), segment_diameter=20.0, multiple=8, margin=64)
         >>> grid.windows(1, 1).network
         (slice(376, 1000, None), slice(376, 1000, None))
         """
@@ -269,7 +269,7 @@ class BlockGrid:
 
         Examples
         --------
-        >>> grid = BlockGrid.plan((300, 200), 128, Fraction(1), trained_diameter=20.0, multiple=8, margin=64)
+        >>> grid = BlockGrid.plan((300, 200), 128, Fraction(1), segment_diameter=20.0, multiple=8, margin=64)
         >>> list(grid.indices())
         [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]
         """
@@ -293,7 +293,7 @@ class BlockGrid:
 
         Examples
         --------
-        >>> grid = BlockGrid.plan((300, 200), 128, Fraction(1), trained_diameter=20.0, multiple=8, margin=64)
+        >>> grid = BlockGrid.plan((300, 200), 128, Fraction(1), segment_diameter=20.0, multiple=8, margin=64)
         >>> grid.neighbours(0, 0)
         [(0, 0), (0, 1), (1, 0), (1, 1)]
         """

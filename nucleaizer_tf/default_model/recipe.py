@@ -404,7 +404,8 @@ def train_default_model(
 def fine_tune(model: DefaultModel, pairs: Sequence[tuple[np.ndarray, np.ndarray]], *, epochs: int = 10,
               steps_per_epoch: int = 20, learning_rate: float = 3e-4, jitter: Sequence[float] = (0.9, 1.0, 1.12),
               val_pairs: Sequence[tuple[np.ndarray, np.ndarray]] = (), seed: int = 0,
-              reporter: Reporter = SILENT, on_epoch: Callable[[EpochRecord], bool | None] | None = None):
+              freeze_normalization: bool = False, reporter: Reporter = SILENT,
+              on_epoch: Callable[[EpochRecord], bool | None] | None = None):
     """Train `model`'s network further on (image, labels) pairs, in place; returns (model, TrainHistory, TrainConfig).
 
     Each pair is size-normalised as the recipe's training data (`size_normalised`: nuclei brought to
@@ -429,6 +430,10 @@ def fine_tune(model: DefaultModel, pairs: Sequence[tuple[np.ndarray, np.ndarray]
         Validation pairs, used at the nominal scale (default none).
     seed : int, optional
         Seed of Keras and of the data stream (default 0).
+    freeze_normalization : bool, optional
+        Keep the batch-normalisation layers as they are (running statistics and scale/offset): they
+        then normalise with the statistics of the data the model was trained on, so what it knew is
+        kept while it learns a narrow set of new images (`adapt`; default False).
     reporter : Reporter, optional
         Progress: one stage, ``"fine-tuning"``, one step per batch.
     on_epoch : callable, optional
@@ -460,6 +465,9 @@ def fine_tune(model: DefaultModel, pairs: Sequence[tuple[np.ndarray, np.ndarray]
     if not pairs:
         raise ValueError("fine_tune needs at least one (image, labels) pair")
     keras.utils.set_random_seed(seed)
+    for layer in model.network.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = not freeze_normalization  # not trainable: inference mode in training too (Keras 3)
     train = [item for image, labels in pairs for item in size_normalised(image, labels, jitter=jitter)]
     val = [item for image, labels in val_pairs for item in size_normalised(image, labels, jitter=(1.0,))]
     config = train_config(epochs=epochs, steps_per_epoch=steps_per_epoch, seed=seed)

@@ -253,7 +253,7 @@ class Segmenter:
         >>> from nucleaizer_tf.models.default import DefaultSegmenter
         >>> DefaultSegmenter.resolve_options({"nucleus_size": 25})  # doctest: +NORMALIZE_WHITESPACE
         {'nucleus_size': 25, 'tta': False, 'tile': 1024, 'precision': 'float32', 'seed_threshold': None,
-         'foreground_threshold': None, 'min_size': 0, 'exclude_edges': False}
+         'foreground_threshold': None, 'min_size': 0, 'exclude_edges': False, 'save_probabilities': False}
         >>> DefaultSegmenter.resolve_options({"confidence": 0.5})  # a Mask R-CNN option
         Traceback (most recent call last):
         ...

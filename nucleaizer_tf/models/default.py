@@ -58,6 +58,8 @@ class DefaultSegmenter(Segmenter):
         "foreground_threshold": Option(None, fraction, "P(background) under which a pixel is nucleus; None = the model's"),
         "min_size": Option(0, at_least(0), "drop nuclei of fewer pixels (at the image's resolution)"),
         "exclude_edges": Option(False, boolean, "drop nuclei touching the image border"),
+        "save_probabilities": Option(False, boolean, "also give the class map the labels came from: uint8 H×W×3 "
+                                     "(background, interior, boundary) at the image's size, facts['probabilities']"),
     }
 
     def __init__(self, model, source: str):
@@ -121,7 +123,7 @@ class DefaultSegmenter(Segmenter):
         --------
         >>> model = load_model("default")                                    # doctest: +SKIP
         >>> model.record_settings(model.resolve_options({}))["seed_threshold"]  # doctest: +SKIP
-        0.6
+        0.5
         """
         return {**options, **{name: getattr(self.model, name) if options[name] is None else options[name]
                               for name in ("seed_threshold", "foreground_threshold")}}
@@ -130,10 +132,14 @@ class DefaultSegmenter(Segmenter):
         model = self.model.with_precision(options["precision"]).with_instance(
             seed_threshold=options["seed_threshold"], foreground_threshold=options["foreground_threshold"])
         labels, info = model.segment(image, diameter=options["nucleus_size"], tta=options["tta"],
-                                     tile=int(options["tile"]), return_info=True, on_window=advance)
+                                     tile=int(options["tile"]), return_info=True, on_window=advance,
+                                     keep_probabilities=options["save_probabilities"])
         labels = drop_objects(labels, min_size=int(options["min_size"]), touching_edges=options["exclude_edges"])
         estimated = None if not math.isfinite(info.diameter) else round(float(info.diameter), 2)
-        return labels_dtype(labels), {"scale": round(float(info.scale), 4), "estimated_diameter": estimated}
+        facts = {"scale": round(float(info.scale), 4), "estimated_diameter": estimated}
+        if options["save_probabilities"]:
+            facts["probabilities"] = info.probabilities
+        return labels_dtype(labels), facts
 
     def describe(self) -> dict:
         """The run record's model entry: kind, source, the weights' sha256 and the model's name.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import napari
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, SpinBox
 from napari.utils.notifications import show_error
 
 from nucleaizer_tf.errors import NucleaizerError, one_line
@@ -45,6 +45,11 @@ class SegmentWidget(Container):
         Nucleus diameter in pixels; 0 = estimated per image.
     precision, tta : magicgui widgets
         The default model's compute type and test-time augmentation.
+    seed_threshold, foreground_threshold : magicgui.widgets.FloatSpinBox
+        The default model's instance-step thresholds (`predict --seed-threshold`, `--foreground-threshold`);
+        0 = the model's own.
+    min_size, exclude_edges : magicgui widgets
+        Drop nuclei of fewer pixels / touching the border (`predict --min-size`, `--exclude-edges`).
     panel : ProgressPanel
         Run / Cancel, progress and status.
 
@@ -65,9 +70,15 @@ class SegmentWidget(Container):
         self.nucleus_size = FloatSpinBox(label="nucleus size (px, 0 = auto)", value=0, min=0, max=1000, step=1)
         self.precision = ComboBox(label="precision", choices=PRECISIONS, value="float32")
         self.tta = CheckBox(text="test-time augmentation (8x slower)", value=False)
+        self.seed_threshold = FloatSpinBox(label="seed threshold (0 = the model's)", value=0, min=0, max=1, step=0.05)
+        self.foreground_threshold = FloatSpinBox(label="foreground threshold (0 = the model's)", value=0, min=0,
+                                                 max=1, step=0.05)
+        self.min_size = SpinBox(label="min size (px)", value=0, min=0, max=10**6)
+        self.exclude_edges = CheckBox(text="exclude nuclei touching the border", value=False)
         self.panel = ProgressPanel("Segment")
         super().__init__(widgets=[self.image, self.model, self.add_model, self.nucleus_size, self.precision,
-                                  self.tta, self.panel])
+                                  self.tta, self.seed_threshold, self.foreground_threshold, self.min_size,
+                                  self.exclude_edges, self.panel])
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed, viewer.layers.events.reordered):
             event.connect(lambda _=None: self.image.reset_choices())
         models.on_change(self.model.reset_choices)
@@ -90,8 +101,9 @@ class SegmentWidget(Container):
 
     def _enable_options(self) -> None:
         taken = self.models.kind(self.model.value).options if self.model.value else {}
-        for name, widget in (("nucleus_size", self.nucleus_size), ("precision", self.precision), ("tta", self.tta)):
-            widget.enabled = name in taken
+        for name in ("nucleus_size", "precision", "tta", "seed_threshold", "foreground_threshold", "min_size",
+                     "exclude_edges"):
+            getattr(self, name).enabled = name in taken
 
     def options(self) -> dict:
         """The chosen options that the chosen model takes, as `Segmenter.segment` keywords.
@@ -99,16 +111,19 @@ class SegmentWidget(Container):
         Returns
         -------
         dict
-            Some of ``nucleus_size`` (None for auto), ``precision`` and ``tta``.
+            Those of ``nucleus_size`` (None for auto), ``precision``, ``tta``, ``seed_threshold`` and
+            ``foreground_threshold`` (None: the model's), ``min_size`` and ``exclude_edges`` that the model takes.
 
         Examples
         --------
         >>> SegmentWidget(viewer).options()  # doctest: +SKIP
-        {'nucleus_size': None, 'tta': False, 'precision': 'float32'}
+        {'nucleus_size': None, 'tta': False, 'precision': 'float32', 'seed_threshold': None, ...}
         """
         taken = self.models.kind(self.model.value).options
         chosen = {"nucleus_size": self.nucleus_size.value or None, "tta": bool(self.tta.value),
-                  "precision": self.precision.value}
+                  "precision": self.precision.value, "seed_threshold": self.seed_threshold.value or None,
+                  "foreground_threshold": self.foreground_threshold.value or None,
+                  "min_size": int(self.min_size.value), "exclude_edges": bool(self.exclude_edges.value)}
         return {name: value for name, value in chosen.items() if name in taken}
 
     # ------------------------------------------------------------------ running

@@ -11,7 +11,9 @@ the stages it affects):
 
 1. presegment  the starting model (`--model`: the shipped default model, a fine-tuned model folder or
                legacy Mask R-CNN weights) segments every image -> OUT/work/presegment/<stem>.tiff;
-               an image that cannot be read is reported and skipped.
+               an image that cannot be read is reported and skipped. The images are shown to it as they
+               are or as inverted grey (`presegment_view`; by default a default model sees light-field
+               images both ways and the view in which more of its nuclei are confident is kept).
 2. style       the style-transfer workflow (`pipelines.style_transfer`) on those nuclei, up to its
                collected synthetic pairs -> OUT/work/style/styled/{images,masks}; clusters and
                real-vs-synthetic sheets under OUT/work/style/. Synthetic masks follow each cluster's
@@ -19,9 +21,10 @@ the stages it affects):
                the target area (docs/method.md, quirk Q8: the intended form), images are read with the
                percentile stretch the default model uses.
 3. finetune    the default model (the starting one when it is a default model, else the shipped one)
-               trained further on the synthetic pairs (+ `--masks` annotations, + the recipe's own
-               generated images, `include_recipe`, on by default) -> OUT/model/ (a model folder `predict --model`
-               and `load_model` read).
+               trained further on the synthetic pairs and/or its own confident nuclei (`self_training`)
+               (+ `--masks` annotations, + the recipe's own generated images, `include_recipe`, on by
+               default), its batch normalisation kept as it was, at `FINE_TUNE_LEARNING_RATE`
+               -> OUT/model/ (a model folder `predict --model` and `load_model` read).
 4. segment     IMAGES segmented again with the adapted model -> OUT/labels/<stem>.tiff (+ run record).
 5. report      OUT/report.json and OUT/report.md (stages, times, clusters, nucleus counts before and
                after, DSB before/after on `evaluate_masks` if given) and OUT/before_after.png.
@@ -54,6 +57,11 @@ MIN_NUCLEUS_AREA = 35
 SHIPPED_MASK_DB = "mask_db.npz"
 #: images in the report's before/after figure: those the adaptation changed most
 FIGURE_ROWS = 4
+#: how the starting model may be shown the images: as they are, as inverted grey, or the better of both
+VIEWS = ("auto", "as-is", "inverted")
+#: Adam's learning rate of the fine-tuning (a third of the recipe's own fine-tuning rate: it keeps
+#: more of what the starting model knew; weights/README.md, leave-one-modality-out)
+FINE_TUNE_LEARNING_RATE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -129,16 +137,19 @@ class AdaptSettings:
     synthetic : bool
         Learn the styles with pix2pix and fine-tune on annotated synthetic images rendered in them
         (nucleAIzer's way; default True).
-    self_training : bool
+    self_training : bool or None
         Fine-tune on the starting model's own confident nuclei in the images, the uncertain pixels
-        left out of the loss (`default_model.self_training`; needs a default model to start from)
-        (default False).
+        left out of the loss (`default_model.self_training`; needs a default model to start from).
+        None (default): on when the starting model is a default model, off for Mask R-CNN.
     min_confidence : float
         Self-training keeps a nucleus whose mean foreground probability is at least this (0.85).
-    presegment_inverted : bool
-        Presegment the images as inverted grey (`default_model.preprocess.inverted_grey`): dark nuclei
-        on a light field shown as a fluorescence-trained model knows them; the fine-tuning still sees
-        the images as they are (default False).
+    presegment_view : str
+        How the starting model is shown the images when presegmenting: ``"as-is"``, ``"inverted"``
+        (`default_model.preprocess.inverted_grey`: dark nuclei on a light field shown as a
+        fluorescence-trained model knows them) or ``"auto"`` (default: with a default model, the
+        light-field images, `is_light_field`, are segmented both ways and kept in the view where more
+        of the nuclei are confident, `confident_pixels`; other images and a Mask R-CNN start: as-is).
+        The fine-tuning sees the images as they are, and with self-training also in their kept view.
     evaluate_masks : str or None
         Annotations to score before/after (never used for training).
     nucleus_size : float or None
@@ -162,9 +173,9 @@ class AdaptSettings:
     masks: str | None = None  # annotations of some of the images, used for fine-tuning too
     include_recipe: bool = True  # add 40 of the default recipe's generated training images to the fine-tuning
     synthetic: bool = True  # pix2pix renderings in the images' styles
-    self_training: bool = False  # the starting model's confident nuclei in the images themselves
+    self_training: bool | None = None  # the starting model's confident nuclei (None: with a default model)
     min_confidence: float = 0.85
-    presegment_inverted: bool = False  # show the starting model inverted grey images (stained, bright-field)
+    presegment_view: str = "auto"  # as-is, inverted (grey) or auto (the view with more confident nuclei)
     evaluate_masks: str | None = None  # annotations to score before/after (never used for training)
     nucleus_size: float | None = None  # for the presegmentation (None: estimated per image)
     seed: int = 0
@@ -324,17 +335,22 @@ class AdaptRun:
         if str(settings.model) not in SHIPPED and not Path(settings.model).exists():
             raise NucleaizerError(f"{settings.model}: no such model (expected 'default', a model folder or a .h5 file)")
         self.start_kind = segmenter_class(settings.model)
+        from nucleaizer_tf.models.default import DefaultSegmenter
+
+        if settings.self_training is None:  # by default: wherever it can, from a default model
+            settings = replace(settings, self_training=self.start_kind is DefaultSegmenter)
+            self.s = settings
         if not (settings.synthetic or settings.self_training or settings.masks):
             raise NucleaizerError("adapt needs something to learn from: synthetic images (--synthetic), "
                                   "self-training (--self-training) or annotations (--masks)")
         if settings.self_training:
-            from nucleaizer_tf.models.default import DefaultSegmenter
-
             if self.start_kind is not DefaultSegmenter:
                 raise NucleaizerError(f"{settings.model}: self-training needs a default model to start from "
                                       "(its probability maps say which nuclei are confident)")
-            if not 0.0 < settings.min_confidence <= 1.0:
-                raise NucleaizerError(f"--min-confidence must be in (0, 1], got {settings.min_confidence}")
+        if not 0.0 < settings.min_confidence <= 1.0:
+            raise NucleaizerError(f"--min-confidence must be in (0, 1], got {settings.min_confidence}")
+        if settings.presegment_view not in VIEWS:
+            raise NucleaizerError(f"--presegment-view must be one of {', '.join(VIEWS)}, got {settings.presegment_view!r}")
         self.start_kind.resolve_options(self._preseg_options())  # refuse a wrong option before any work
         self.work = self.out / "work"
         self.log = StageLog(self.work / "stages", STAGES, self._stage_key)
@@ -349,13 +365,15 @@ class AdaptRun:
         s, p = self.s, self.preset
         return {
             "presegment": {"images": [f.name for f in self.images], "model": s.model, "options": self._preseg_options(),
-                           "probabilities": s.self_training, "inverted": s.presegment_inverted},
+                           "probabilities": s.self_training, "view": s.presegment_view,
+                           "min_confidence": s.min_confidence if self._auto_view() else None},
             "style": {"synthetic": s.synthetic, "single_experiment": s.single_experiment, "mask_db": str(self.mask_db),
                       "ngf": p.ngf, "iterations": p.iterations, "decay_epochs": p.decay_epochs,
                       "images_per_cluster": p.images_per_cluster, "seed": s.seed},
             "finetune": {"masks": s.masks, "include_recipe": s.include_recipe, "epochs": p.epochs,
                          "steps": p.steps_per_epoch, "seed": s.seed, "self_training": s.self_training,
-                         "min_confidence": s.min_confidence},
+                         "min_confidence": s.min_confidence, "learning_rate": FINE_TUNE_LEARNING_RATE,
+                         "freeze_normalization": True},
             "segment": {},
             "report": {"evaluate_masks": s.evaluate_masks},
         }[stage]
@@ -389,58 +407,124 @@ class AdaptRun:
     def _probabilities_dir(self) -> Path:
         return self.work / "probabilities"
 
+    def _before_dir(self) -> Path:
+        """The starting model's nuclei in the images as they are (the report's "before")."""
+        as_is = self.work / "before"
+        return as_is if as_is.is_dir() else self._presegment_dir()
+
+    def _auto_view(self) -> bool:
+        """Whether stage 1 chooses the view: "auto" with a default model (a Mask R-CNN start: as-is)."""
+        from nucleaizer_tf.models.default import DefaultSegmenter
+
+        return self.s.presegment_view == "auto" and self.start_kind is DefaultSegmenter
+
+    def inverted_stems(self) -> list[str]:
+        """The images stage 1 kept in inverted grey (after it ran).
+
+        Returns
+        -------
+        list of str
+            Their stems.
+
+        Examples
+        --------
+        >>> run.inverted_stems()  # doctest: +SKIP
+        ['h_e_01', 'h_e_02']
+        """
+        return list(self.log.record("presegment").get("inverted", []))
+
     def stage_presegment(self) -> dict:
         """Stage 1: the starting model segments every image into ``OUT/work/presegment/<stem>.tiff``.
 
-        An image that cannot be read is reported and skipped. Fewer than `MIN_NUCLEI` nuclei of at least
-        `MIN_NUCLEUS_AREA` px² in all images stop the run with a `NucleaizerError`.
+        With ``presegment_view="auto"`` and a default model, every light-field image (`is_light_field`:
+        bright-field, stained tissue) is segmented as it is and as inverted grey; if over those images a
+        larger share of the nuclei's pixels lies in confident nuclei (`confident_pixels`) in inverted
+        grey, they are kept so, and the as-is nuclei of every image go to ``OUT/work/before/`` for the
+        report. ``"as-is"`` / ``"inverted"`` show every image so. An image that cannot be read is
+        reported and skipped. Fewer than `MIN_NUCLEI` nuclei of at least `MIN_NUCLEUS_AREA` px² in all
+        images stop the run with a `NucleaizerError`.
 
         Returns
         -------
         dict
-            What the stage marker records: ``model`` (its description), ``nuclei`` (per image) and ``failures``.
+            What the stage marker records: ``model`` (its description), ``nuclei`` (per image),
+            ``failures``, ``view`` (what the light-field images were kept as, or the view asked for),
+            ``inverted`` (the stems kept inverted), ``light_field`` (their number, auto) and
+            ``confident_share`` (per view over the light-field images, auto).
 
         Examples
         --------
         >>> facts = run.stage_presegment()  # doctest: +SKIP
         """
-        from nucleaizer_tf.default_model.preprocess import inverted_grey
+        from nucleaizer_tf.default_model.preprocess import inverted_grey, is_light_field
+        from nucleaizer_tf.default_model.self_training import confident_pixels
         from nucleaizer_tf.models.load import load_model
 
         model = load_model(self.s.model)
         options = model.prepare(**self._preseg_options())
-        folder, maps = self._presegment_dir(), self._probabilities_dir()
-        shutil.rmtree(folder, ignore_errors=True)
-        shutil.rmtree(maps, ignore_errors=True)
-        failures, counts = [], {}
+        auto = self._auto_view()
+        with_maps = self.s.self_training or auto  # needs a default model (checked in __init__ / _auto_view)
+        staging = self.work / "views"
+        for folder in (self._presegment_dir(), self._probabilities_dir(), self.work / "before", staging):
+            shutil.rmtree(folder, ignore_errors=True)
+        failures, counts, light = [], {}, []
+        confident = {"as-is": np.zeros(2), "inverted": np.zeros(2)}  # light-field images: (confident px, nucleus px)
         with self.r.stage("presegmenting", len(self.images)) as advance:
             for path in self.images:
                 try:
                     image = read_image(path)
-                    if self.s.presegment_inverted:
-                        image = inverted_grey(image)
-                    if self.s.self_training:  # keep the map the labels came from, for the self-training targets
-                        labels, info = model.model.segment(image, diameter=self.s.nucleus_size, return_info=True,
-                                                           keep_probabilities=True)
-                    else:
-                        labels, info = model.segment(image, **options), None
+                    views = ["as-is", "inverted"] if auto and is_light_field(image) else \
+                        ["as-is" if auto else self.s.presegment_view]
+                    found = {}
+                    for view in views:
+                        shown = inverted_grey(image) if view == "inverted" else image
+                        if with_maps:  # the map the labels came from: self-training targets, the view's confidence
+                            found[view] = model.model.segment(shown, diameter=self.s.nucleus_size, return_info=True,
+                                                              keep_probabilities=True)
+                        else:
+                            found[view] = model.segment(shown, **options), None
                 except (NucleaizerError, ValueError, OSError) as exc:  # one bad image only skips itself
                     failures.append((str(path), str(exc).splitlines()[0]))
                     self.r.note(f"skipped: {exc}")
                 else:
-                    write_labels(folder / f"{path.stem}.tiff", labels)
-                    if info is not None:
-                        write_image(maps / f"{path.stem}.tiff", info.probabilities)
-                    sizes = np.bincount(labels.ravel())[1:]
-                    counts[path.stem] = int(np.count_nonzero(sizes >= MIN_NUCLEUS_AREA))
+                    if len(views) > 1:
+                        light.append(path.stem)
+                    for view, (labels, info) in found.items():
+                        write_labels(staging / view / "labels" / f"{path.stem}.tiff", labels)
+                        if info is not None and self.s.self_training:
+                            write_image(staging / view / "maps" / f"{path.stem}.tiff", info.probabilities)
+                        if len(views) > 1:
+                            confident[view] += confident_pixels(info.probabilities, labels, self.s.min_confidence)
+                        sizes = np.bincount(labels.ravel())[1:]
+                        counts.setdefault(view, {})[path.stem] = int(np.count_nonzero(sizes >= MIN_NUCLEUS_AREA))
                 advance(path.name)
-        usable = sum(counts.values())
+        share = {view: float(c / n) if n else 0.0 for view, (c, n) in confident.items()} if light else {}
+        view = "inverted" if share and share["inverted"] > share["as-is"] else \
+            ("as-is" if auto else self.s.presegment_view)
+        inverted = light if auto and view == "inverted" else [] if auto else \
+            sorted(counts.get("inverted", {}))
+        if light:
+            self.r.note(f"presegmentation: {len(light)} light-field image(s) kept {view} (share of the nuclei's "
+                        "pixels in confident nuclei: " + ", ".join(f"{v} {x:.2f}" for v, x in share.items()) + ")")
+        kept = {stem: "inverted" if stem in inverted else "as-is"
+                for stem in set().union(*(counts.get(v, {}) for v in ("as-is", "inverted")))}
+        nuclei = {stem: counts[v][stem] for stem, v in sorted(kept.items())}
+        usable = sum(nuclei.values())
         if usable < MIN_NUCLEI:
             raise NucleaizerError(
                 f"{self.images_dir}: the starting model found {usable} nuclei of at least {MIN_NUCLEUS_AREA} px² in "
-                f"{len(counts)} readable image(s); adapt needs at least {MIN_NUCLEI} to learn their style "
+                f"{len(nuclei)} readable image(s); adapt needs at least {MIN_NUCLEI} to learn their style "
                 "(add images, or start from another --model)")
-        return {"model": model.describe(), "nuclei": counts, "failures": failures}
+        for stem, v in kept.items():
+            for source, target in (("labels", self._presegment_dir()), ("maps", self._probabilities_dir())):
+                if (staging / v / source / f"{stem}.tiff").is_file():
+                    target.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(staging / v / source / f"{stem}.tiff", target / f"{stem}.tiff")
+        if auto and inverted:  # the report's "before": the starting model on the images as they are
+            (staging / "as-is" / "labels").rename(self.work / "before")
+        shutil.rmtree(staging, ignore_errors=True)
+        return {"model": model.describe(), "nuclei": nuclei, "failures": failures, "view": view,
+                "inverted": sorted(inverted), "light_field": len(light), "confident_share": share}
 
     # ----------------------------------------------------------------- 2. style
 
@@ -533,6 +617,7 @@ class AdaptRun:
             model = DefaultModel.load()
         p = self.preset
         _, history, config = fine_tune(model, pairs, epochs=p.epochs, steps_per_epoch=p.steps_per_epoch,
+                                       learning_rate=FINE_TUNE_LEARNING_RATE, freeze_normalization=True,
                                        seed=self.s.seed, reporter=self.r)
         n_other = len(pairs) - n_synthetic - len(own)
         notes = {"adapted": {"images": str(self.images_dir), "preset": self.s.preset, "synthetic_pairs": n_synthetic,
@@ -544,9 +629,12 @@ class AdaptRun:
                 "train_seconds": round(float(sum(history.seconds)), 1), "config": config.to_dict()}
 
     def _self_training_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(image, `confident_targets`) of every presegmented image with at least one confident nucleus."""
+        """(image, `confident_targets`) of every presegmented image with at least one confident nucleus,
+        the image as it is and, where the presegmentation saw it inverted, also so."""
+        from nucleaizer_tf.default_model.preprocess import inverted_grey
         from nucleaizer_tf.default_model.self_training import confident_targets
 
+        inverted = set(self.inverted_stems())
         pairs = []
         for path in self.images:
             labels_path, map_path = self._presegment_dir() / f"{path.stem}.tiff", self._probabilities_dir() / f"{path.stem}.tiff"
@@ -555,7 +643,10 @@ class AdaptRun:
             prob = read_image(map_path).astype(np.float32) / np.float32(255.0)
             targets = confident_targets(prob, read_labels(labels_path), min_confidence=self.s.min_confidence)
             if targets.max() > 0:
-                pairs.append((read_image(path), targets))
+                image = read_image(path)
+                pairs.append((image, targets))
+                if path.stem in inverted:  # the view its targets came from: the model keeps knowing it
+                    pairs.append((inverted_grey(image), targets))
         return pairs
 
     # ----------------------------------------------------------------- 4. segment
@@ -595,7 +686,7 @@ class AdaptRun:
         --------
         >>> facts = run.stage_report()  # doctest: +SKIP
         """
-        before_dir, after_dir = self._presegment_dir(), self.out / "labels"
+        before_dir, after_dir = self._before_dir(), self.out / "labels"
         rows = []
         for path in self.images:
             before, after = before_dir / f"{path.stem}.tiff", after_dir / f"{path.stem}.tiff"
@@ -611,6 +702,8 @@ class AdaptRun:
             "images": str(self.images_dir), "out": str(self.out), "preset": self.s.preset,
             "preset_values": asdict(self.preset), "settings": asdict(self.s),
             "starting_model": stages["presegment"].get("model"), "adapted_model": str(self.out / "model"),
+            "presegment_view": stages["presegment"].get("view", "as-is"),
+            "confident_share": stages["presegment"].get("confident_share", {}),
             "stages": {k: v.get("seconds") for k, v in stages.items()},
             "failures": stages["presegment"].get("failures", []),
             "clusters": stages["style"].get("clusters", {}), "pix2pix": stages["style"].get("pix2pix", {}),
@@ -782,6 +875,10 @@ def report_markdown(summary: dict) -> str:
              "*Left: the starting model. Right: the adapted model. The images it changed most.*", "", "## Stages", "",
              "| stage | seconds |", "| --- | ---: |"]
     lines += [f"| {k} | {fmt(v)} |" for k, v in summary["stages"].items()]
+    if summary.get("confident_share"):
+        lines += ["", f"Presegmentation: light-field images shown {summary['presegment_view']} (share of the nuclei's "
+                  "pixels in confident nuclei: " + ", ".join(f"{v} {x:.2f}" for v, x in summary["confident_share"].items())
+                  + ")."]
     lines += ["", f"## Styles ({len(summary['clusters'])} cluster(s), {summary['synthetic_pairs']} synthetic pairs)", ""]
     for cluster, members in summary["clusters"].items():
         p2p = summary["pix2pix"].get(cluster, {})

@@ -70,8 +70,9 @@ class ModelFacts:
     ----------
     source
         The model folder, or None for the shipped model.
-    trained_diameter, multiple, margin
-        As `DefaultModel.trained_diameter`, `.multiple` (2^depth) and `.margin`.
+    segment_diameter, multiple, margin
+        As `DefaultModel.segment_diameter` (the nucleus size segmenting brings nuclei to), `.multiple`
+        (2^depth) and `.margin`.
     name
         The manifest's name.
 
@@ -82,7 +83,7 @@ class ModelFacts:
     """
 
     source: str | None
-    trained_diameter: float
+    segment_diameter: float
     multiple: int
     margin: int
     name: str = ""
@@ -102,10 +103,10 @@ def model_facts(model: str | os.PathLike | None = None) -> ModelFacts:
 
     Examples
     --------
-    >>> model_facts().trained_diameter
-    20.0
+    >>> model_facts().segment_diameter
+    24.0
     """
-    from nucleaizer_tf.default_model.model import MANIFEST, shipped_model_dirs
+    from nucleaizer_tf.default_model.model import MANIFEST, segment_diameter_of, shipped_model_dirs
     from nucleaizer_tf.default_model.tiling import context_margin
     from nucleaizer_tf.models.folder import read_manifest
 
@@ -119,7 +120,7 @@ def model_facts(model: str | os.PathLike | None = None) -> ModelFacts:
         path = Path(source)
     _, manifest, _ = read_manifest(path, expect="default-model")
     depth = int(manifest["architecture"]["depth"])
-    return ModelFacts(source, float(manifest["trained_diameter"]), 2**depth, context_margin(depth),
+    return ModelFacts(source, segment_diameter_of(manifest), 2**depth, context_margin(depth),
                       str(manifest.get("name", "")))
 
 
@@ -563,12 +564,12 @@ def _run(image: LargeImage, final: Path, out_dir, runner, engine: str, block: in
             advance(image.name)
         raw_scale = estimate["scale"]
     else:
-        raw_scale = facts.trained_diameter / nucleus_size
+        raw_scale = facts.segment_diameter / nucleus_size
     scale = snap_scale(raw_scale)
-    grid = BlockGrid.plan(image.image_shape, block, scale, trained_diameter=facts.trained_diameter,
+    grid = BlockGrid.plan(image.image_shape, block, scale, segment_diameter=facts.segment_diameter,
                           multiple=facts.multiple, margin=facts.margin)
     report = LargeImageReport(image.path, final, grid.shape, block, grid.blocks, float(scale),
-                              facts.trained_diameter / float(scale), nucleus_size is None, limits,
+                              facts.segment_diameter / float(scale), nucleus_size is None, limits,
                               engine=engine, estimate=estimate)
     reporter.note(f"{image.name}: scale {scale} (nuclei of {report.nucleus_size:.3g} px), "
                   f"{grid.blocks[0]}×{grid.blocks[1]} blocks of {block}")

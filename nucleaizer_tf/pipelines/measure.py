@@ -42,6 +42,9 @@ class ExportOptions:
         (default False).
     pixel_size : float or None
         µm per pixel: adds the µm columns (default None: pixels only). Only with `csv` or `geojson`.
+    probabilities : bool
+        Write the default model's class map, ``probabilities/<stem>.tiff``: uint8 RGB at the image's
+        resolution, red = P(background), green = P(interior), blue = P(boundary), 0–255 (default False).
 
     Raises
     ------
@@ -64,6 +67,7 @@ class ExportOptions:
     geojson: bool = False
     csv: bool = False
     pixel_size: float | None = None
+    probabilities: bool = False
 
     def __post_init__(self):
         if self.pixel_size is not None and not (math.isfinite(self.pixel_size) and self.pixel_size > 0):

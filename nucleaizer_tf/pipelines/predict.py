@@ -27,6 +27,7 @@ from nucleaizer_tf.io import (
     read_image,
     remove_stale_temporaries,
     to_rgb8,
+    write_image,
     write_json,
     write_labels,
     write_rgb,
@@ -130,7 +131,7 @@ def collect_inputs(images: str | os.PathLike, out_dir: str | os.PathLike) -> lis
         stems[path.stem] = path
     inputs = {_real(path): path for path in files}
     for stem in stems:
-        for output in output_files(out_dir, stem, overlay=True, exports=ExportOptions(True, True, True)) + [
+        for output in output_files(out_dir, stem, overlay=True, exports=ExportOptions(True, True, True, probabilities=True)) + [
                 out_dir / RECORD_NAME, out_dir / SUMMARY_NAME]:
             if _real(output) in inputs:
                 raise NucleaizerError(f"{inputs[_real(output)]}: this input would be overwritten by the output "
@@ -300,7 +301,8 @@ def write_step(work: ImageWork, out_dir: Path, *, overlay: bool = False, exports
     """Write a segmented image's labels (and overlay, exports) and give its outcome; never raises for a
     bad image. The image array is dropped afterwards, so a finished `ImageWork` holds no pixels.
 
-    Writes ``<out_dir>/<stem>.tiff`` and, if asked, ``overlays/<stem>.png`` and the exports of
+    Writes ``<out_dir>/<stem>.tiff`` and, if asked, ``overlays/<stem>.png``, the class map
+    ``probabilities/<stem>.tiff`` (from ``work.facts["probabilities"]``) and the exports of
     `pipelines.measure.export_image`, each atomically.
 
     Parameters
@@ -312,7 +314,7 @@ def write_step(work: ImageWork, out_dir: Path, *, overlay: bool = False, exports
     overlay : bool, optional
         Also write an outline overlay PNG (default False).
     exports : ExportOptions, optional
-        ROI set, GeoJSON and measurement CSV to write (default None: none).
+        ROI set, GeoJSON, measurement CSV and class map to write (default None: none).
     model_name : str, optional
         The model, for the summary row.
 
@@ -333,8 +335,11 @@ def write_step(work: ImageWork, out_dir: Path, *, overlay: bool = False, exports
     started = time.perf_counter()
     image, labels, path = work.image, work.labels, work.path
     work.image = work.labels = None
+    probabilities = work.facts.pop("probabilities", None)  # the class map is a file, not a fact of the record
     try:
         target = write_labels(out_dir / f"{path.stem}.tiff", labels)
+        if exports is not None and exports.probabilities and probabilities is not None:
+            write_image(out_dir / "probabilities" / f"{path.stem}.tiff", probabilities)
         if overlay:
             shown = to_rgb8(image, "nucleaizer" if image.dtype == np.uint8 else "percentile")
             write_rgb(out_dir / "overlays" / f"{path.stem}.png", outline_overlay(shown, labels))
@@ -669,6 +674,8 @@ def run_predict(
     from nucleaizer_tf.models.load import load_model, segmenter_class
 
     options = dict(options or {})
+    if exports is not None and exports.probabilities:  # the model hands its class map over with the labels
+        options["save_probabilities"] = True
     started = time.time()
     files = collect_inputs(images, out_dir)
     for path, what in ((preseg_model, "weight file"), (unet, "U-Net ensemble folder")):
@@ -699,7 +706,7 @@ def run_predict(
                 **({"max_projection": True} if read.project else {})}
 
     # Temporaries a killed run left behind (named by atomic_path, older than this run) go first.
-    for folder in (out_dir, *(out_dir / sub for sub in ("overlays", "rois", "geojson", "measurements"))):
+    for folder in (out_dir, *(out_dir / sub for sub in ("overlays", "rois", "geojson", "measurements", "probabilities"))):
         remove_stale_temporaries(folder, before=started)
     if full:
         remove_stale_temporaries(work, before=started, recursive=True)

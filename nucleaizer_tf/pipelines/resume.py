@@ -90,7 +90,7 @@ def output_files(out_dir: Path, stem: str, *, overlay: bool, exports) -> list[Pa
         Whether an outline overlay is written (``overlays/<stem>.png``).
     exports : ExportOptions or None
         The per-image exports asked for: ``rois/<stem>.zip``, ``geojson/<stem>.geojson``,
-        ``measurements/<stem>.csv``; None = none.
+        ``measurements/<stem>.csv``, ``probabilities/<stem>.tiff``; None = none.
 
     Returns
     -------
@@ -113,6 +113,8 @@ def output_files(out_dir: Path, stem: str, *, overlay: bool, exports) -> list[Pa
             files.append(out_dir / "geojson" / f"{stem}.geojson")
         if exports.csv:
             files.append(out_dir / "measurements" / f"{stem}.csv")
+        if exports.probabilities:
+            files.append(out_dir / "probabilities" / f"{stem}.tiff")
     return files
 
 
