@@ -467,7 +467,7 @@ class AdaptRun:
         staging = self.work / "views"
         for folder in (self._presegment_dir(), self._probabilities_dir(), self.work / "before", staging):
             shutil.rmtree(folder, ignore_errors=True)
-        failures, counts, light = [], {}, []
+        failures, counts, readable, light = [], {}, [], []
         confident = {"as-is": np.zeros(2), "inverted": np.zeros(2)}  # light-field images: (confident px, nucleus px)
         with self.r.stage("presegmenting", len(self.images)) as advance:
             for path in self.images:
@@ -487,6 +487,7 @@ class AdaptRun:
                     failures.append((str(path), str(exc).splitlines()[0]))
                     self.r.note(f"skipped: {exc}")
                 else:
+                    readable.append(path.stem)
                     if len(views) > 1:
                         light.append(path.stem)
                     for view, (labels, info) in found.items():
@@ -499,16 +500,18 @@ class AdaptRun:
                         counts.setdefault(view, {})[path.stem] = int(np.count_nonzero(sizes >= MIN_NUCLEUS_AREA))
                 advance(path.name)
         share = {view: float(c / n) if n else 0.0 for view, (c, n) in confident.items()} if light else {}
-        view = "inverted" if share and share["inverted"] > share["as-is"] else \
-            ("as-is" if auto else self.s.presegment_view)
-        inverted = light if auto and view == "inverted" else [] if auto else \
-            sorted(counts.get("inverted", {}))
+        if auto:  # the light-field images in the view the model is surer of, the others as they are
+            view = "inverted" if share and share["inverted"] > share["as-is"] else "as-is"
+            inverted = light if view == "inverted" else []
+        else:  # every image in the view asked for
+            view = self.s.presegment_view
+            inverted = readable if view == "inverted" else []
         if light:
             self.r.note(f"presegmentation: {len(light)} light-field image(s) kept {view} (share of the nuclei's "
                         "pixels in confident nuclei: " + ", ".join(f"{v} {x:.2f}" for v, x in share.items()) + ")")
-        kept = {stem: "inverted" if stem in inverted else "as-is"
-                for stem in set().union(*(counts.get(v, {}) for v in ("as-is", "inverted")))}
-        nuclei = {stem: counts[v][stem] for stem, v in sorted(kept.items())}
+        flipped = set(inverted)
+        kept = {stem: "inverted" if stem in flipped else "as-is" for stem in readable}
+        nuclei = {stem: counts[kept[stem]][stem] for stem in sorted(readable)}
         usable = sum(nuclei.values())
         if usable < MIN_NUCLEI:
             raise NucleaizerError(
