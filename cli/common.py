@@ -4,6 +4,7 @@ and progress bars."""
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import sys
 
@@ -14,6 +15,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from nucleaizer_tf.errors import NucleaizerError, one_line
 from nucleaizer_tf.extras import missing_extra_message
 from nucleaizer_tf.progress import Reporter
+
+
+class Planes(str, enum.Enum):
+    """`--planes`: how Z and time stacks are read (`nucleaizer_tf.io.read.PLANES`)."""
+
+    max = "max"
+    each = "each"
 
 
 def new_app(name: str, help: str) -> typer.Typer:

@@ -14,7 +14,8 @@ from nucleaizer_tf.system import native_stderr_silenced
 
 @fail_cleanly
 def info(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
-    """Versions, the CPU/GPU devices TensorFlow sees, and thread settings (paste this into bug reports)."""
+    """Versions, the CPU/GPU devices TensorFlow sees, thread settings (paste this into bug reports), and where
+    docs/method.md, which the help refers to, is installed."""
     from nucleaizer_tf.system import environment_report
 
     with native_stderr_silenced():  # device probing logs CUDA errors on machines without a GPU
@@ -33,6 +34,7 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print the report as
     typer.echo(f"{'threads intra/inter-op':>24}  {threads['intra_op']}/{threads['inter_op']} (0 = one per core)")
     for name, value in report["environment"].items():
         typer.echo(f"{name:>24}  {value}")
+    typer.echo(f"{'method (docs/method.md)':>24}  {report['method']}")
 
 
 @fail_cleanly

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from nucleaizer_tf.cli.common import CliReporter, fail_cleanly
+from nucleaizer_tf.cli.common import CliReporter, Planes, fail_cleanly
 from nucleaizer_tf.system import import_tensorflow
 
 
@@ -82,7 +82,7 @@ def predict(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="--engine dask: address of a running Dask scheduler (e.g. tcp://10.0.0.5:8786; SLURM via dask-jobqueue), instead of local workers. Give absolute paths the workers can reach.", rich_help_panel=SCALE),
     large: bool = typer.Option(False, "--large", help="IMAGES is one image larger than memory (zarr, OME-Zarr, tiled BigTIFF): segmented block by block with the default model (on Dask workers with --workers / --scheduler, else threads in this process) into OUT_DIR/<name>.zarr, uint32 labels chunked like the blocks. A .zarr input is always treated so.", rich_help_panel=SCALE),
     block: int = typer.Option(1024, "--block", min=64, help="--large: block side in pixels; memory per worker grows with its square (about 1.2 GB at 1024).", rich_help_panel=SCALE),
-    max_projection: bool = typer.Option(False, "--max-projection", help="Segment the maximum projection of Z or time stacks (multi-page TIFFs with axes Z, T); without it a stack is refused. True 3-D segmentation is not offered.", rich_help_panel=INPUTS),
+    planes: Optional[Planes] = typer.Option(None, "--planes", help="Z or time stacks (multi-page TIFFs with axes Z, T: ImageJ hyperstacks, OME-TIFF): each = segment every plane in 2-D, a label stack out with the same axes (ids unique over the stack; --save-csv rows carry z / t columns, ROIs their plane); max = segment the maximum projection. Without it a stack is refused. True 3-D segmentation is not offered.", rich_help_panel=INPUTS),
     channel: Optional[int] = typer.Option(None, "--channel", min=0, help="Segment this channel (0-based) only, as grey: of multi-channel TIFFs (ImageJ hyperstacks, OME-TIFF; a multi-channel image without it is refused, listing its channels) or a colour component of RGB images [all: grey or RGB].", rich_help_panel=INPUTS),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace output files that no run of this tool wrote (without it such an image fails in one line and the others are segmented; files an earlier run wrote are replaced anyway). --large: replace an earlier result of this tool at OUT_DIR/<name>.zarr (anything else there is refused).", rich_help_panel=INPUTS),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse images with more pixels than this, from their header before decoding (a whole image costs about 36 bytes per pixel); larger ones go block by block with --large [250000000].", rich_help_panel=INPUTS),
@@ -111,7 +111,7 @@ def predict(
                        per_image={"--overlay": overlay, "--save-rois": save_rois, "--save-geojson": save_geojson,
                                   "--save-csv": save_csv, "--save-probabilities": save_probabilities,
                                   "--skip-existing": skip_existing,
-                                  "--max-pixels": max_pixels is not None, "--max-projection": max_projection},
+                                  "--max-pixels": max_pixels is not None, "--planes": planes is not None},
                        on_dask=engine is Engine.dask)
         return
     import_tensorflow()
@@ -122,8 +122,8 @@ def predict(
                                                pixel_size=pixel_size, probabilities=save_probabilities),
                          skip_existing=skip_existing, engine=engine.value, workers=workers, scheduler=scheduler,
                          overwrite=overwrite,
-                         read=ReadOptions(channel=channel, project=max_projection) if max_pixels is None else
-                         ReadOptions(max_pixels, channel, max_projection))
+                         read=ReadOptions(channel=channel, planes=planes and planes.value) if max_pixels is None else
+                         ReadOptions(max_pixels, channel, planes and planes.value))
     _finish_predict(report, out_dir, quiet)
 
 

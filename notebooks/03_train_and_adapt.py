@@ -21,7 +21,6 @@
 import os
 import time
 
-import keras
 import matplotlib.pyplot as plt
 import numpy as np
 from scipy import ndimage
@@ -196,6 +195,8 @@ plt.show()
 # interior / boundary classes).
 
 # %%
+import keras  # TensorFlow is loaded by now (nucleaizer_tf imports it without its start-up messages)
+
 pairs = []
 for image, mask in zip(synthetic_images, synthetic_masks):
     pairs += size_normalised(image, mask, jitter=(0.9, 1.0, 1.12))

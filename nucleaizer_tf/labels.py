@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def as_label_array(a, what: str = "labels", *, allow_negative: bool = False) -> np.ndarray:
+def as_label_array(a, what: str = "labels", *, allow_negative: bool = False, ndim: int = 2) -> np.ndarray:
     """Check that `a` is a label image and return it as a 2-D integer array.
 
     Bool becomes 0/1 (uint8); floats are accepted only if they hold whole (finite) numbers and become
@@ -22,6 +22,8 @@ def as_label_array(a, what: str = "labels", *, allow_negative: bool = False) -> 
         What `a` is, for the error messages (default "labels").
     allow_negative : bool, optional
         Accept negative ids (default False).
+    ndim : int, optional
+        The dimensions `a` must have (default 2; more for a stack of label images, planes first).
 
     Returns
     -------
@@ -47,8 +49,8 @@ def as_label_array(a, what: str = "labels", *, allow_negative: bool = False) -> 
     ValueError: the mask must hold integer labels, got non-integer float64 values
     """
     arr = np.asarray(a)
-    if arr.ndim != 2:
-        raise ValueError(f"{what} must be a 2-D label image, got shape {arr.shape}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{what} must be a {ndim}-D label {'image' if ndim == 2 else 'stack'}, got shape {arr.shape}")
     if arr.dtype.kind == "b":
         return arr.astype(np.uint8)
     if arr.dtype.kind == "f":

@@ -11,6 +11,8 @@ import os
 import platform
 import sys
 
+from nucleaizer_tf.docs import METHOD
+
 _PACKAGES = (
     "tensorflow",
     "keras",
@@ -79,7 +81,8 @@ def environment_report() -> dict:
         details TensorFlow reports per GPU, as strings), ``built_with_cuda``, ``threads`` (TensorFlow's
         intra-op and inter-op thread counts; 0 = TensorFlow decides) and ``environment`` (those of
         TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS, OMP_NUM_THREADS, TF_ENABLE_ONEDNN_OPTS and
-        CUDA_VISIBLE_DEVICES that are set).
+        CUDA_VISIBLE_DEVICES that are set), ``method`` (the installed docs/method.md, which the help
+        refers to).
 
     Examples
     --------
@@ -110,6 +113,7 @@ def environment_report() -> dict:
             "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
         },
         "environment": {name: os.environ[name] for name in _THREAD_VARIABLES if name in os.environ},
+        "method": str(METHOD),
     }
 
 

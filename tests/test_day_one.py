@@ -122,12 +122,17 @@ def test_diameter_is_the_nucleus_size(tmp_path):
     assert json.loads((tmp_path / "out" / "nucleaizer-tf.json").read_text())["settings"]["nucleus_size"] == 14
 
 
-def test_the_python_api_starts_tensorflow_without_chatter():
+@pytest.mark.parametrize("code", [
+    "import nucleaizer_tf, numpy; print(nucleaizer_tf.load_model('default').segment(numpy.zeros((32, 32))).max())",
+    # the quick-start notebook's way in, and the legacy notebook's (TensorFlow first imported elsewhere)
+    "import numpy; from nucleaizer_tf.default_model import DefaultModel; print(DefaultModel.load().segment(numpy.zeros((32, 32))).max())",
+    "from nucleaizer_tf.maskrcnn import MaskRCNN; import tensorflow as tf; print(int(tf.reduce_sum(tf.zeros(3))))",
+], ids=["load_model", "DefaultModel", "maskrcnn"])
+def test_the_python_api_starts_tensorflow_without_chatter(code):
     import os
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    code = "import nucleaizer_tf, numpy; print(nucleaizer_tf.load_model('default').segment(numpy.zeros((32, 32))).max())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0 and done.stdout.strip() == "0", done.stderr[-2000:]
     assert done.stderr == "", done.stderr[-2000:]  # no oneDNN banner, no cuInit, no absl warnings
@@ -292,19 +297,78 @@ def test_a_z_stack_is_refused_or_segmented_as_its_maximum_projection(tmp_path):
     stack = np.stack([np.zeros_like(planes), planes], axis=1)  # ZCYX: channel 1 holds the nuclei
     path = tmp_path / "z.tif"
     tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "ZCYX"})
-    with pytest.raises(ImageReadError, match="--max-projection"):
+    with pytest.raises(ImageReadError, match="--planes each.*--planes max"):
         read_image(path, channel=1)
-    assert np.array_equal(read_image(path, channel=1, project=True), grey)
+    assert np.array_equal(read_image(path, channel=1, planes="max"), grey)
     with pytest.raises(ImageReadError, match=r"z.tif: 288×96 pixels"):  # every plane counts against the limit
-        read_image(path, channel=1, project=True, max_pixels=20_000)
-    result = runner.invoke(app, ["predict", str(path), str(tmp_path / "out"), "--channel", "1", "--max-projection",
+        read_image(path, channel=1, planes="max", max_pixels=20_000)
+    result = runner.invoke(app, ["predict", str(path), str(tmp_path / "out"), "--channel", "1", "--planes", "max",
                                  "-q"])
     assert result.exit_code == 0, result.output
     from nucleaizer_tf.metrics import score_image
 
     assert score_image(sample.labels, tifffile.imread(tmp_path / "out" / "z.tiff")).tp >= 5
     settings = json.loads((tmp_path / "out" / "nucleaizer-tf.json").read_text())["settings"]
-    assert settings["channel"] == 1 and settings["max_projection"] is True
+    assert settings["channel"] == 1 and settings["planes"] == "max"
+
+
+def test_planes_each_segments_every_plane_into_a_label_stack_with_the_same_axes(tmp_path):
+    """A T×Z stack (ImageJ hyperstack, with a channel) in, a T×Z label stack out: every plane segmented in
+    2-D with the ids of the planes distinct, the measurements and ROIs carrying their plane, and `measure
+    --planes each` reading the same files back; the 2-D image beside it is segmented as always."""
+    import csv
+    import json
+
+    import roifile
+
+    from nucleaizer_tf.io import read_planes
+    from nucleaizer_tf.metrics import score_image
+    from nucleaizer_tf.synthetic import synthetic_nuclei
+
+    samples = [synthetic_nuclei((96, 96), 5 + k, 18.0, seed=10 + k) for k in range(4)]
+    greys = [(s.image[..., :3].mean(axis=2) * 200).astype(np.uint16) for s in samples]
+    planes = np.stack(greys).reshape(2, 2, 96, 96)  # T, Z
+    stack = np.stack([np.zeros_like(planes), planes], axis=2)  # TZCYX: channel 1 holds the nuclei
+    images = tmp_path / "images"
+    images.mkdir()
+    tifffile.imwrite(images / "s.tif", stack, imagej=True, metadata={"axes": "TZCYX"})
+    tifffile.imwrite(images / "flat.tif", np.stack([np.zeros_like(greys[0]), greys[0]]), imagej=True,
+                     metadata={"axes": "CYX"})
+    read, axes = read_planes(images / "s.tif", channel=1)
+    assert axes == "TZ" and np.array_equal(read, planes)
+    refused = runner.invoke(app, ["predict", str(images), str(tmp_path / "x"), "--channel", "1", "--planes", "each",
+                                  "--overlay", "-q"])
+    assert refused.exit_code != 0 and "--overlay do(es) not apply to --planes each" in refused.stderr
+
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["predict", str(images), str(out), "--channel", "1", "--planes", "each",
+                                 "--save-csv", "--save-rois", "-q"])
+    assert result.exit_code == 0, result.output
+    with tifffile.TiffFile(out / "s.tiff") as tif:
+        assert tif.series[0].axes == "TZYX" and tif.is_imagej
+        labels = tif.asarray()
+    assert labels.shape == (2, 2, 96, 96)
+    per_plane = [set(np.unique(labels[t, z])) - {0} for t in range(2) for z in range(2)]
+    assert all(not (a & b) for i, a in enumerate(per_plane) for b in per_plane[i + 1:])  # ids unique over the stack
+    for k, sample in enumerate(samples):
+        assert score_image(sample.labels, labels[k // 2, k % 2]).f1 >= 0.8
+    assert tifffile.imread(out / "flat.tiff").shape == (96, 96)
+    with open(out / "measurements" / "s.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:3] == ["t", "z", "label"]
+    assert {(r["t"], r["z"]) for r in rows} == {("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")}
+    assert len(rows) == len(set().union(*per_plane))
+    rois = roifile.roiread(out / "rois" / "s.zip")
+    assert sorted({r.position for r in rois}) == [1, 2, 3, 4] and len(rois) == len(rows)
+    record = json.loads((out / "nucleaizer-tf.json").read_text())
+    assert record["settings"]["planes"] == "each"
+    entry = next(e for e in record["images"] if e["image"].endswith("s.tif"))
+    assert len(entry["planes"]) == 4 and entry["objects"] == len(rows)
+
+    measured = runner.invoke(app, ["measure", str(images), str(out), str(tmp_path / "m"), "--channel", "1",
+                                   "--planes", "each", "-q"])
+    assert measured.exit_code == 0, measured.output
+    assert (tmp_path / "m" / "measurements" / "s.csv").read_text() == (out / "measurements" / "s.csv").read_text()
 
 
 def test_predict_help_groups_its_options_in_panels():

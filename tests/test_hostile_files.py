@@ -355,11 +355,11 @@ def test_a_full_disk_stops_the_run_with_one_message_and_keeps_what_was_finished(
         cv2.imwrite(str(images / f"im{i}.png"), np.pad(np.full((12, 12), 200, np.uint8), 26))
     real_write, written = predict.write_labels, []
 
-    def filling_disk(path, labels):
+    def filling_disk(path, labels, **options):
         if len(written) == 2:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         written.append(path)
-        return real_write(path, labels)
+        return real_write(path, labels, **options)
 
     monkeypatch.setattr(predict, "write_labels", filling_disk)
     segmented = []
@@ -383,7 +383,7 @@ def test_predict_on_a_full_disk_says_so_once(tmp_path, monkeypatch):
     for i in range(4):
         cv2.imwrite(str(images / f"im{i}.png"), np.pad(np.full((12, 12), 200, np.uint8), 26))
 
-    def full(path, labels):
+    def full(path, labels, **options):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(predict, "write_labels", full)

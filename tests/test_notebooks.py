@@ -1,13 +1,14 @@
 """The Jupyter notebooks in notebooks/: built from their jupytext percent-format sources
-(notebooks/NN_*.py, by scripts/make_notebooks.py), committed without outputs, in sync with those sources,
-and executed top to bottom (headless, with this interpreter) so that a broken API call fails the tests."""
+(notebooks/NN_*.py, by scripts/make_notebooks.py), committed executed (a reader on a code host sees the
+figures) from exactly those sources, and executed again top to bottom (headless, with this interpreter)
+so that a broken API call fails the tests and a cell whose stored outputs no longer match what it shows
+is caught."""
 
 import json
 import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,6 @@ EXPECTED = ["01_quickstart.ipynb", "02_legacy_maskrcnn.ipynb", "03_train_and_ada
 NOTEBOOK_LIMIT = float(os.environ.get("NUCLEAIZER_NOTEBOOK_LIMIT", 600))
 #: set to a folder to keep the executed notebooks (with outputs) for a look
 KEEP_EXECUTED = os.environ.get("NUCLEAIZER_NOTEBOOK_OUT")
-KERNEL_NAME = "nucleaizer-tf-tests"
 
 _ids = [p.stem for p in NOTEBOOKS]
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes in IPython tracebacks
@@ -41,13 +41,18 @@ def test_every_source_has_its_notebook_and_vice_versa():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
-def test_committed_notebook_has_no_outputs(path):
+def test_committed_notebook_is_stored_executed_with_figures(path):
     nb = json.loads(path.read_text())
     assert nb["nbformat"] == 4
-    for i, cell in enumerate(nb["cells"]):
-        if cell["cell_type"] == "code":
-            assert cell.get("outputs") == [], f"{path.name} cell {i} has outputs: strip them"
-            assert cell.get("execution_count") is None, f"{path.name} cell {i} has an execution count"
+    counts = [cell.get("execution_count") for cell in nb["cells"] if cell["cell_type"] == "code"]
+    assert counts == list(range(1, len(counts) + 1)), f"{path.name}: not executed top to bottom in one run"
+    outputs = [out for cell in nb["cells"] if cell["cell_type"] == "code" for out in cell["outputs"]]
+    assert not [out for out in outputs if out["output_type"] == "error"], f"{path.name}: a stored error"
+    assert any(mime.startswith("image/") for out in outputs for mime in out.get("data", {})), \
+        f"{path.name}: no stored figure"
+    stderr = "".join("".join(out["text"]) for out in outputs if out["output_type"] == "stream" and out["name"] == "stderr")
+    for chatter in ("cuInit", "oneDNN custom operations", "absl::InitializeLog"):  # TensorFlow's start-up messages
+        assert chatter not in stderr, f"{path.name}: TensorFlow's start-up messages are stored ({chatter})"
     assert "widgets" not in nb["metadata"]
 
 
@@ -59,32 +64,30 @@ def test_notebooks_match_their_generator():
     assert done.returncode == 0, done.stderr + done.stdout
 
 
-def _kernel_manager(folder: Path):
-    """A kernel manager whose only kernel spec runs ipykernel with *this* interpreter (not whatever
-    `python3` kernel a user or system Jupyter happens to have registered)."""
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import AsyncKernelManager
+def _generator():
+    """scripts/make_notebooks.py as a module: the one notebook builder and executor."""
+    import importlib.util
 
-    spec_dir = folder / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": f"Python ({sys.prefix})",
-        "language": "python",
-    }))
-    specs = KernelSpecManager(kernel_dirs=[str(folder)], ensure_native_kernel=False)
-    return AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+    spec = importlib.util.spec_from_file_location("make_notebooks", REPO / "scripts" / "make_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
 def test_notebook_executes(path, tmp_path):
     nbformat = pytest.importorskip("nbformat", reason="needs the [notebooks] extra")
-    nbclient = pytest.importorskip("nbclient", reason="needs the [notebooks] extra")
+    pytest.importorskip("nbclient", reason="needs the [notebooks] extra")
     pytest.importorskip("ipykernel", reason="needs the [notebooks] extra")
     pytest.importorskip("matplotlib", reason="needs the [notebooks] extra")
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
+    generator = _generator()
     nb = nbformat.read(path, as_version=4)
+    stored = generator.output_kinds(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
     # A first cell of our own proves the kernel is this interpreter (same venv as the tests).
     probe = nbformat.v4.new_code_cell(f"import sys\nassert sys.prefix == {sys.prefix!r}, sys.prefix")
     probe["id"] = "interpreter-probe"
@@ -92,32 +95,21 @@ def test_notebook_executes(path, tmp_path):
 
     workdir = tmp_path / "cwd"
     workdir.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # keep ipykernel's inline figures
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    env["NUCLEAIZER_NOTEBOOK_QUICK"] = "1"  # the notebooks' own switch: the same cells, shorter training
-    env["TMPDIR"] = str(workdir)  # scratch files (notebook 2 writes ~300 MB) stay under pytest's tmp_path
-    deadline = time.monotonic() + NOTEBOOK_LIMIT
-    client = nbclient.NotebookClient(
-        nb,
-        km=_kernel_manager(tmp_path / "kernels"),
-        timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),  # whole-notebook budget
-        resources={"metadata": {"path": str(workdir)}},
-    )
-    start = time.monotonic()
     try:
-        client.execute(cleanup_kc=True, env=env)
+        seconds = generator.execute(nb, workdir, quick=True, limit=NOTEBOOK_LIMIT)
     except CellTimeoutError:
         pytest.fail(f"{path.name} ran past its {NOTEBOOK_LIMIT:.0f} s limit", pytrace=False)
     except CellExecutionError as exc:
         pytest.fail(f"{path.name} failed:\n{_ANSI.sub('', str(exc))}", pytrace=False)
-    finally:
-        if client.km is not None and client.km.has_kernel:
-            client._cleanup_kernel()
-    print(f"{path.name}: {time.monotonic() - start:.0f} s")
+    print(f"{path.name}: {seconds:.0f} s")
     if KEEP_EXECUTED:
         Path(KEEP_EXECUTED).mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, Path(KEEP_EXECUTED) / path.name)
 
+    fresh = generator.output_kinds(nb)[1:]  # without the probe
+    changed = [i for i, (old, new) in enumerate(zip(stored, fresh)) if old != new]
+    assert not changed, (f"{path.name}: code cells {changed} now show {[fresh[i] for i in changed]}, the stored "
+                         f"notebook {[stored[i] for i in changed]}: run python scripts/make_notebooks.py --force")
     figures = sum("image/png" in out.get("data", {}) for cell in nb.cells if cell.cell_type == "code"
                   for out in cell.outputs)
     assert figures >= 1, f"{path.name} showed no figure"

@@ -24,8 +24,8 @@ def test_every_source_package_is_listed_and_mapped():
     cfg = _setup_cfg()
     mapping = dict(line.split(" = ") for line in _listed(cfg, "package_dir"))
     assert mapping == {"nucleaizer_tf": "nucleaizer_tf", "nucleaizer_tf.cli": "cli", "nucleaizer_tf.weights": "weights",
-                       "nucleaizer_tf.examples": "examples"}
-    found = {"nucleaizer_tf.cli", "nucleaizer_tf.weights", "nucleaizer_tf.examples"}
+                       "nucleaizer_tf.examples": "examples", "nucleaizer_tf.docs": "docs"}
+    found = {"nucleaizer_tf.cli", "nucleaizer_tf.weights", "nucleaizer_tf.examples", "nucleaizer_tf.docs"}
     for init in (REPO / "nucleaizer_tf").rglob("__init__.py"):
         found.add(".".join(init.parent.relative_to(REPO).parts))
     assert sorted(_listed(cfg, "packages")) == sorted(found)
@@ -63,3 +63,15 @@ def test_napari_manifest_and_sample_images_are_package_data():
     examples = importlib.import_module("nucleaizer_tf.examples")
     assert sorted(p.name for p in examples.IMAGES.glob("*.png")) == ["brightfield.png", "fluo_dense.png", "fluo_sparse.png"]
     assert cfg["options.package_data"]["nucleaizer_tf.examples"].split() == ["images/*.png", "masks/*.tiff"]
+
+
+def test_the_method_description_the_help_refers_to_is_installed_and_info_says_where():
+    from typer.testing import CliRunner
+
+    from nucleaizer_tf.cli.main import app
+    from nucleaizer_tf.docs import METHOD
+
+    assert METHOD == REPO / "docs" / "method.md" and METHOD.is_file()
+    assert "method.md" in _setup_cfg()["options.package_data"]["nucleaizer_tf.docs"]
+    result = CliRunner().invoke(app, ["info"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0 and str(METHOD) in result.stdout

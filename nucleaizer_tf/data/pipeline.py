@@ -26,10 +26,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
 
 from nucleaizer_tf.data.loading import load_pair
 from nucleaizer_tf.data.pairs import Pair
+from nucleaizer_tf.system import import_tensorflow
+
+tf = import_tensorflow()  # the first import of TensorFlow without its start-up chatter
 
 AUTOTUNE = tf.data.AUTOTUNE
 _SALT = 0x6E75636C  # "nucl": second word of the root seed, so seed 0 is not the all-zero key

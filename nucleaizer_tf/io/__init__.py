@@ -19,6 +19,7 @@ from nucleaizer_tf.io.read import (
     read_image,
     read_json,
     read_labels,
+    read_planes,
 )
 from nucleaizer_tf.io.write import (
     atomic_path,
@@ -48,6 +49,7 @@ __all__ = [
     "read_image",
     "read_json",
     "read_labels",
+    "read_planes",
     "remove_stale_temporaries",
     "safe_stem",
     "to_rgb8",

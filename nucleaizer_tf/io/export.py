@@ -59,7 +59,7 @@ def roi_names(labels) -> list[str]:
     return [f"{v:0{width}d}" for v in labels]
 
 
-def write_roi_zip(path: str | os.PathLike, outlines) -> Path:
+def write_roi_zip(path: str | os.PathLike, outlines, *, positions=None) -> Path:
     """Write one ImageJ polygon ROI per nucleus (the outer ring of its largest part) to a ZIP.
 
     Vertices are integer pixel corners (no sub-pixel coordinates); each ROI is named by its label id,
@@ -71,6 +71,8 @@ def write_roi_zip(path: str | os.PathLike, outlines) -> Path:
         The ZIP file to write (its folder is created if needed).
     outlines : iterable of Outline
         The nuclei, as from `nucleaizer_tf.measure.trace_outlines`.
+    positions : sequence of int, optional
+        Each nucleus' plane in a stack, ImageJ's 1-based stack position (default None: a 2-D image).
 
     Returns
     -------
@@ -83,10 +85,12 @@ def write_roi_zip(path: str | os.PathLike, outlines) -> Path:
     >>> write_roi_zip("rois.zip", trace_outlines(labels))  # doctest: +SKIP
     """
     outlines = list(outlines)
+    positions = [0] * len(outlines) if positions is None else list(positions)
     rois = []
-    for name, outline in zip(roi_names([o.label for o in outlines]), outlines):
+    for name, outline, position in zip(roi_names([o.label for o in outlines]), outlines, positions):
         roi = roifile.ImagejRoi.frompoints(outline.exterior.astype(np.int32), name=name)
         roi.roitype = roifile.ROI_TYPE.POLYGON
+        roi.position = position
         rois.append(roi)
     with atomic_path(path) as tmp:
         roifile.roiwrite(tmp, rois, mode="w")

@@ -41,9 +41,14 @@ MAX_PIXELS = 250_000_000
 larger images go block by block (``predict --large``)."""
 
 
+PLANES = ("max", "each")
+"""How Z and time stacks are read (`ReadOptions.planes`): ``max`` their maximum projection, ``each`` every
+plane (`read_planes`); without either a stack is refused."""
+
+
 @dataclass(frozen=True)
 class ReadOptions:
-    """How input images are read: `read_image`'s `max_pixels`, `channel` and `project`, passed on as one value.
+    """How input images are read: `read_image`'s `max_pixels`, `channel` and `planes`, passed on as one value.
 
     Attributes
     ----------
@@ -51,18 +56,23 @@ class ReadOptions:
         The largest image read whole (`MAX_PIXELS`); None: no limit.
     channel : int or None
         The channel of multi-channel images to read, as grey; None: all (grey or RGB).
-    project : bool
-        Read Z or time stacks as their maximum projection.
+    planes : str or None
+        Z or time stacks: ``"max"`` their maximum projection, ``"each"`` every plane (`read_planes`);
+        None: a stack is refused.
 
     Examples
     --------
     >>> ReadOptions(channel=1)
-    ReadOptions(max_pixels=250000000, channel=1, project=False)
+    ReadOptions(max_pixels=250000000, channel=1, planes=None)
     """
 
     max_pixels: int | None = MAX_PIXELS
     channel: int | None = None
-    project: bool = False
+    planes: str | None = None
+
+    def __post_init__(self):
+        if self.planes is not None and self.planes not in PLANES:
+            raise ValueError(f"planes must be one of {', '.join(PLANES)} or None, got {self.planes!r}")
 
 
 MAX_COMPRESSION_RATIO = {1: 1, 32773: 128, 5: 4096, 8: 4096, 32946: 4096}
@@ -322,7 +332,8 @@ def _check_raster_header(path: Path, ext: str, max_pixels: int | None) -> None:
 
 
 def _read_tiff(path: Path, max_pixels: int | None = MAX_PIXELS, channel: int | None = None,
-               project: bool = False) -> np.ndarray:
+               planes: str | None = None) -> tuple[np.ndarray, str]:
+    """The pixels and the letters of the stacked axes left in front of them ('' unless `planes` is each)."""
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
@@ -344,13 +355,13 @@ def _read_tiff(path: Path, max_pixels: int | None = MAX_PIXELS, channel: int | N
             colour = int(tif.pages[0].photometric) in _COLOUR_PHOTOMETRIC
             channels = _channel_axis(axes, shape, colour)
             stacked = [i for i, (a, n) in enumerate(zip(axes, shape)) if n > 1 and a not in "YXSC"]
-            if project and stacked and len(plane) == 2:
+            if planes and stacked and len(plane) == 2:
                 _over_limit(path, int(np.prod([shape[i] for i in stacked])) * plane[0], plane[1], max_pixels)
             elif len(tif.pages) > 1 and (stacked or channels is None) and "S" not in axes and len(shape) > 2:
                 raise ImageReadError(
                     f"{path}: multi-page TIFF ({len(tif.pages)} pages, axes {axes} {shape}); "
-                    "nucleaizer-tf segments 2-D images: save each plane as its own file, or segment the "
-                    "stack's maximum projection with --max-projection"
+                    "nucleaizer-tf segments 2-D images: segment every plane with --planes each, or the stack's "
+                    "maximum projection with --planes max"
                 )
             if channels is not None:
                 n = shape[channels]
@@ -364,17 +375,24 @@ def _read_tiff(path: Path, max_pixels: int | None = MAX_PIXELS, channel: int | N
         raise
     except Exception as exc:  # tifffile raises many types for truncated/corrupt data
         raise ImageReadError(f"{path}: cannot decode TIFF ({type(exc).__name__}: {exc}); the file is corrupt or truncated") from None
-    if project and stacked:  # the brightest value of every pixel over the planes (Z, T)
-        data = data.max(axis=tuple(stacked))
-        axes = "".join(a for i, a in enumerate(axes) if i not in stacked)
+    kept = ""
+    if planes and stacked:
+        rest = [i for i in range(len(axes)) if i not in stacked]
+        if planes == "max":  # the brightest value of every pixel over the planes (Z, T)
+            data = data.max(axis=tuple(stacked))
+        else:  # every plane: the planes' axes in front, in the file's order
+            data = np.moveaxis(data, stacked, list(range(len(stacked))))
+            kept = "".join(axes[i] for i in stacked)
         if channels is not None:
-            channels -= sum(1 for i in stacked if i < channels)
+            channels = len(kept) + rest.index(channels)
+        axes = kept + "".join(axes[i] for i in rest)
     if channels is not None:  # the chosen channel of a multi-channel image: grey from here on
-        return np.take(data, channel, axis=channels)
+        return np.take(data, channel, axis=channels), kept
     # Planar colour (S, Y, X) → samples last; anything else 3-D is a stack.
-    if data.ndim == 3 and axes.endswith("YX") and axes[0] == "S" and data.shape[0] <= 4 and data.shape[-1] > 4:
-        data = np.moveaxis(data, 0, -1)
-    return _colour_channel(path, data, channel)
+    if data.ndim - len(kept) == 3 and axes.endswith("YX") and axes[len(kept)] == "S" and data.shape[len(kept)] <= 4 \
+            and data.shape[-1] > 4:
+        data = np.moveaxis(data, len(kept), -1)
+    return _colour_channel(path, data, channel, len(kept)), kept
 
 
 _COLOUR_PHOTOMETRIC = (2, 3, 6)  # RGB, palette, YCbCr: samples that are colours, not channels
@@ -386,14 +404,15 @@ def _channel_axis(axes: str, shape: tuple[int, ...], colour: bool) -> int | None
                 None)
 
 
-def _colour_channel(path: Path, data: np.ndarray, channel: int | None) -> np.ndarray:
-    """`data` itself, or its colour component `channel` as a grey image."""
+def _colour_channel(path: Path, data: np.ndarray, channel: int | None, stacked: int = 0) -> np.ndarray:
+    """`data` itself, or its colour component `channel` as a grey image (after `stacked` plane axes)."""
     if channel is None:
         return data
-    n = data.shape[2] if data.ndim == 3 else 1
+    colour = data.ndim - stacked == 3
+    n = data.shape[-1] if colour else 1
     if not 0 <= channel < n:
         raise ImageReadError(f"{path}: has no channel {channel} (it has {n}: 0…{n - 1})")
-    return data[..., channel] if data.ndim == 3 else data
+    return data[..., channel] if colour else data
 
 
 def _read_raster(path: Path, ext: str, max_pixels: int | None = MAX_PIXELS, channel: int | None = None) -> np.ndarray:
@@ -410,16 +429,18 @@ def _read_raster(path: Path, ext: str, max_pixels: int | None = MAX_PIXELS, chan
 
 
 def _read_array(path: Path, extensions, max_pixels: int | None = MAX_PIXELS, channel: int | None = None,
-                project: bool = False) -> np.ndarray:
-    """The file's pixels as stored (after the extension, file and size checks), a single channel squeezed."""
+                planes: str | None = None) -> tuple[np.ndarray, str]:
+    """The file's pixels as stored (after the extension, file and size checks), a single channel squeezed,
+    and the letters of the plane axes in front of them (`planes` each)."""
     ext = _check_file(path, extensions)
-    data = np.asarray(_read_tiff(path, max_pixels, channel, project) if ext in _TIFF else
-                      _read_raster(path, ext, max_pixels, channel))
-    return data[:, :, 0] if data.ndim == 3 and data.shape[2] == 1 else data
+    data, stacked = (_read_tiff(path, max_pixels, channel, planes) if ext in _TIFF else
+                     (_read_raster(path, ext, max_pixels, channel), ""))
+    data = np.asarray(data)
+    return (data[..., 0] if data.ndim - len(stacked) == 3 and data.shape[-1] == 1 else data), stacked
 
 
 def read_image(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS, channel: int | None = None,
-               project: bool = False) -> np.ndarray:
+               planes: str | None = None) -> np.ndarray:
     """Read a 2-D image (grey H×W, or H×W×C with C ≤ 4) in its native dtype (uint8, uint16, float...).
 
     A 3-D stack, a multi-page TIFF, an empty, truncated or non-image file raises `ImageReadError`
@@ -442,9 +463,10 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS, 
         or OME-TIFF axis C, or several grey samples per pixel), or a colour component of an RGB image.
         A multi-channel image without it is refused with one line listing the channels; an RGB image
         without it is read in colour.
-    project : bool, optional
-        Read a Z or time stack (a multi-page TIFF with axes Z, T…) as its maximum projection (every
-        plane's pixels count against `max_pixels`); without it a stack is refused.
+    planes : str, optional
+        ``"max"``: read a Z or time stack (a multi-page TIFF with axes Z, T…) as its maximum projection
+        (every plane's pixels count against `max_pixels`); None (default): a stack is refused. Every
+        plane of a stack is `read_planes`' job.
 
     Returns
     -------
@@ -464,8 +486,57 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS, 
     >>> image.shape, image.dtype  # doctest: +SKIP
     ((512, 640, 3), dtype('uint8'))
     """
+    if planes == "each":
+        raise ValueError("read_image reads 2-D images; read every plane of a stack with read_planes")
+    data, _ = _read_array(Path(path), IMAGE_EXTENSIONS, max_pixels, channel, planes)
+    return _checked_image(Path(path), data)
+
+
+def read_planes(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS,
+                channel: int | None = None) -> tuple[np.ndarray, str]:
+    """Read an image, or every plane of a Z or time stack, and the letters of the stack's axes.
+
+    What ``predict --planes each`` segments: a stack (a multi-page TIFF with axes Z, T…, ImageJ
+    hyperstack or OME-TIFF) comes back with its plane axes in front, in the file's order; a 2-D image
+    as `read_image` reads it, with no plane axes. Every plane's pixels count against `max_pixels`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An image file with one of `IMAGE_EXTENSIONS`.
+    max_pixels : int or None, optional
+        The most pixels read, over all planes (default `MAX_PIXELS`); None: no limit.
+    channel : int, optional
+        The channel to read, as `read_image` takes it.
+
+    Returns
+    -------
+    planes : numpy.ndarray
+        (P1, ..., H, W) or (P1, ..., H, W, C): one plane per index of the leading axes.
+    axes : str
+        The letters of those leading axes (``"Z"``, ``"TZ"``...); ``""`` for a 2-D image.
+
+    Raises
+    ------
+    ImageReadError
+        As `read_image`, naming the file.
+
+    Examples
+    --------
+    >>> planes, axes = read_planes("stacks/embryo.tif")  # doctest: +SKIP
+    >>> planes.shape, axes                              # doctest: +SKIP
+    ((12, 512, 512), 'Z')
+    """
     path = Path(path)
-    data = _read_array(path, IMAGE_EXTENSIONS, max_pixels, channel, project)
+    data, axes = _read_array(path, IMAGE_EXTENSIONS, max_pixels, channel, "each")
+    if not axes:
+        return _checked_image(path, data), ""
+    plane = _checked_image(path, data[(0,) * len(axes)])
+    return data.astype(plane.dtype, copy=False), axes
+
+
+def _checked_image(path: Path, data: np.ndarray) -> np.ndarray:
+    """`data` as a 2-D grey or colour image, or the one-line error naming `path`."""
     if data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[2] > 4):
         raise ImageReadError(
             f"{path}: array of shape {data.shape} is not a 2-D image (grey or up to 4 channels); "
@@ -480,8 +551,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS, 
     return data
 
 
-def read_labels(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a label image (0 = background, k > 0 = object k) as a 2-D integer array.
+def read_labels(path: str | os.PathLike, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Read a label image (0 = background, k > 0 = object k) as a 2-D integer array (or a stack of them).
 
     Float files holding whole numbers are accepted (some tools save labels as float32); anything
     with colour channels or fractional values is refused, since silently casting would merge objects.
@@ -495,13 +566,15 @@ def read_labels(path: str | os.PathLike, shape: tuple[int, int] | None = None) -
         A label image (one of `LABEL_EXTENSIONS`: .tif, .tiff, .png) or an outline file (one of
         `VECTOR_LABEL_EXTENSIONS`: .zip, .geojson).
     shape : tuple of int, optional
-        (H, W) of the image the outlines belong to; needed for outline files, ignored otherwise.
+        (H, W) of the image the outlines belong to; needed for outline files. (P1, ..., H, W), the
+        shape of a stack read by `read_planes`: the file is read as a label stack of that shape.
 
     Returns
     -------
     numpy.ndarray
-        (H, W) non-negative integer label image: the file's integer dtype (int32 for bool, int64 for
-        whole-number floats); uint16 (uint32 above 65,535 ids) for outline files.
+        (H, W) non-negative integer label image (or a stack of the `shape` asked for): the file's
+        integer dtype (int32 for bool, int64 for whole-number floats); uint16 (uint32 above 65,535
+        ids) for outline files.
 
     Raises
     ------
@@ -515,16 +588,21 @@ def read_labels(path: str | os.PathLike, shape: tuple[int, int] | None = None) -
     >>> drawn = read_labels("fiji/a.zip", shape=gt.shape)   # doctest: +SKIP
     """
     path = Path(path)
+    stack = shape is not None and len(shape) > 2
     if path.suffix.lower() in VECTOR_LABEL_EXTENSIONS:
+        if stack:
+            raise ImageReadError(f"{path}: outlines are 2-D; the labels of a stack must be a label TIFF stack")
         from nucleaizer_tf.io.export import read_vector_labels
 
         return read_vector_labels(path, shape)
-    data = _read_array(path, LABEL_EXTENSIONS)
-    if data.ndim != 2:
+    data, _ = _read_array(path, LABEL_EXTENSIONS, planes="each" if stack else None)
+    if stack and data.shape != tuple(shape):
+        raise ImageReadError(f"{path}: a label stack of shape {data.shape}, but its image has {tuple(shape)}")
+    if not stack and data.ndim != 2:
         raise ImageReadError(f"{path}: a label image must be 2-D (one integer id per pixel), got shape {data.shape}")
     if data.dtype == bool:
         return data.astype(np.int32)
     try:
-        return as_label_array(data, "the label image")
+        return as_label_array(data, "the label image", ndim=data.ndim if stack else 2)
     except ValueError as exc:
         raise ImageReadError(f"{path}: {exc}") from None

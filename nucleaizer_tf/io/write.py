@@ -267,17 +267,24 @@ def label_dtype(labels: np.ndarray) -> np.dtype:
     return np.dtype(np.uint16) if top <= np.iinfo(np.uint16).max else np.dtype(np.uint32)
 
 
-def write_labels(path: str | os.PathLike, labels: np.ndarray, *, compress: bool = False) -> Path:
-    """Write a 2-D label image as a 16-bit TIFF (32-bit above 65,535 objects), atomically.
+def write_labels(path: str | os.PathLike, labels: np.ndarray, *, compress: bool = False, axes: str = "YX") -> Path:
+    """Write a 2-D label image (or a stack of them) as a 16-bit TIFF (32-bit above 65,535 objects), atomically.
+
+    A stack (`axes` longer than ``"YX"``, e.g. ``"ZYX"``) is written with its axes in the file: as an
+    ImageJ hyperstack when its axes come in ImageJ's order (T, Z, C) and its ids fit 16 bits, else as a
+    tifffile shaped TIFF; both open in Fiji, napari and tifffile with the same axes.
 
     Parameters
     ----------
     path : str or os.PathLike
         The TIFF file to write (its folder is created if needed).
     labels : numpy.ndarray
-        (H, W) label image, 0 = background, non-negative ids; stored as `label_dtype` gives.
+        (H, W) label image, or (P1, ..., H, W) stack, 0 = background, non-negative ids; stored as
+        `label_dtype` gives.
     compress : bool, optional
         zlib compression (default False: uncompressed).
+    axes : str, optional
+        One letter per axis of `labels`, ending in ``"YX"`` (default ``"YX"``: a 2-D image).
 
     Returns
     -------
@@ -287,23 +294,35 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, compress: bool 
     Raises
     ------
     ValueError
-        When `labels` is not 2-D or holds negative ids.
+        When `labels` does not have the dimensions `axes` names, or holds negative ids.
 
     Examples
     --------
     >>> write_labels("out/a1.tiff", labels, compress=True)  # doctest: +SKIP
     PosixPath('out/a1.tiff')
+    >>> write_labels("out/embryo.tiff", stack, axes="ZYX")  # doctest: +SKIP
+    PosixPath('out/embryo.tiff')
     """
     labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"a label image must be 2-D, got shape {labels.shape}")
+    if labels.ndim != len(axes) or not axes.endswith("YX"):
+        what = "a label image must be 2-D" if axes == "YX" else f"labels of axes {axes!r} must have {len(axes)} dimensions"
+        raise ValueError(f"{what}, got shape {labels.shape}")
     if labels.size and labels.min() < 0:
         raise ValueError("label ids must be non-negative")
     data = labels.astype(label_dtype(labels), copy=False)
+    stack = {}
+    if axes != "YX":
+        order = [_IMAGEJ_AXES.find(a) for a in axes[:-2]]
+        imagej = data.dtype == np.uint16 and -1 not in order and order == sorted(set(order))
+        stack = {"imagej": True} if imagej else {}
+        stack["metadata"] = {"axes": axes}
     with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, data, compression="zlib" if compress else None, photometric="minisblack",
-                         software=SOFTWARE)
+                         software=SOFTWARE, **stack)
     return Path(path)
+
+
+_IMAGEJ_AXES = "TZC"  # the plane axes ImageJ hyperstacks know, in their order
 
 
 def is_own_label_file(path: str | os.PathLike) -> bool:

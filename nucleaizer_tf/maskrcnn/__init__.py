@@ -7,6 +7,7 @@ Everything but the configuration is imported on first use, so that reading or wr
 import importlib
 
 from nucleaizer_tf.maskrcnn.config import MaskRCNNConfig
+from nucleaizer_tf.system import import_tensorflow
 
 _LAZY = {
     "MaskRCNN": "model",
@@ -28,4 +29,5 @@ __all__ = ["MaskRCNNConfig", *_LAZY]
 def __getattr__(name):
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import_tensorflow()  # the first import of TensorFlow without its start-up chatter
     return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)

@@ -19,7 +19,7 @@ import numpy as np
 
 from nucleaizer_tf.data.pairs import match_stems
 from nucleaizer_tf.errors import NucleaizerError
-from nucleaizer_tf.io import IMAGE_EXTENSIONS, LABEL_SOURCE_EXTENSIONS, read_image, read_labels, write_labels
+from nucleaizer_tf.io import IMAGE_EXTENSIONS, LABEL_SOURCE_EXTENSIONS, read_image, read_labels, read_planes, write_labels
 from nucleaizer_tf.io.read import ReadOptions
 from nucleaizer_tf.io.export import write_geojson, write_roi_zip, write_rows_csv, write_table_csv
 from nucleaizer_tf.measure import basic_measurements, measure_nuclei, summarise, trace_outlines
@@ -103,12 +103,14 @@ def _export_path(out_dir, stem: str, kind: str) -> Path:
 
 
 def export_image(out_dir: str | os.PathLike, stem: str, image: np.ndarray | None, labels: np.ndarray,
-                 options: ExportOptions, facts: dict | None = None) -> dict:
+                 options: ExportOptions, facts: dict | None = None, *, stack_axes: str = "") -> dict:
     """Write the chosen exports of one image and return its summary row (`facts` first, then counts).
 
     Measurements use `image`'s own values (a 16-bit image gives 16-bit intensities). Each file is written
     atomically: ``<out_dir>/measurements/<stem>.csv``, ``<out_dir>/rois/<stem>.zip`` and
-    ``<out_dir>/geojson/<stem>.geojson``, as `options` asks.
+    ``<out_dir>/geojson/<stem>.geojson``, as `options` asks. A stack (`stack_axes`) is measured plane by
+    plane: its rows start with one column per plane axis (``z``, ``t``: the 0-based plane index), and
+    each ROI carries its plane (ImageJ's 1-based stack position).
 
     Parameters
     ----------
@@ -119,11 +121,13 @@ def export_image(out_dir: str | os.PathLike, stem: str, image: np.ndarray | None
     image : numpy.ndarray or None
         The image the labels were made from (for intensity columns), or None (shape columns only).
     labels : numpy.ndarray
-        Its label image (0 = background).
+        Its label image (0 = background), or label stack.
     options : ExportOptions
         Which files to write, and the pixel size.
     facts : dict, optional
         The row's first entries (image, labels, model, seconds, ...).
+    stack_axes : str, optional
+        The plane axes in front of `image` and `labels` (``"Z"``, ``"TZ"``); ``""`` (default): 2-D.
 
     Returns
     -------
@@ -134,7 +138,7 @@ def export_image(out_dir: str | os.PathLike, stem: str, image: np.ndarray | None
     Raises
     ------
     NucleaizerError
-        When `image` and `labels` differ in height or width.
+        When `image` and `labels` differ in height or width (or planes), or GeoJSON is asked of a stack.
 
     Examples
     --------
@@ -142,19 +146,31 @@ def export_image(out_dir: str | os.PathLike, stem: str, image: np.ndarray | None
     >>> row["nuclei"]                                                                                 # doctest: +SKIP
     42
     """
-    if image is not None and np.shape(image)[:2] != np.shape(labels):
+    n = len(stack_axes)
+    if image is not None and np.shape(image)[:n + 2] != np.shape(labels):
         raise NucleaizerError(f"{stem}: image of shape {np.shape(image)} but labels of shape {np.shape(labels)}")
+    if n and options.geojson:
+        raise NucleaizerError(f"{stem}: QuPath detections are 2-D; GeoJSON is not written for a stack (axes {stack_axes})")
+    tables, outlines, positions = [], [], []
+    for flat, index in enumerate(np.ndindex(*np.shape(labels)[:n])):  # one index, (), for a 2-D image
+        plane = labels[index]
+        if options.csv:
+            table = measure_nuclei(plane, None if image is None else image[index], pixel_size=options.pixel_size)
+        else:
+            table = basic_measurements(plane, pixel_size=options.pixel_size)
+        rows = len(table["label"])
+        tables.append({**{a.lower(): np.full(rows, i) for a, i in zip(stack_axes, index)}, **table})
+        if options.rois or options.geojson:
+            traced = trace_outlines(plane)
+            outlines += traced
+            positions += [flat + 1 if n else 0] * len(traced)
+    table = tables[0] if len(tables) == 1 else {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
     if options.csv:
-        table = measure_nuclei(labels, image, pixel_size=options.pixel_size)
         write_table_csv(_export_path(out_dir, stem, "csv"), table)
-    else:
-        table = basic_measurements(labels, pixel_size=options.pixel_size)
-    if options.rois or options.geojson:
-        outlines = trace_outlines(labels)
-        if options.rois:
-            write_roi_zip(_export_path(out_dir, stem, "rois"), outlines)
-        if options.geojson:
-            write_geojson(_export_path(out_dir, stem, "geojson"), outlines, table)
+    if options.rois:
+        write_roi_zip(_export_path(out_dir, stem, "rois"), outlines, positions=positions if n else None)
+    if options.geojson:
+        write_geojson(_export_path(out_dir, stem, "geojson"), outlines, table)
     row = dict(facts or {})
     if "equivalent_diameter_px" in table:
         row.update(summarise(table))
@@ -363,7 +379,8 @@ def measure_folders(pairs: list[tuple[str, Path, Path]], out_dir: str | os.PathL
     progress : callable, optional
         Called with each stem after its files are written.
     read : ReadOptions, optional
-        How the images are read, as `predict` reads them (the channel of multi-channel images).
+        How the images are read, as `predict` reads them (the channel of multi-channel images; with
+        ``planes="each"`` a stack is measured plane by plane against its label stack).
 
     Returns
     -------
@@ -384,12 +401,17 @@ def measure_folders(pairs: list[tuple[str, Path, Path]], out_dir: str | os.PathL
     report = MeasureReport()
     for stem, image_path, label_path in pairs:
         started = time.perf_counter()
-        image = read_image(image_path, max_pixels=read.max_pixels, channel=read.channel, project=read.project)
-        labels = read_labels(label_path, shape=image.shape[:2])
-        if labels.shape != image.shape[:2]:
-            raise NucleaizerError(f"{image_path} and {label_path}: image of shape {image.shape[:2]} but labels "
+        if read.planes == "each":
+            image, axes = read_planes(image_path, max_pixels=read.max_pixels, channel=read.channel)
+        else:
+            image, axes = read_image(image_path, max_pixels=read.max_pixels, channel=read.channel, planes=read.planes), ""
+        shape = image.shape[:len(axes) + 2]
+        labels = read_labels(label_path, shape=shape)
+        if labels.shape != shape:
+            raise NucleaizerError(f"{image_path} and {label_path}: image of shape {shape} but labels "
                                   f"of shape {labels.shape}; they must be the same size")
-        row = export_image(out_dir, stem, image, labels, options, {"image": str(image_path), "labels": str(label_path)})
+        row = export_image(out_dir, stem, image, labels, options, {"image": str(image_path), "labels": str(label_path)},
+                           stack_axes=axes)
         row["seconds"] = round(time.perf_counter() - started, 3)
         report.rows.append(row)
         if progress is not None:

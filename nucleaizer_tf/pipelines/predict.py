@@ -25,6 +25,7 @@ from nucleaizer_tf.io import (
     check_writable_folder,
     list_images,
     read_image,
+    read_planes,
     remove_stale_temporaries,
     to_rgb8,
     write_image,
@@ -205,12 +206,15 @@ class ImageWork:
         The one-line error of the first step that failed.
     seconds : float
         The time the steps spent on this image so far.
+    stack_axes : str
+        The plane axes in front of `image` and `labels` (``"Z"``, ``"TZ"``) for a stack read with
+        ``planes="each"``; ``""`` for a 2-D image.
 
     Examples
     --------
     >>> work = ImageWork(Path("images/a.png"))
-    >>> work.error, work.seconds
-    (None, 0.0)
+    >>> work.error, work.seconds, work.stack_axes
+    (None, 0.0, '')
     """
 
     path: Path
@@ -219,6 +223,7 @@ class ImageWork:
     facts: dict = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    stack_axes: str = ""
 
 
 def read_step(path: Path, read: ReadOptions = ReadOptions()) -> ImageWork:
@@ -229,7 +234,8 @@ def read_step(path: Path, read: ReadOptions = ReadOptions()) -> ImageWork:
     path : pathlib.Path
         The input image.
     read : ReadOptions, optional
-        The pixel limit and the channel to read (`nucleaizer_tf.io.read_image`).
+        The pixel limit, the channel and the planes of stacks to read (`nucleaizer_tf.io.read_image`,
+        `nucleaizer_tf.io.read_planes` for ``planes="each"``).
 
     Returns
     -------
@@ -245,7 +251,10 @@ def read_step(path: Path, read: ReadOptions = ReadOptions()) -> ImageWork:
     started = time.perf_counter()
     work = ImageWork(Path(path))
     try:
-        work.image = read_image(work.path, max_pixels=read.max_pixels, channel=read.channel, project=read.project)
+        if read.planes == "each":
+            work.image, work.stack_axes = read_planes(work.path, max_pixels=read.max_pixels, channel=read.channel)
+        else:
+            work.image = read_image(work.path, max_pixels=read.max_pixels, channel=read.channel, planes=read.planes)
     except Exception as exc:  # reported as this image's failure, the run goes on
         work.error = _error_message(exc)
     work.seconds += time.perf_counter() - started
@@ -265,7 +274,9 @@ def segment_step(work: ImageWork, segment: SegmentFn) -> ImageWork:
     Returns
     -------
     ImageWork
-        `work`, with `labels` and `facts` set, or `error`; its `seconds` include this step.
+        `work`, with `labels` and `facts` set, or `error`; its `seconds` include this step. A stack
+        (`work.stack_axes`) is segmented plane by plane (each named ``<stem>_plane<k>``), its ids
+        made unique over the stack, its facts ``{"planes": [facts of each plane]}``.
 
     Examples
     --------
@@ -289,11 +300,28 @@ def segment_step(work: ImageWork, segment: SegmentFn) -> ImageWork:
         return work
     started = time.perf_counter()
     try:
-        work.labels, work.facts = segment(work.image, work.path.stem)
+        if work.stack_axes:
+            work.labels, work.facts = _segment_planes(work.image, len(work.stack_axes), work.path.stem, segment)
+        else:
+            work.labels, work.facts = segment(work.image, work.path.stem)
     except Exception as exc:
         work.error = _error_message(exc)
     work.seconds += time.perf_counter() - started
     return work
+
+
+def _segment_planes(stack: np.ndarray, n_axes: int, stem: str, segment: SegmentFn) -> tuple[np.ndarray, dict]:
+    """Labels of every plane of `stack` (its first `n_axes` axes), ids unique over the stack, and the planes' facts."""
+    shape = stack.shape[:n_axes]
+    labels = np.zeros(shape + stack.shape[n_axes:n_axes + 2], np.uint32)
+    facts, top = [], 0
+    for flat, index in enumerate(np.ndindex(*shape)):
+        plane, plane_facts = segment(stack[index], f"{stem}_plane{flat}")
+        plane = np.asarray(plane)
+        labels[index] = np.where(plane > 0, plane.astype(np.uint32) + top, 0)
+        top = max(top, int(labels[index].max()))
+        facts.append(plane_facts)
+    return labels, {"planes": facts}
 
 
 def write_step(work: ImageWork, out_dir: Path, *, overlay: bool = False, exports: ExportOptions | None = None,
@@ -337,7 +365,7 @@ def write_step(work: ImageWork, out_dir: Path, *, overlay: bool = False, exports
     work.image = work.labels = None
     probabilities = work.facts.pop("probabilities", None)  # the class map is a file, not a fact of the record
     try:
-        target = write_labels(out_dir / f"{path.stem}.tiff", labels)
+        target = write_labels(out_dir / f"{path.stem}.tiff", labels, axes=work.stack_axes + "YX")
         if exports is not None and exports.probabilities and probabilities is not None:
             write_image(out_dir / "probabilities" / f"{path.stem}.tiff", probabilities)
         if overlay:
@@ -347,7 +375,7 @@ def write_step(work: ImageWork, out_dir: Path, *, overlay: bool = False, exports
         if exports is not None and exports.any:
             row = export_image(out_dir, path.stem, image, labels, exports, {
                 "image": str(path), "labels": str(target), "model": model_name,
-                "seconds": round(work.seconds + time.perf_counter() - started, 3)})
+                "seconds": round(work.seconds + time.perf_counter() - started, 3)}, stack_axes=work.stack_axes)
     except Exception as exc:  # one bad image must not end a night's run; it is reported instead
         full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
         return ImageOutcome(path, error=_error_message(exc), disk_full=full)
@@ -692,6 +720,12 @@ def run_predict(
         raise NucleaizerError("--workers and --scheduler apply to --engine dask only")
     if (keep_intermediate or work_dir is not None) and not full:
         raise NucleaizerError("--work-dir and --keep-intermediate apply to the full pipeline only (--mode full)")
+    if read.planes == "each":  # a label stack out; these files are per 2-D image
+        flat = [flag for flag, on in (("--overlay", overlay), ("--save-geojson", exports and exports.geojson),
+                                      ("--save-probabilities", exports and exports.probabilities)) if on]
+        if flat:
+            raise NucleaizerError(f"{', '.join(flat)} do(es) not apply to --planes each (the label stack opens as an "
+                                  "overlay in Fiji and napari; QuPath detections are 2-D)")
     out_dir = Path(out_dir)
     check_writable_folder(out_dir)  # before any slow load: a read-only or full disk fails now, in one line
     default_work = full and work_dir is None
@@ -703,7 +737,7 @@ def run_predict(
         resolved = segmenter.prepare(**options)
     settings = {"mode": "full" if full else "fast", **segmenter.describe(), **segmenter.record_settings(resolved),
                 **({} if read.channel is None else {"channel": read.channel}),
-                **({"max_projection": True} if read.project else {})}
+                **({} if read.planes is None else {"planes": read.planes})}
 
     # Temporaries a killed run left behind (named by atomic_path, older than this run) go first.
     for folder in (out_dir, *(out_dir / sub for sub in ("overlays", "rois", "geojson", "measurements", "probabilities"))):

@@ -6,6 +6,10 @@
 * `generate`: synthetic images from label images with the generator in training mode (docs/method.md, quirk Q13).
 """
 
+from nucleaizer_tf.system import import_tensorflow
+
+import_tensorflow()  # the first import of TensorFlow without its start-up chatter
+
 from nucleaizer_tf.pix2pix.discriminator import patch_discriminator
 from nucleaizer_tf.pix2pix.generate import generate_images, labels_to_input, output_to_uint8
 from nucleaizer_tf.pix2pix.generator import unet_generator
