@@ -1,5 +1,6 @@
-"""Label images in memory: the one check of what counts as one (2-D, integer ids, 0 = background) and
-the one nearest-neighbour resize to a given shape."""
+"""Label images in memory: the one check of what counts as one (2-D, integer ids, 0 = background), the
+one rule for the type they are kept and stored in (`label_dtype`) and the one nearest-neighbour resize
+to a given shape."""
 
 from __future__ import annotations
 
@@ -62,6 +63,62 @@ def as_label_array(a, what: str = "labels", *, allow_negative: bool = False, ndi
     if not allow_negative and arr.size and arr.dtype.kind == "i" and arr.min() < 0:
         raise ValueError(f"{what} must be non-negative")
     return arr
+
+
+def label_dtype(labels) -> np.dtype:
+    """uint16 (what the original wrote and every viewer opens) unless ids exceed 65,535, then uint32.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray or int
+        Label image of any shape (0 = background), or its largest id.
+
+    Returns
+    -------
+    numpy.dtype
+        uint16, or uint32 when the largest id exceeds 65,535.
+
+    Raises
+    ------
+    ValueError
+        When the largest id is negative or does not fit in 32 bits.
+
+    Examples
+    --------
+    >>> label_dtype(np.array([[0, 3], [12, 0]]))
+    dtype('uint16')
+    >>> label_dtype(np.array([[0, 70000]])), label_dtype(65535)
+    (dtype('uint32'), dtype('uint16'))
+    """
+    top = int(np.max(labels, initial=0)) if np.ndim(labels) else int(labels)
+    if top < 0:
+        raise ValueError("label ids must be non-negative")
+    if top > np.iinfo(np.uint32).max:
+        raise ValueError(f"label id {top} does not fit in 32 bits")
+    return np.dtype(np.uint16) if top <= np.iinfo(np.uint16).max else np.dtype(np.uint32)
+
+
+def in_label_dtype(labels: np.ndarray) -> np.ndarray:
+    """`labels` as `label_dtype` gives (uint16, or uint32 above 65,535 ids); no copy when already so.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        A non-negative integer label image.
+
+    Returns
+    -------
+    numpy.ndarray
+        `labels` in the smaller of the two types that holds its largest id.
+
+    Examples
+    --------
+    >>> in_label_dtype(np.array([[0, 1], [2, 3]])).dtype
+    dtype('uint16')
+    >>> in_label_dtype(np.array([[0, 70000]])).dtype
+    dtype('uint32')
+    """
+    return labels.astype(label_dtype(labels), copy=False)
 
 
 def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

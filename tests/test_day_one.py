@@ -387,3 +387,22 @@ def test_predict_help_groups_its_options_in_panels():
     assert {"--confidence", "--dilation"} <= set(sections["Legacy Mask R-CNN"])
     assert {"--save-rois", "--save-geojson"} <= set(sections["Exports"])
     assert sections["Options"] == ["--help"]  # every option has its panel
+
+
+def test_the_python_api_takes_the_channel_like_predict():
+    from nucleaizer_tf import load_model
+    from nucleaizer_tf.errors import NucleaizerError
+    from nucleaizer_tf.synthetic import synthetic_nuclei
+
+    grey = (synthetic_nuclei((96, 96), 6, 18.0, seed=4).image[..., :3].mean(axis=2) * 200).astype(np.uint16)
+    noise = np.random.default_rng(0).integers(0, 60000, grey.shape).astype(np.uint16)
+    model = load_model("default")
+    expected = model.segment(grey)
+    assert expected.max() >= 4
+    assert np.array_equal(model.segment(np.stack([noise, grey]), channel=1), expected)           # C, Y, X
+    assert np.array_equal(model.segment(np.stack([noise, grey, noise], axis=-1), channel=1), expected)  # Y, X, C
+    assert [np.array_equal(labels, expected) for labels in model.segment_many([np.stack([grey, noise])], channel=0)] == [True]
+    with pytest.raises(NucleaizerError, match="pick one channel with channel=N"):
+        model.segment(np.stack([noise, grey]))
+    with pytest.raises(NucleaizerError, match=r"has 2 channels \(0…1\)"):
+        model.segment(np.stack([noise, grey]), channel=2)

@@ -321,7 +321,7 @@ def test_a_generator_file_with_a_lambda_layer_is_refused_in_one_line(tmp_path):
     import keras
 
     from nucleaizer_tf.errors import NucleaizerError
-    from nucleaizer_tf.models.folder import sha256_of, write_manifest
+    from nucleaizer_tf.io.model_folder import sha256_of, write_manifest
     from nucleaizer_tf.pipelines.style_transfer import load_generator
 
     inputs = keras.Input((8, 8, 3))
@@ -347,13 +347,14 @@ def test_a_generator_file_with_a_lambda_layer_is_refused_in_one_line(tmp_path):
 def test_a_full_disk_stops_the_run_with_one_message_and_keeps_what_was_finished(tmp_path, monkeypatch, pipelined):
     import errno
 
+    import nucleaizer_tf.pipelines.image_step as image_step
     import nucleaizer_tf.pipelines.predict as predict
 
     images = tmp_path / "images"
     images.mkdir()
     for i in range(6):
         cv2.imwrite(str(images / f"im{i}.png"), np.pad(np.full((12, 12), 200, np.uint8), 26))
-    real_write, written = predict.write_labels, []
+    real_write, written = image_step.write_labels, []
 
     def filling_disk(path, labels, **options):
         if len(written) == 2:
@@ -361,7 +362,7 @@ def test_a_full_disk_stops_the_run_with_one_message_and_keeps_what_was_finished(
         written.append(path)
         return real_write(path, labels, **options)
 
-    monkeypatch.setattr(predict, "write_labels", filling_disk)
+    monkeypatch.setattr(image_step, "write_labels", filling_disk)
     segmented = []
     report = predict.predict_files(sorted(images.glob("*.png")), tmp_path / "out",
                                    lambda image, stem: (segmented.append(stem) or np.zeros(image.shape, np.uint16), {}),
@@ -376,7 +377,7 @@ def test_a_full_disk_stops_the_run_with_one_message_and_keeps_what_was_finished(
 def test_predict_on_a_full_disk_says_so_once(tmp_path, monkeypatch):
     import errno
 
-    import nucleaizer_tf.pipelines.predict as predict
+    import nucleaizer_tf.pipelines.image_step as image_step
 
     images = tmp_path / "images"
     images.mkdir()
@@ -386,7 +387,7 @@ def test_predict_on_a_full_disk_says_so_once(tmp_path, monkeypatch):
     def full(path, labels, **options):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(predict, "write_labels", full)
+    monkeypatch.setattr(image_step, "write_labels", full)
     result = runner.invoke(app, ["predict", str(images), str(tmp_path / "out"), "-q"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -36,9 +36,10 @@ from nucleaizer_tf.default_model.instances import labels_from_probabilities
 from nucleaizer_tf.default_model.preprocess import resize_image, scaled_shape, stretch_rgb8
 from nucleaizer_tf.default_model.tiling import context_margin, predict_map
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io.model_folder import MANIFEST, checked_file, prepare_folder, read_manifest, sha256_of, write_manifest
+from nucleaizer_tf.labels import in_label_dtype
 from nucleaizer_tf.postprocess.size import median_equivalent_diameter
 
-MANIFEST = "manifest.json"
 #: environment variable naming a model folder (or manifest) to use instead of the shipped one
 ENV_MODEL = "NUCLEAIZER_TF_DEFAULT_MODEL"
 #: images up to this side run in one piece; larger ones in tiles of this core size
@@ -284,7 +285,6 @@ class DefaultModel:
         >>> adapted = DefaultModel.load("adapt_out/model")  # doctest: +SKIP
         """
         from nucleaizer_tf.default_model.schema import check_manifest
-        from nucleaizer_tf.models.folder import checked_file, read_manifest
 
         if path is None:
             candidates = [p for p in shipped_model_dirs() if (p / MANIFEST).is_file() or p.is_file()]
@@ -363,7 +363,6 @@ class DefaultModel:
         >>> DefaultModel.load().save("my_model", adapted={"style": "H&E"})  # doctest: +SKIP
         PosixPath('my_model')
         """
-        from nucleaizer_tf.models.folder import prepare_folder, sha256_of, write_manifest
         from nucleaizer_tf.unet.train import save_weights_atomic
 
         folder = prepare_folder(folder, overwrite=overwrite)
@@ -477,7 +476,7 @@ class DefaultModel:
             prob = self._prob_at(rgb8, scale, tile, tta, on_window=on_window)
         prob = resize_image(prob, rgb8.shape[:2])
         labels = self.instances(prob, scale=scale)
-        labels = labels.astype(np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32)
+        labels = in_label_dtype(labels)
         if not return_info:
             return labels
         estimate = math.nan

@@ -24,6 +24,7 @@ from skimage.draw import polygon as fill_polygon
 from nucleaizer_tf.errors import ImageReadError
 from nucleaizer_tf.io.read import VECTOR_LABEL_EXTENSIONS, read_json
 from nucleaizer_tf.io.write import atomic_path
+from nucleaizer_tf.labels import label_dtype
 
 _AREA_ROI_TYPES = {roifile.ROI_TYPE.POLYGON, roifile.ROI_TYPE.RECT, roifile.ROI_TYPE.OVAL,
                    roifile.ROI_TYPE.FREEHAND, roifile.ROI_TYPE.TRACED}
@@ -304,7 +305,7 @@ def _ids_from_names(names: list[str]) -> list[int]:
 
 
 def _new_labels(shape, count: int) -> np.ndarray:
-    return np.zeros(tuple(shape), np.uint16 if count <= np.iinfo(np.uint16).max else np.uint32)
+    return np.zeros(tuple(shape), label_dtype(count))
 
 
 def read_roi_zip(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:

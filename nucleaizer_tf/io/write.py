@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 import tifffile
 
+from nucleaizer_tf.labels import label_dtype
+
 
 SOFTWARE = "nucleaizer-tf"
 """The Software tag of the label TIFFs this package writes (`is_own_label_file`)."""
@@ -232,39 +234,6 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
-
-
-def label_dtype(labels: np.ndarray) -> np.dtype:
-    """uint16 (what the original wrote and every viewer opens) unless ids exceed 65,535, then uint32.
-
-    Parameters
-    ----------
-    labels : numpy.ndarray
-        Label image of any shape, 0 = background.
-
-    Returns
-    -------
-    numpy.dtype
-        uint16, or uint32 when the largest id exceeds 65,535.
-
-    Raises
-    ------
-    ValueError
-        When the largest id is negative or does not fit in 32 bits.
-
-    Examples
-    --------
-    >>> label_dtype(np.array([[0, 3], [12, 0]]))
-    dtype('uint16')
-    >>> label_dtype(np.array([[0, 70000]]))
-    dtype('uint32')
-    """
-    top = int(labels.max()) if labels.size else 0
-    if top < 0:
-        raise ValueError("label ids must be non-negative")
-    if top > np.iinfo(np.uint32).max:
-        raise ValueError(f"label id {top} does not fit in 32 bits")
-    return np.dtype(np.uint16) if top <= np.iinfo(np.uint16).max else np.dtype(np.uint32)
 
 
 def write_labels(path: str | os.PathLike, labels: np.ndarray, *, compress: bool = False, axes: str = "YX") -> Path:

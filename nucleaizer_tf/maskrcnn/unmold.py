@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from nucleaizer_tf.labels import label_dtype
+
 __all__ = [
     "box_masks_to_labels",
     "masks_to_labels",
@@ -239,7 +241,7 @@ def _merge(pieces: Iterable[tuple[int, int, np.ndarray]], n: int, image_shape: S
     """Crop the padding, dilate, fill, and merge box-local instance masks (positions on the padded canvas)."""
     h, w = int(image_shape[0]), int(image_shape[1])
     py, px = int(pad[0]), int(pad[1])
-    labels = np.zeros((h, w), np.uint16 if n <= np.iinfo(np.uint16).max else np.uint32)
+    labels = np.zeros((h, w), label_dtype(n))
     r = int(dilation)
     kernel = _disk(r) if r > 0 else None
     for i, (y0, x0, crop) in enumerate(pieces):

@@ -282,13 +282,16 @@ class Segmenter:
 
     # ------------------------------------------------------------------ segmentation
 
-    def segment(self, image, *, reporter: Reporter = SILENT, **options) -> np.ndarray:
+    def segment(self, image, *, channel: int | None = None, reporter: Reporter = SILENT, **options) -> np.ndarray:
         """Label image of one 2-D image of any dtype.
 
         Parameters
         ----------
         image : array_like
             A grey H×W or H×W×C image (C ≤ 4), at least 2 pixels each way, of any dtype.
+        channel : int, optional
+            Segment this channel (0-based) of a multi-channel image only, as grey: channels last
+            (Y, X, C) or first (C, Y, X), whichever axis is the shorter (``predict --channel``).
         reporter : Reporter, optional
             Progress (`nucleaizer_tf.progress`): one stage, advanced after each step of the work (each
             tile of the default model's network; the whole image for the other models). An exception
@@ -311,17 +314,20 @@ class Segmenter:
         >>> labels = load_model("default").segment(image)  # doctest: +SKIP
         >>> int(labels.max())  # the number of nuclei       # doctest: +SKIP
         412
+        >>> nuclei = load_model("default").segment(dapi_and_actin, channel=0)  # doctest: +SKIP
         """
-        return self.segment_with_facts(image, reporter=reporter, **options)[0]
+        return self.segment_with_facts(image, channel=channel, reporter=reporter, **options)[0]
 
-    def segment_with_facts(self, image, *, name: str | None = None, reporter: Reporter = SILENT,
-                           **options) -> tuple[np.ndarray, dict]:
+    def segment_with_facts(self, image, *, channel: int | None = None, name: str | None = None,
+                           reporter: Reporter = SILENT, **options) -> tuple[np.ndarray, dict]:
         """Labels of one image together with the facts the run record keeps about it.
 
         Parameters
         ----------
         image : array_like
             A 2-D image, as for `segment`.
+        channel : int, optional
+            The channel to segment, as for `segment`.
         name : str, optional
             Identifies the image for models that cache intermediate results (the full pipeline, with a
             work folder) and names the progress stage; otherwise ignored.
@@ -343,12 +349,12 @@ class Segmenter:
         >>> facts                                                            # doctest: +SKIP
         {'scale': 0.8, 'estimated_diameter': 31.25}
         """
-        image = _as_image(image)
+        image = _as_image(image, channel)
         resolved = self.resolve_options(options)
         with reporter.stage(f"segmenting {name}" if name else "segmenting") as advance:
             return self._segment(image, resolved, name, advance)
 
-    def segment_many(self, images: Iterable, **options) -> Iterator[np.ndarray]:
+    def segment_many(self, images: Iterable, *, channel: int | None = None, **options) -> Iterator[np.ndarray]:
         """Labels of each image of a list or iterator, in order.
 
         The options are checked once, before the first image is read from `images`.
@@ -357,6 +363,8 @@ class Segmenter:
         ----------
         images : iterable of array_like
             2-D images, as for `segment`; an iterator is consumed lazily, one image at a time.
+        channel : int, optional
+            The channel to segment of each, as for `segment`.
         **options
             The model's options, as for `segment`.
 
@@ -372,7 +380,7 @@ class Segmenter:
         """
         resolved = self.resolve_options(options)
         for image in images:
-            yield self._segment(_as_image(image), resolved, None, _no_tick)[0]
+            yield self._segment(_as_image(image, channel), resolved, None, _no_tick)[0]
 
     def prepare(self, **options) -> dict:
         """Check the options and load or build every network they need now.
@@ -479,34 +487,19 @@ def _no_tick(label=None) -> None:
     return None
 
 
-def _as_image(image) -> np.ndarray:
+def _as_image(image, channel: int | None = None) -> np.ndarray:
+    """`image` as a checked 2-D array; with `channel`, that channel of a (Y, X, C) or (C, Y, X) array."""
     array = np.asarray(image)
+    if channel is not None:
+        if array.ndim != 3:
+            raise NucleaizerError(f"channel={channel} picks a channel of a multi-channel image (Y, X, C or C, Y, X), "
+                                  f"got shape {array.shape}")
+        axis = 0 if array.shape[0] < array.shape[-1] else 2  # the channels: the shorter of the outer axes
+        if not 0 <= channel < array.shape[axis]:
+            raise NucleaizerError(f"channel={channel}: the image of shape {array.shape} has {array.shape[axis]} channels "
+                                  f"(0…{array.shape[axis] - 1})")
+        array = np.take(array, channel, axis=axis)
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] > 4) or min(array.shape[:2]) < 2:
-        raise NucleaizerError(f"expected a 2-D image (grey H×W or H×W×C with C ≤ 4), got shape {array.shape}")
+        hint = "; pick one channel with channel=N" if array.ndim == 3 else ""
+        raise NucleaizerError(f"expected a 2-D image (grey H×W or H×W×C with C ≤ 4), got shape {array.shape}{hint}")
     return array
-
-
-def labels_dtype(labels: np.ndarray) -> np.ndarray:
-    """Labels as uint16, or uint32 above 65,535 objects (what the label writers store).
-
-    Parameters
-    ----------
-    labels : numpy.ndarray
-        An integer label image (0 = background).
-
-    Returns
-    -------
-    numpy.ndarray
-        `labels` in the smaller of the two types that holds its largest label; `labels` itself, not a
-        copy, when it already has that type.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> labels_dtype(np.array([[0, 1], [2, 3]])).dtype
-    dtype('uint16')
-    >>> labels_dtype(np.array([[0, 70000]])).dtype
-    dtype('uint32')
-    """
-    top = int(labels.max(initial=0))
-    return labels.astype(np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32, copy=False)

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from nucleaizer_tf.labels import drop_objects
-from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, labels_dtype, positive
+from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, positive
+from nucleaizer_tf.labels import in_label_dtype
 from nucleaizer_tf.precision import check_precision, resolve_precision
 
 #: The facade's default precision of the default model. "auto" would need bfloat16 to change the DSB
@@ -139,7 +140,7 @@ class DefaultSegmenter(Segmenter):
         facts = {"scale": round(float(info.scale), 4), "estimated_diameter": estimated}
         if options["save_probabilities"]:
             facts["probabilities"] = info.probabilities
-        return labels_dtype(labels), facts
+        return in_label_dtype(labels), facts
 
     def describe(self) -> dict:
         """The run record's model entry: kind, source, the weights' sha256 and the model's name.

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nucleaizer_tf.models.base import Option, Segmenter, fraction, labels_dtype, one_of
+from nucleaizer_tf.io.model_folder import prepare_folder
+from nucleaizer_tf.models.base import Option, Segmenter, fraction, one_of
+from nucleaizer_tf.labels import in_label_dtype
 from nucleaizer_tf.models.maskrcnn import CONVERSIONS
 
 
@@ -98,7 +100,7 @@ class EnsembleSegmenter(Segmenter):
         level = int(np.ceil(float(options["threshold"]) * 65535))
         labels = label(self.probability(image, options["conversion"]) >= level, connectivity=2)
         advance()
-        return labels_dtype(labels), {"members": len(self.ensemble)}
+        return in_label_dtype(labels), {"members": len(self.ensemble)}
 
     def describe(self) -> dict:
         """The run record's model entry: kind, folder and member names.
@@ -135,6 +137,5 @@ class EnsembleSegmenter(Segmenter):
         >>> load_model("unet_ensemble/").save("ensemble_copy")  # doctest: +SKIP
         PosixPath('ensemble_copy')
         """
-        from nucleaizer_tf.models.folder import prepare_folder
 
         return self.ensemble.save(prepare_folder(folder, overwrite=overwrite))

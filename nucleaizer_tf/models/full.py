@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from nucleaizer_tf.errors import NucleaizerError
-from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, labels_dtype, one_of
+from nucleaizer_tf.io.model_folder import MANIFEST, file_entry, prepare_folder, sha256_of, write_manifest
+from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, one_of
+from nucleaizer_tf.labels import in_label_dtype
 from nucleaizer_tf.models.maskrcnn import CONVERSIONS, padding_fraction
 from nucleaizer_tf.precision import check_precision, resolve_precision
 
@@ -105,7 +107,7 @@ class FullSegmenter(Segmenter):
         folder : str or os.PathLike
             The model folder.
         manifest : dict
-            Its parsed manifest (see `nucleaizer_tf.models.folder.read_manifest`).
+            Its parsed manifest (see `nucleaizer_tf.io.model_folder.read_manifest`).
         work_dir : str or os.PathLike, optional
             Folder for the cached intermediate results; None (default) keeps nothing on disk.
 
@@ -119,7 +121,6 @@ class FullSegmenter(Segmenter):
         >>> folder, manifest, _ = read_manifest("my_nucleaizer", expect="full-pipeline")  # doctest: +SKIP
         >>> full = FullSegmenter.from_folder(folder, manifest, work_dir="work")          # doctest: +SKIP
         """
-        from nucleaizer_tf.models.folder import MANIFEST, file_entry
 
         parts = [file_entry(folder, manifest, k, f"{k} weight file") for k in FOLDER_FILES]
         unet = manifest.get("unet")
@@ -215,7 +216,7 @@ class FullSegmenter(Segmenter):
     def _segment(self, image: np.ndarray, options: dict, name: str | None, advance):
         labels, facts = self.pipeline(options).segment(image, name)
         advance()
-        return labels_dtype(labels), facts
+        return in_label_dtype(labels), facts
 
     def record_settings(self, options: dict) -> dict:
         """The settings block of the run record (the 9 parameters as a vector).
@@ -295,7 +296,6 @@ class FullSegmenter(Segmenter):
         PosixPath('my_nucleaizer')
         """
         from nucleaizer_tf.io import atomic_path
-        from nucleaizer_tf.models.folder import prepare_folder, sha256_of, write_manifest
         from nucleaizer_tf.unet.ensemble import UNetEnsemble
 
         folder = prepare_folder(folder, overwrite=overwrite)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io.model_folder import MANIFEST, file_entry, read_manifest
 from nucleaizer_tf.models.base import Segmenter
 
 SHIPPED = ("default", "shipped")
@@ -44,7 +45,6 @@ def segmenter_class(name_or_path=None, mode: str | None = None) -> type[Segmente
     """
     from nucleaizer_tf.models.default import DefaultSegmenter
     from nucleaizer_tf.models.ensemble import EnsembleSegmenter
-    from nucleaizer_tf.models.folder import MANIFEST, read_manifest
     from nucleaizer_tf.models.full import FullSegmenter
     from nucleaizer_tf.models.maskrcnn import MaskRCNNSegmenter
 
@@ -150,7 +150,6 @@ def load_model(name_or_path: str | os.PathLike | None = "default", *, mode: str 
     import_tensorflow()  # before any model module imports it: no start-up chatter in a notebook
     from nucleaizer_tf.models.default import DefaultSegmenter
     from nucleaizer_tf.models.ensemble import EnsembleSegmenter
-    from nucleaizer_tf.models.folder import MANIFEST, read_manifest
     from nucleaizer_tf.models.full import FullSegmenter
     from nucleaizer_tf.models.maskrcnn import MaskRCNNSegmenter
 
@@ -185,7 +184,6 @@ def load_model(name_or_path: str | os.PathLike | None = "default", *, mode: str 
     if kind == "full-pipeline":
         return FullSegmenter.from_folder(folder, manifest, work_dir=work_dir)
     if kind == "maskrcnn":
-        from nucleaizer_tf.models.folder import file_entry
 
         return MaskRCNNSegmenter(file_entry(folder, manifest, "weights", "weight file"), source=str(folder))
     raise NucleaizerError(f"{folder}: a {kind} folder is not a segmentation model")

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, labels_dtype, one_of, positive
+from nucleaizer_tf.io.model_folder import prepare_folder, sha256_of, write_manifest
+from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, one_of, positive
+from nucleaizer_tf.labels import in_label_dtype
 from nucleaizer_tf.precision import check_precision, resolve_precision
 
 CONVERSIONS = ("nucleaizer", "percentile")
@@ -260,7 +262,7 @@ class MaskRCNNSegmenter(Segmenter):
         found = detect(self.network(options), image, settings)
         labels = detections_to_labels(found, settings)
         advance()
-        return labels_dtype(labels), {"network_size": found.network_size, "detections": len(found)}
+        return in_label_dtype(labels), {"network_size": found.network_size, "detections": len(found)}
 
     def describe(self) -> dict:
         """The run record's model entry: kind and source.
@@ -301,7 +303,6 @@ class MaskRCNNSegmenter(Segmenter):
         PosixPath('my_maskrcnn')
         """
         from nucleaizer_tf.io import atomic_path
-        from nucleaizer_tf.models.folder import prepare_folder, sha256_of, write_manifest
 
         folder = prepare_folder(folder, overwrite=overwrite)
         name = self.path.name if self.path.suffix == ".h5" else "mask_rcnn.h5"

@@ -1,7 +1,7 @@
 """`predict --engine dask`: the per-image work of the local engine, run on the workers of a Dask cluster.
 
 Each image is one task: the worker reads it, segments it and writes its outputs (atomically) with
-`pipelines.predict.process_image`, exactly the code the local engine runs, so the files are the same
+`pipelines.image_step.process_image`, exactly the code the local engine runs, so the files are the same
 bytes. Every worker process loads the model once, at its first task, and keeps it (`worker_segmenter`);
 the client only submits tasks, follows them (the progress bar, the resume journal) and writes the run
 record, in input order, as the local engine does.
@@ -118,7 +118,7 @@ def segment_image_task(path: str | os.PathLike, out_dir: str | os.PathLike, requ
     request
         The model and options (`worker_segmenter` loads it once per worker).
     overlay, exports, model_name, read
-        As for `pipelines.predict.process_image`.
+        As for `pipelines.image_step.process_image`.
 
     Returns
     -------
@@ -131,12 +131,12 @@ def segment_image_task(path: str | os.PathLike, out_dir: str | os.PathLike, requ
     >>> outcome.record["objects"]                                                      # doctest: +SKIP
     42
     """
-    from nucleaizer_tf.pipelines.predict import ImageOutcome, _error_message, process_image
+    from nucleaizer_tf.pipelines.image_step import ImageOutcome, error_message, process_image
 
     try:
         segmenter = worker_segmenter(request)
     except Exception as exc:  # a model that does not load on this worker fails its images, not the run
-        return ImageOutcome(Path(path), error=f"cannot load the model on the worker: {_error_message(exc)}")
+        return ImageOutcome(Path(path), error=f"cannot load the model on the worker: {error_message(exc)}")
 
     def segment(image, stem):
         return segmenter.segment_with_facts(image, name=stem, **request.options)
@@ -210,7 +210,7 @@ def run_on_dask(files: Sequence[Path], out_dir: str | os.PathLike, request: Mode
     client
         A `distributed.Client` (`dask_client`).
     overlay, exports, model_name, read
-        As for `pipelines.predict.process_image`.
+        As for `pipelines.image_step.process_image`.
     retries
         Extra attempts of a task whose worker raised or died.
     done
@@ -230,7 +230,7 @@ def run_on_dask(files: Sequence[Path], out_dir: str | os.PathLike, request: Mode
     """
     from distributed import as_completed
 
-    from nucleaizer_tf.pipelines.predict import ImageOutcome, _error_message
+    from nucleaizer_tf.pipelines.image_step import ImageOutcome, error_message
 
     files = [Path(p) for p in files]
     threads = sum(client.nthreads().values()) or 1
@@ -253,7 +253,7 @@ def run_on_dask(files: Sequence[Path], out_dir: str | os.PathLike, request: Mode
         try:
             outcome = future.result()
         except Exception as exc:  # the worker died too often, or the task could not run at all
-            outcome = ImageOutcome(path, error=f"failed on the cluster: {_error_message(exc)}")
+            outcome = ImageOutcome(path, error=f"failed on the cluster: {error_message(exc)}")
         future.release()
         outcomes[index] = outcome
         if done is not None:

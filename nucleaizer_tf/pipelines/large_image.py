@@ -53,6 +53,7 @@ from nucleaizer_tf.io.label_zarr import (
     remove_stale_label_temporaries,
 )
 from nucleaizer_tf.io.large_image import LargeImage, open_large_image
+from nucleaizer_tf.io.model_folder import read_manifest
 from nucleaizer_tf.progress import SILENT, Reporter
 
 __all__ = ["LargeImageReport", "ModelFacts", "estimate_scale_task", "image_limits", "label_block_task",
@@ -108,7 +109,6 @@ def model_facts(model: str | os.PathLike | None = None) -> ModelFacts:
     """
     from nucleaizer_tf.default_model.model import MANIFEST, segment_diameter_of, shipped_model_dirs
     from nucleaizer_tf.default_model.tiling import context_margin
-    from nucleaizer_tf.models.folder import read_manifest
 
     source = None if model is None or str(model) == "default" else str(model)
     if source is None:

@@ -44,6 +44,7 @@ import numpy as np
 
 from nucleaizer_tf.data.pairs import match_stems, read_stem_list
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io.model_folder import checked_file, read_manifest, sha256_of, write_manifest
 from nucleaizer_tf.pipelines.stages import StageLog
 from nucleaizer_tf.progress import Reporter
 from nucleaizer_tf.io import (LABEL_EXTENSIONS, atomic_path, list_images, read_image, read_labels, to_rgb8, write_json,
@@ -383,7 +384,6 @@ def save_generator(model, folder: Path, manifest: dict) -> Path:
     >>> save_generator(trainer.generator, folder, {"cluster": "group_001"})  # doctest: +SKIP
     PosixPath('out/style/group_001/model/manifest.json')
     """
-    from nucleaizer_tf.models.folder import sha256_of, write_manifest
 
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "generator.keras") as tmp, warnings.catch_warnings():
@@ -420,8 +420,6 @@ def load_generator(folder: Path):
     'group_001'
     """
     import keras
-
-    from nucleaizer_tf.models.folder import checked_file, read_manifest
 
     folder, manifest, _ = read_manifest(folder, expect="pix2pix-generator")
     path = checked_file(folder, manifest.get("generator"), manifest.get("sha256"), "generator file")

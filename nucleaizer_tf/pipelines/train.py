@@ -27,6 +27,7 @@ import numpy as np
 
 from nucleaizer_tf.data import Pair, pair_folders, split_pairs
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io.model_folder import prepare_folder
 from nucleaizer_tf.io.read import read_json
 from nucleaizer_tf.io.write import check_writable_folder
 from nucleaizer_tf.progress import SILENT, Reporter
@@ -833,7 +834,6 @@ def train_default_folders(
     from nucleaizer_tf.data import load_pair
     from nucleaizer_tf.default_model import DefaultModel
     from nucleaizer_tf.default_model.recipe import fine_tune
-    from nucleaizer_tf.models.folder import prepare_folder
 
     start = time.perf_counter()
     for name, value, minimum in (("--epochs", epochs, 1), ("--steps", steps_per_epoch, 1),

@@ -24,6 +24,7 @@ import numpy as np
 
 from nucleaizer_tf.data import Pair, pair_folders
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io.model_folder import prepare_folder
 from nucleaizer_tf.progress import SILENT, Reporter
 
 UNGROUPED = "all images"
@@ -200,7 +201,6 @@ def train_general_folders(
     """
     from nucleaizer_tf.default_model.general import GeneralRecipe, manifest_for, train_general_model
     from nucleaizer_tf.default_model.validation import score_rows
-    from nucleaizer_tf.models.folder import prepare_folder
     from nucleaizer_tf.pipelines.train import RunSummary, _write_summary, resolve_validation
 
     start = time.perf_counter()

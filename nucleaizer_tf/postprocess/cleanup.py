@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull
 
-from nucleaizer_tf.labels import as_label_array
+from nucleaizer_tf.labels import as_label_array, in_label_dtype
 
 from .params import as_params
 from .resize import matlab_nearest_half
@@ -40,12 +40,6 @@ _STRUCT = {4: ndimage.generate_binary_structure(2, 1), 8: ndimage.generate_binar
 def _labels(a, what: str = "labels") -> np.ndarray:
     """A 2-D non-negative integer label array (bool -> 0/1)."""
     return as_label_array(a, what)
-
-
-def _compact(arr: np.ndarray) -> np.ndarray:
-    """uint16 when the labels fit (what the original writes), uint32 otherwise."""
-    top = int(arr.max()) if arr.size else 0
-    return arr.astype(np.uint16 if top <= 0xFFFF else np.uint32, copy=False)
 
 
 def _check_connectivity(connectivity: int) -> int:
@@ -131,11 +125,11 @@ def relabel(labels) -> np.ndarray:
     """
     lab = _labels(labels)
     if lab.size == 0:
-        return _compact(lab.copy())
+        return in_label_dtype(lab.copy())
     flat = lab.ravel().astype(np.intp, copy=False)
     present = np.bincount(flat).astype(bool)
     lut = np.cumsum(present) - 1
-    return _compact(lut[flat].reshape(lab.shape))
+    return in_label_dtype(lut[flat].reshape(lab.shape))
 
 
 def relabel_consecutive(labels) -> np.ndarray:
@@ -167,13 +161,13 @@ def relabel_consecutive(labels) -> np.ndarray:
     """
     lab = _labels(labels)
     if lab.size == 0:
-        return _compact(lab.copy())
+        return in_label_dtype(lab.copy())
     flat = lab.ravel().astype(np.intp, copy=False)
     present = np.bincount(flat).astype(bool)
     present[0] = False
     lut = np.cumsum(present)
     lut[0] = 0
-    return _compact(lut[flat].reshape(lab.shape))
+    return in_label_dtype(lut[flat].reshape(lab.shape))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -497,12 +491,12 @@ def remove_small(labels, min_size: int) -> np.ndarray:
     """
     lab = _labels(labels)
     if lab.size == 0:
-        return _compact(lab.copy())
+        return in_label_dtype(lab.copy())
     flat = lab.ravel().astype(np.intp, copy=False)
     areas = np.bincount(flat)
     lut = np.arange(areas.size, dtype=np.int64)
     lut[areas <= min_size] = 0
-    return _compact(lut[flat].reshape(lab.shape))
+    return in_label_dtype(lut[flat].reshape(lab.shape))
 
 
 def cleanup_scale(labels_2x, params=None) -> np.ndarray:
@@ -541,4 +535,4 @@ def cleanup_scale(labels_2x, params=None) -> np.ndarray:
     lab = absorb_holes(labels_2x)
     lab = merge_touching(lab, 8)
     lab = remove_small(lab, p.min_size)
-    return _compact(np.asarray(matlab_nearest_half(lab)))
+    return in_label_dtype(np.asarray(matlab_nearest_half(lab)))

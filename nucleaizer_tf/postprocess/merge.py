@@ -7,7 +7,9 @@ import math
 
 import numpy as np
 
-from .cleanup import _compact, _labels, relabel, relabel_consecutive
+from nucleaizer_tf.labels import in_label_dtype
+
+from .cleanup import _labels, relabel, relabel_consecutive
 from .params import as_params
 from .size import median_equivalent_diameter
 
@@ -169,7 +171,7 @@ def select_or_merge(l2, l4, params=None) -> np.ndarray:
     a = _labels(l2, "2x labels")
     b = _labels(l4, "4x labels")
     if _scale_median(a, b, include_gaps=True) > p.median_size:
-        return _compact(a.copy())
+        return in_label_dtype(a.copy())
     return greedy_merge(a, b, p.scale_fraction)
 
 

@@ -8,7 +8,9 @@ from scipy import ndimage
 from skimage.measure import label as _cc_label
 from skimage.morphology import disk
 
-from .cleanup import _check_connectivity, _compact, _labels
+from nucleaizer_tf.labels import in_label_dtype
+
+from .cleanup import _check_connectivity, _labels
 from .params import as_params
 from .resize import matlab_resize_bicubic
 
@@ -71,11 +73,11 @@ def dilate_labels(labels, r: int) -> np.ndarray:
     r = _radius(r)
     fg = lab > 0
     if r == 0 or not fg.any():
-        return _compact(lab.copy())
+        return in_label_dtype(lab.copy())
     grown = ndimage.binary_dilation(fg, structure=disk(r).astype(bool))
     rows, cols = ndimage.distance_transform_edt(~fg, return_distances=False, return_indices=True)
     out = np.where(grown, lab[rows, cols], 0)
-    return _compact(out)
+    return in_label_dtype(out)
 
 
 def erode_labels(labels, r: int) -> np.ndarray:
@@ -120,9 +122,9 @@ def erode_labels(labels, r: int) -> np.ndarray:
     lab = _labels(labels)
     r = _radius(r)
     if r == 0:
-        return _compact(lab.copy())
+        return in_label_dtype(lab.copy())
     kept = ndimage.binary_erosion(lab > 0, structure=disk(r).astype(bool), border_value=1)
-    return _compact(np.where(kept, lab, 0))
+    return in_label_dtype(np.where(kept, lab, 0))
 
 
 def _resize_to(e: np.ndarray, shape: tuple) -> np.ndarray:
@@ -226,7 +228,7 @@ def ring_correction(labels, P, erosion_radius: int, dilation_radius: int) -> np.
         raise ValueError(f"P has shape {P.shape}, labels {lab.shape}")
     big = dilate_labels(lab, dilation_radius)
     small = erode_labels(lab, erosion_radius)
-    return _compact(np.where(small > 0, small, np.where(P, big, 0)))
+    return in_label_dtype(np.where(small > 0, small, np.where(P, big, 0)))
 
 
 def first_component_filter(labels, max_v: int, connectivity: int = 4) -> np.ndarray:
@@ -273,7 +275,7 @@ def first_component_filter(labels, max_v: int, connectivity: int = 4) -> np.ndar
     lab = _labels(labels)
     _check_connectivity(connectivity)
     if not lab.any():
-        return _compact(np.zeros(lab.shape, dtype=np.uint16))
+        return in_label_dtype(np.zeros(lab.shape, dtype=np.uint16))
     # one labelling of the whole image; skimage only joins neighbours of EQUAL value
     comp = _cc_label(lab, background=0, connectivity=1 if connectivity == 4 else 2)
     values, first = np.unique(lab.ravel(order="F"), return_index=True)
@@ -286,7 +288,7 @@ def first_component_filter(labels, max_v: int, connectivity: int = 4) -> np.ndar
     new_id = np.cumsum(keep)
     lab_i = lab.astype(np.intp, copy=False)
     in_first = comp == chosen[lab_i]
-    return _compact(np.where(keep[lab_i] & in_first, new_id[lab_i], 0))
+    return in_label_dtype(np.where(keep[lab_i] & in_first, new_id[lab_i], 0))
 
 
 def support_filter(labels, P, min_overlap: float, c_area: int) -> np.ndarray:
@@ -339,7 +341,7 @@ def support_filter(labels, P, min_overlap: float, c_area: int) -> np.ndarray:
     if P.shape != lab.shape:
         raise ValueError(f"P has shape {P.shape}, labels {lab.shape}")
     if not lab.any():
-        return _compact(np.zeros(lab.shape, dtype=np.uint16))
+        return in_label_dtype(np.zeros(lab.shape, dtype=np.uint16))
     flat = lab.ravel().astype(np.intp, copy=False)
     area = np.bincount(flat)
     on = np.bincount(flat, weights=P.ravel().astype(np.float64), minlength=area.size)
@@ -350,7 +352,7 @@ def support_filter(labels, P, min_overlap: float, c_area: int) -> np.ndarray:
     keep &= area > 0
     keep[0] = False
     new_id = np.cumsum(keep)
-    return _compact(np.where(keep[flat], new_id[flat], 0).reshape(lab.shape))
+    return in_label_dtype(np.where(keep[flat], new_id[flat], 0).reshape(lab.shape))
 
 
 def refine_with_unet(M, E16, params=None, connectivity: int = 4) -> np.ndarray:
@@ -406,4 +408,4 @@ def refine_with_unet(M, E16, params=None, connectivity: int = 4) -> np.ndarray:
     out = ring_correction(lab, P, p.erosion_radius, p.dilation_radius)
     out = first_component_filter(out, p.max_v, connectivity)
     out = support_filter(out, P, p.overlap_fraction, p.c_area)
-    return out.astype(np.uint16) if int(out.max(initial=0)) <= 0xFFFF else out
+    return in_label_dtype(out)

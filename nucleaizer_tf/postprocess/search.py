@@ -24,8 +24,9 @@ import numpy as np
 from scipy.optimize import differential_evolution
 
 from ..errors import NucleaizerError
+from ..labels import in_label_dtype
 from ..metrics import score_image
-from .cleanup import _compact, _labels, absorb_holes, merge_touching
+from .cleanup import _labels, absorb_holes, merge_touching
 from .merge import merge_for_search
 from .params import DEFAULT, LOWER, PARAM_NAMES, UPPER, X0, PostprocessParams, as_params
 from .refine import _resize_to, refine_with_unet
@@ -145,7 +146,7 @@ class PreparedSample:
 def _drop_small(half: np.ndarray, area: np.ndarray, min_size: int) -> np.ndarray:
     lut = np.arange(area.size, dtype=np.int64)
     lut[area <= min_size] = 0
-    return _compact(lut[half.astype(np.intp, copy=False)])
+    return in_label_dtype(lut[half.astype(np.intp, copy=False)])
 
 
 def _prepare_scale(raw, shape_2x: tuple) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +154,7 @@ def _prepare_scale(raw, shape_2x: tuple) -> tuple[np.ndarray, np.ndarray]:
         raw = np.zeros(shape_2x, dtype=np.uint16)
     lab = merge_touching(absorb_holes(raw), 8)
     area = np.bincount(lab.ravel().astype(np.intp, copy=False)) if lab.size else np.zeros(1, np.int64)
-    return _compact(np.asarray(matlab_nearest_half(lab))), area
+    return in_label_dtype(np.asarray(matlab_nearest_half(lab))), area
 
 
 def prepare_sample(sample: ValidationSample) -> PreparedSample:

@@ -1,6 +1,6 @@
 """The U-Net ensemble (docs/method.md §4.3–4.5): members on disk, whole-image inference, 16-bit quantised mean.
 
-An ensemble is a model folder (`nucleaizer_tf.models.folder`): one Keras weight file per member plus
+An ensemble is a model folder (`nucleaizer_tf.io.model_folder`): one Keras weight file per member plus
 `manifest.json`, which names each member, its training sigma, its weight file with its sha256 and the
 `build_unet` arguments that rebuild its graph. Inference follows
 the original exactly where it decides numbers: RGB scaled to [0, 1] (no mean/std), the whole image in one
@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.io.read import read_json
-from nucleaizer_tf.models.folder import FORMAT_VERSION, MANIFEST, checked_file, sha256_of, write_manifest
+from nucleaizer_tf.io.model_folder import FORMAT_VERSION, MANIFEST, checked_file, sha256_of, write_manifest
 from nucleaizer_tf.unet.model import build_unet
 from nucleaizer_tf.unet.train import WEIGHTS_SUFFIX, save_weights_atomic
 
@@ -363,7 +363,7 @@ def write_ensemble_manifest(folder: str | os.PathLike, members: Sequence[dict]) 
     Returns
     -------
     Path
-        The manifest written (by `nucleaizer_tf.models.folder.write_manifest`).
+        The manifest written (by `nucleaizer_tf.io.model_folder.write_manifest`).
 
     Examples
     --------
