@@ -86,7 +86,7 @@ def train_first_recipe(args, argv) -> int:
     from nucleaizer_tf.data import pair_folders
     from nucleaizer_tf.default_model.recipe import manifest_for, train_default_model
     from nucleaizer_tf.io import read_image, read_labels, write_json
-    from nucleaizer_tf.io.model_folder import sha256_of
+    from nucleaizer_tf.io.digest import sha256_of
 
     pairs = pair_folders(args.data / "images", args.data / "masks")
     real = [(read_image(p.image_path), read_labels(p.mask_path)) for p in pairs]

@@ -321,7 +321,8 @@ def test_a_generator_file_with_a_lambda_layer_is_refused_in_one_line(tmp_path):
     import keras
 
     from nucleaizer_tf.errors import NucleaizerError
-    from nucleaizer_tf.io.model_folder import sha256_of, write_manifest
+    from nucleaizer_tf.io.digest import sha256_of
+    from nucleaizer_tf.io.model_folder import write_manifest
     from nucleaizer_tf.pipelines.style_transfer import load_generator
 
     inputs = keras.Input((8, 8, 3))

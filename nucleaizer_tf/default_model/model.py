@@ -36,7 +36,8 @@ from nucleaizer_tf.default_model.instances import labels_from_probabilities
 from nucleaizer_tf.default_model.preprocess import resize_image, scaled_shape, stretch_rgb8
 from nucleaizer_tf.default_model.tiling import context_margin, predict_map
 from nucleaizer_tf.errors import NucleaizerError
-from nucleaizer_tf.io.model_folder import MANIFEST, checked_file, prepare_folder, read_manifest, sha256_of, write_manifest
+from nucleaizer_tf.io.digest import sha256_of
+from nucleaizer_tf.io.model_folder import MANIFEST, checked_file, prepare_folder, read_manifest, write_manifest
 from nucleaizer_tf.labels import in_label_dtype
 from nucleaizer_tf.postprocess.size import median_equivalent_diameter
 

@@ -30,11 +30,11 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io.digest import sha256_of
 from nucleaizer_tf.io.read import read_json
 
 MANIFEST = "manifest.json"
@@ -42,31 +42,6 @@ FORMAT_PREFIX = "nucleaizer-tf/"
 KINDS = ("default-model", "unet-ensemble", "full-pipeline", "maskrcnn", "pix2pix-generator")
 FORMAT_VERSION = 1
 """The manifest layout version this nucleaizer-tf reads and writes, for every kind."""
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file.
-
-    Returns
-    -------
-    str
-        The 64 lower-case hex digits of the file's sha256.
-
-    Examples
-    --------
-    >>> sha256_of("weights/default/default.weights.h5")[:8]  # doctest: +SKIP
-    'f86fbe6c'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def kind_of(manifest: dict) -> str | None:

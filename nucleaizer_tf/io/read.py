@@ -531,8 +531,8 @@ def read_planes(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS,
     data, axes = _read_array(path, IMAGE_EXTENSIONS, max_pixels, channel, "each")
     if not axes:
         return _checked_image(path, data), ""
-    plane = _checked_image(path, data[(0,) * len(axes)])
-    return data.astype(plane.dtype, copy=False), axes
+    _checked_image(path, data[(0,) * len(axes)])  # every plane has the first one's shape and type
+    return (data.astype(np.uint8) * 255 if data.dtype == bool else data), axes
 
 
 def _checked_image(path: Path, data: np.ndarray) -> np.ndarray:

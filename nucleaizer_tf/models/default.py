@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from nucleaizer_tf.labels import drop_objects
-from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, positive
 from nucleaizer_tf.labels import in_label_dtype
+from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, positive
 from nucleaizer_tf.precision import check_precision, resolve_precision
 
 #: The facade's default precision of the default model. "auto" would need bfloat16 to change the DSB

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from nucleaizer_tf.io.model_folder import prepare_folder
-from nucleaizer_tf.models.base import Option, Segmenter, fraction, one_of
 from nucleaizer_tf.labels import in_label_dtype
+from nucleaizer_tf.models.base import Option, Segmenter, fraction, one_of
 from nucleaizer_tf.models.maskrcnn import CONVERSIONS
 
 

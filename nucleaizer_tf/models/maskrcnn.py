@@ -9,36 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from nucleaizer_tf.io.model_folder import prepare_folder, sha256_of, write_manifest
-from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, one_of, positive
+from nucleaizer_tf.io.digest import file_key, sha256_of
+from nucleaizer_tf.io.model_folder import prepare_folder, write_manifest
 from nucleaizer_tf.labels import in_label_dtype
+from nucleaizer_tf.maskrcnn.inference import SegmentOptions
+from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, one_of, positive
 from nucleaizer_tf.precision import check_precision, resolve_precision
 
 CONVERSIONS = ("nucleaizer", "percentile")
 
-
-def file_key(path: str | os.PathLike) -> dict:
-    """Cheap identity of a weight file or folder (path, size, modification time) for caches.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        An existing file or folder.
-
-    Returns
-    -------
-    dict
-        ``path`` (resolved, as a string), ``size`` (bytes) and ``mtime_ns``; a changed file gives a
-        different key.
-
-    Examples
-    --------
-    >>> file_key("mask_rcnn_final.h5")  # doctest: +SKIP
-    {'path': '/data/models/mask_rcnn_final.h5', 'size': 255856928, 'mtime_ns': 1699999999000000000}
-    """
-    path = Path(path).resolve()
-    stat = path.stat()
-    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+MASKRCNN_DEFAULTS = SegmentOptions()  # the per-image Mask R-CNN settings' defaults, declared once there
 
 
 def padding_fraction(value) -> str | None:
@@ -149,13 +129,14 @@ class MaskRCNNSegmenter(Segmenter):
         "confidence": Option(None, fraction, "minimum detection score [0.7; 0.5 with nucleus_size]"),
         "nms": Option(0.35, fraction, "IoU above which the lower-scoring detection is suppressed"),
         "max_instances": Option(None, at_least(1), "most nuclei per image [800; 1200 with nucleus_size]"),
-        "image_size": Option(1024, at_least(64), "network size D (rounded up to a multiple of 64)"),
+        "image_size": Option(MASKRCNN_DEFAULTS.image_size, at_least(64), "network size D (rounded up to a multiple of 64)"),
         "nucleus_size": Option(None, positive, "nucleus diameter: D per image so nuclei reach 80 px"),
-        "padding": Option(0.05, padding_fraction, "reflect padding per side, as a fraction of the image size"),
-        "dilation": Option(1, at_least(0), "radius of the per-nucleus dilation"),
-        "fill_holes": Option(False, boolean, "fill holes per nucleus (the original's was a no-op)"),
-        "absolute_mask_threshold": Option(False, boolean, "cut masks at 0.5, not the min-max mid-point"),
-        "conversion": Option("nucleaizer", one_of(*CONVERSIONS), "how non-8-bit images become 8-bit RGB"),
+        "padding": Option(MASKRCNN_DEFAULTS.padding, padding_fraction, "reflect padding per side, as a fraction of the image size"),
+        "dilation": Option(MASKRCNN_DEFAULTS.dilation, at_least(0), "radius of the per-nucleus dilation"),
+        "fill_holes": Option(MASKRCNN_DEFAULTS.fill_holes, boolean, "fill holes per nucleus (the original's was a no-op)"),
+        "absolute_mask_threshold": Option(MASKRCNN_DEFAULTS.absolute_mask_threshold, boolean,
+                                          "cut masks at 0.5, not the min-max mid-point"),
+        "conversion": Option(MASKRCNN_DEFAULTS.conversion, one_of(*CONVERSIONS), "how non-8-bit images become 8-bit RGB"),
         # float32 by default: the legacy modes reproduce the original's numbers; bfloat16 is opt-in
         "precision": Option("float32", check_precision,
                             "network compute type: float32, bfloat16, auto (bfloat16 where the hardware has it)"),

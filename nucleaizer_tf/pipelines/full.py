@@ -24,7 +24,8 @@ import numpy as np
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.io import read_image, read_labels, to_rgb8
 from nucleaizer_tf.maskrcnn.inference import SegmentOptions
-from nucleaizer_tf.models.maskrcnn import build_maskrcnn, file_key
+from nucleaizer_tf.io.digest import file_key
+from nucleaizer_tf.models.maskrcnn import build_maskrcnn
 from nucleaizer_tf.pipelines.stages import ItemCache
 from nucleaizer_tf.pipelines.unet_import import ensemble_folder_for
 from nucleaizer_tf.postprocess.params import DEFAULT_PARAMS, PostprocessParams
@@ -84,11 +85,11 @@ class FullSettings:
     final_confidence: float = 0.6
     nms: float = 0.35
     max_instances: int = 800
-    padding: float = 0.05
-    dilation: int = 1
-    fill_holes: bool = False
-    absolute_mask_threshold: bool = False
-    conversion: str = "nucleaizer"
+    padding: float = SegmentOptions.padding  # the per-image Mask R-CNN settings: defaults declared there
+    dilation: int = SegmentOptions.dilation
+    fill_holes: bool = SegmentOptions.fill_holes
+    absolute_mask_threshold: bool = SegmentOptions.absolute_mask_threshold
+    conversion: str = SegmentOptions.conversion
     params: PostprocessParams = field(default_factory=lambda: DEFAULT_PARAMS)
     # Cap on the 2x/4x network sizes (the original's own cap is 6000 before rounding); lower it to bound
     # time and memory on CPU. Sizes above it are reduced to the largest multiple of 64 below the cap.

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io.digest import fingerprint
 from nucleaizer_tf.io import IMAGE_EXTENSIONS, check_writable_folder, list_images, remove_stale_temporaries, write_json
 from nucleaizer_tf.io.read import ReadOptions, is_broken_link
 from nucleaizer_tf.pipelines.image_step import (
@@ -31,7 +32,7 @@ from nucleaizer_tf.pipelines.image_step import (
     write_step,
 )
 from nucleaizer_tf.pipelines.measure import SUMMARY_NAME, ExportOptions, write_summary
-from nucleaizer_tf.pipelines.resume import RunJournal, fingerprint, output_files
+from nucleaizer_tf.pipelines.resume import RunJournal, output_files
 from nucleaizer_tf.progress import SILENT, Reporter
 from nucleaizer_tf.system import package_versions
 

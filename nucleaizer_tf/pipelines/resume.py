@@ -22,15 +22,14 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import threading
 from pathlib import Path
 
+from nucleaizer_tf.io.digest import file_digest
 from nucleaizer_tf.io.read import parse_json
 from nucleaizer_tf.io.write import _jsonable
-from nucleaizer_tf.pipelines.stages import fingerprint
 
 JOURNAL_NAME = ".nucleaizer-tf.journal.jsonl"
 MAX_JOURNAL_BYTES = 1 << 30  # about two million images' lines
@@ -42,39 +41,7 @@ def _journal_line(line) -> bool:
             and isinstance(line.get("input_name"), str) and isinstance(line.get("entry"), dict)
             and isinstance(line.get("summary_row"), (dict, type(None))))
 
-__all__ = ["JOURNAL_NAME", "RunJournal", "file_digest", "fingerprint"]
-
-
-def file_digest(path: str | os.PathLike) -> dict:
-    """Size and sha256 of a file, as the journal and the stage caches record them.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file, read in 1 MiB blocks.
-
-    Returns
-    -------
-    dict
-        ``{"size": bytes, "sha256": hex digest}``.
-
-    Raises
-    ------
-    OSError
-        When the file cannot be read.
-
-    Examples
-    --------
-    >>> file_digest("out/a.tiff")  # doctest: +SKIP
-    {'size': 8328, 'sha256': '5f0c...'}
-    """
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-            size += len(block)
-    return {"size": size, "sha256": digest.hexdigest()}
+__all__ = ["JOURNAL_NAME", "RunJournal", "output_files"]
 
 
 def output_files(out_dir: Path, stem: str, *, overlay: bool, exports) -> list[Path]:

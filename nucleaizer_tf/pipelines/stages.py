@@ -21,8 +21,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import shutil
 import time
 import threading
@@ -32,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from nucleaizer_tf.errors import NucleaizerError
+from nucleaizer_tf.io.digest import file_digest, fingerprint
 
 
 
@@ -44,30 +43,6 @@ def _read_record(path: Path) -> dict:
     except (OSError, ValueError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
-
-def fingerprint(payload) -> str:
-    """Short sha256 of a JSON-able payload (keys sorted): equal settings, equal fingerprint.
-
-    Parameters
-    ----------
-    payload : object
-        Settings as JSON-able values (dicts, lists, strings, numbers); anything else (a path, say) is
-        written with `str`.
-
-    Returns
-    -------
-    str
-        The first 16 hex digits of the sha256 of the payload's JSON, with its keys sorted.
-
-    Examples
-    --------
-    >>> fingerprint({"seed": 0, "epochs": 30})
-    'f3726b775caae041'
-    >>> fingerprint({"epochs": 30, "seed": 0}) == fingerprint({"seed": 0, "epochs": 30})
-    True
-    """
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
 
 class StageLog:
     """Finished-stage markers of an ordered workflow; `key(stage)` gives what that stage depends on.
@@ -371,7 +346,6 @@ class ItemCache:
         >>> cache.intact("a.tiff")  # doctest: +SKIP
         True
         """
-        from nucleaizer_tf.pipelines.resume import file_digest
 
         expected = self._index.get(name)
         if self.folder is None or not isinstance(expected, dict):
@@ -383,7 +357,6 @@ class ItemCache:
 
     def _remember(self, name: str) -> None:
         from nucleaizer_tf.io import write_json
-        from nucleaizer_tf.pipelines.resume import file_digest
 
         with self._lock:
             self._index[name] = file_digest(self.folder / name)

@@ -44,7 +44,8 @@ import numpy as np
 
 from nucleaizer_tf.data.pairs import match_stems, read_stem_list
 from nucleaizer_tf.errors import NucleaizerError
-from nucleaizer_tf.io.model_folder import checked_file, read_manifest, sha256_of, write_manifest
+from nucleaizer_tf.io.digest import sha256_of
+from nucleaizer_tf.io.model_folder import checked_file, read_manifest, write_manifest
 from nucleaizer_tf.pipelines.stages import StageLog
 from nucleaizer_tf.progress import Reporter
 from nucleaizer_tf.io import (LABEL_EXTENSIONS, atomic_path, list_images, read_image, read_labels, to_rgb8, write_json,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.io import write_json
+from nucleaizer_tf.io.digest import sha256_of
 from nucleaizer_tf.io.torch_pickle import module_state, named_modules, read_torch_module
 
 __all__ = ["OriginalMember", "convert_unet_folder", "ensemble_folder_for", "fingerprint", "original_members"]
@@ -115,14 +116,8 @@ def fingerprint(members: list[OriginalMember]) -> str:
     >>> fingerprint(original_members("kaggle_workflow/unet"))  # doctest: +SKIP
     '3f2a9c0e5b7d1a64'
     """
-    digest = hashlib.sha256()
-    for member in members:
-        content = hashlib.sha256()
-        with open(member.path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                content.update(block)
-        digest.update(f"{member.name}\0{member.path.stat().st_size}\0{content.hexdigest()}\n".encode())
-    return digest.hexdigest()[:16]
+    lines = "".join(f"{m.name}\0{m.path.stat().st_size}\0{sha256_of(m.path)}\n" for m in members)
+    return hashlib.sha256(lines.encode()).hexdigest()[:16]
 
 
 def _convert_member(member: OriginalMember):

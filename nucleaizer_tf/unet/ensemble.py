@@ -24,7 +24,8 @@ import tensorflow as tf
 
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.io.read import read_json
-from nucleaizer_tf.io.model_folder import FORMAT_VERSION, MANIFEST, checked_file, sha256_of, write_manifest
+from nucleaizer_tf.io.digest import sha256_of
+from nucleaizer_tf.io.model_folder import FORMAT_VERSION, MANIFEST, checked_file, write_manifest
 from nucleaizer_tf.unet.model import build_unet
 from nucleaizer_tf.unet.train import WEIGHTS_SUFFIX, save_weights_atomic
 
