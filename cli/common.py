@@ -18,7 +18,8 @@ from nucleaizer_tf.progress import Reporter
 
 
 class Planes(str, enum.Enum):
-    """`--planes`: how Z and time stacks are read (`nucleaizer_tf.io.read.PLANES`)."""
+    """`--planes`: how Z and time stacks are read; the values of `nucleaizer_tf.io.read.PLANES` (a test checks), not
+    imported from there so that the CLI starts without loading the image readers."""
 
     max = "max"
     each = "each"

@@ -406,3 +406,10 @@ def test_the_python_api_takes_the_channel_like_predict():
         model.segment(np.stack([noise, grey]))
     with pytest.raises(NucleaizerError, match=r"has 2 channels \(0…1\)"):
         model.segment(np.stack([noise, grey]), channel=2)
+
+
+def test_the_planes_choices_of_the_cli_are_those_the_reader_takes():
+    from nucleaizer_tf.cli.common import Planes
+    from nucleaizer_tf.io.read import PLANES
+
+    assert [p.value for p in Planes] == list(PLANES)
