@@ -529,21 +529,52 @@ def read_planes(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS,
     """
     path = Path(path)
     data, axes = _read_array(path, IMAGE_EXTENSIONS, max_pixels, channel, "each")
-    if not axes:
-        return _checked_image(path, data), ""
-    _checked_image(path, data[(0,) * len(axes)])  # every plane has the first one's shape and type
-    return (data.astype(np.uint8) * 255 if data.dtype == bool else data), axes
+    return _checked_image(path, data, len(axes)), axes
 
 
-def _checked_image(path: Path, data: np.ndarray) -> np.ndarray:
-    """`data` as a 2-D grey or colour image, or the one-line error naming `path`."""
-    if data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[2] > 4):
+def read_input(path: str | os.PathLike, read: ReadOptions = ReadOptions()) -> tuple[np.ndarray, str]:
+    """An input image read as `read` says, and the letters of its plane axes: what `predict` and `measure` read.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An image file with one of `IMAGE_EXTENSIONS`.
+    read : ReadOptions, optional
+        The pixel limit, the channel, and what to do with Z/T stacks.
+
+    Returns
+    -------
+    image : numpy.ndarray
+        As `read_planes` gives it with ``read.planes == "each"``, else as `read_image` does.
+    axes : str
+        The plane axes in front of `image` (``"Z"``, ``"TZ"``...); ``""`` for a 2-D image.
+
+    Raises
+    ------
+    ImageReadError
+        As `read_image`, naming the file.
+
+    Examples
+    --------
+    >>> image, axes = read_input("stacks/embryo.tif", ReadOptions(channel=1, planes="each"))  # doctest: +SKIP
+    >>> image.shape, axes                                                                   # doctest: +SKIP
+    ((12, 512, 512), 'Z')
+    """
+    if read.planes == "each":
+        return read_planes(path, max_pixels=read.max_pixels, channel=read.channel)
+    return read_image(path, max_pixels=read.max_pixels, channel=read.channel, planes=read.planes), ""
+
+
+def _checked_image(path: Path, data: np.ndarray, stacked: int = 0) -> np.ndarray:
+    """`data` as a 2-D grey or colour image (after `stacked` plane axes), or the one-line error naming `path`."""
+    plane = data.shape[stacked:]
+    if len(plane) not in (2, 3) or (len(plane) == 3 and plane[2] > 4):
         raise ImageReadError(
-            f"{path}: array of shape {data.shape} is not a 2-D image (grey or up to 4 channels); "
+            f"{path}: array of shape {plane} is not a 2-D image (grey or up to 4 channels); "
             "3-D stacks and multi-channel volumes must be split into 2-D images first"
         )
-    if min(data.shape[:2]) < 2:
-        raise ImageReadError(f"{path}: image of shape {data.shape} is too small to segment")
+    if min(plane[:2]) < 2:
+        raise ImageReadError(f"{path}: image of shape {plane} is too small to segment")
     if data.dtype == bool:
         data = data.astype(np.uint8) * 255
     if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):

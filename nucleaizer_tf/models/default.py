@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nucleaizer_tf.labels import drop_objects
-from nucleaizer_tf.labels import in_label_dtype
+from nucleaizer_tf.labels import drop_objects, in_label_dtype
 from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, positive
 from nucleaizer_tf.precision import check_precision, resolve_precision
 

@@ -13,8 +13,9 @@ from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.io.digest import sha256_of
 from nucleaizer_tf.io.model_folder import MANIFEST, file_entry, prepare_folder, write_manifest
 from nucleaizer_tf.labels import in_label_dtype
+from nucleaizer_tf.maskrcnn.inference import SegmentOptions
 from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, one_of
-from nucleaizer_tf.models.maskrcnn import CONVERSIONS, MASKRCNN_DEFAULTS, padding_fraction
+from nucleaizer_tf.models.maskrcnn import CONVERSIONS, padding_fraction
 from nucleaizer_tf.precision import check_precision, resolve_precision
 
 FOLDER_FILES = {"presegmentation": "mask_rcnn_presegmentation.h5", "final": "mask_rcnn_final.h5"}
@@ -79,11 +80,11 @@ class FullSegmenter(Segmenter):
         "confidence": Option(0.6, fraction, "minimum detection score of the final model"),
         "nms": Option(0.35, fraction, "detection NMS threshold"),
         "max_instances": Option(800, at_least(1), "most nuclei per image"),
-        "padding": Option(MASKRCNN_DEFAULTS.padding, padding_fraction),
-        "dilation": Option(MASKRCNN_DEFAULTS.dilation, at_least(0)),
-        "fill_holes": Option(MASKRCNN_DEFAULTS.fill_holes, boolean),
-        "absolute_mask_threshold": Option(MASKRCNN_DEFAULTS.absolute_mask_threshold, boolean),
-        "conversion": Option(MASKRCNN_DEFAULTS.conversion, one_of(*CONVERSIONS)),
+        "padding": Option(SegmentOptions.padding, padding_fraction),
+        "dilation": Option(SegmentOptions.dilation, at_least(0)),
+        "fill_holes": Option(SegmentOptions.fill_holes, boolean),
+        "absolute_mask_threshold": Option(SegmentOptions.absolute_mask_threshold, boolean),
+        "conversion": Option(SegmentOptions.conversion, one_of(*CONVERSIONS)),
         "postprocess_params": Option(None, _params, "9 post-processing parameters, or a param-search result file"),
         "max_network_size": Option(None, at_least(64), "cap of the 2x/4x Mask R-CNN sizes"),
         "precision": Option("float32", check_precision, "Mask R-CNN compute type: float32, bfloat16, auto"),

@@ -184,6 +184,5 @@ def load_model(name_or_path: str | os.PathLike | None = "default", *, mode: str 
     if kind == "full-pipeline":
         return FullSegmenter.from_folder(folder, manifest, work_dir=work_dir)
     if kind == "maskrcnn":
-
         return MaskRCNNSegmenter(file_entry(folder, manifest, "weights", "weight file"), source=str(folder))
     raise NucleaizerError(f"{folder}: a {kind} folder is not a segmentation model")

@@ -18,8 +18,6 @@ from nucleaizer_tf.precision import check_precision, resolve_precision
 
 CONVERSIONS = ("nucleaizer", "percentile")
 
-MASKRCNN_DEFAULTS = SegmentOptions()  # the per-image Mask R-CNN settings' defaults, declared once there
-
 
 def padding_fraction(value) -> str | None:
     """Option check of `padding`: a fraction of the image size per side, between 0 and 0.5.
@@ -129,14 +127,14 @@ class MaskRCNNSegmenter(Segmenter):
         "confidence": Option(None, fraction, "minimum detection score [0.7; 0.5 with nucleus_size]"),
         "nms": Option(0.35, fraction, "IoU above which the lower-scoring detection is suppressed"),
         "max_instances": Option(None, at_least(1), "most nuclei per image [800; 1200 with nucleus_size]"),
-        "image_size": Option(MASKRCNN_DEFAULTS.image_size, at_least(64), "network size D (rounded up to a multiple of 64)"),
+        "image_size": Option(SegmentOptions.image_size, at_least(64), "network size D (rounded up to a multiple of 64)"),
         "nucleus_size": Option(None, positive, "nucleus diameter: D per image so nuclei reach 80 px"),
-        "padding": Option(MASKRCNN_DEFAULTS.padding, padding_fraction, "reflect padding per side, as a fraction of the image size"),
-        "dilation": Option(MASKRCNN_DEFAULTS.dilation, at_least(0), "radius of the per-nucleus dilation"),
-        "fill_holes": Option(MASKRCNN_DEFAULTS.fill_holes, boolean, "fill holes per nucleus (the original's was a no-op)"),
-        "absolute_mask_threshold": Option(MASKRCNN_DEFAULTS.absolute_mask_threshold, boolean,
+        "padding": Option(SegmentOptions.padding, padding_fraction, "reflect padding per side, as a fraction of the image size"),
+        "dilation": Option(SegmentOptions.dilation, at_least(0), "radius of the per-nucleus dilation"),
+        "fill_holes": Option(SegmentOptions.fill_holes, boolean, "fill holes per nucleus (the original's was a no-op)"),
+        "absolute_mask_threshold": Option(SegmentOptions.absolute_mask_threshold, boolean,
                                           "cut masks at 0.5, not the min-max mid-point"),
-        "conversion": Option(MASKRCNN_DEFAULTS.conversion, one_of(*CONVERSIONS), "how non-8-bit images become 8-bit RGB"),
+        "conversion": Option(SegmentOptions.conversion, one_of(*CONVERSIONS), "how non-8-bit images become 8-bit RGB"),
         # float32 by default: the legacy modes reproduce the original's numbers; bfloat16 is opt-in
         "precision": Option("float32", check_precision,
                             "network compute type: float32, bfloat16, auto (bfloat16 where the hardware has it)"),

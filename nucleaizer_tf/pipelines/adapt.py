@@ -507,8 +507,7 @@ class AdaptRun:
             view = self.s.presegment_view
             inverted = readable if view == "inverted" else []
         if light:
-            self.r.note(f"presegmentation: {len(light)} light-field image(s) kept {view} (share of the nuclei's "
-                        "pixels in confident nuclei: " + ", ".join(f"{v} {x:.2f}" for v, x in share.items()) + ")")
+            self.r.note(f"presegmentation: {len(light)} light-field image(s) kept {view} ({_share_text(share)})")
         flipped = set(inverted)
         kept = {stem: "inverted" if stem in flipped else "as-is" for stem in readable}
         nuclei = {stem: counts[kept[stem]][stem] for stem in sorted(readable)}
@@ -838,6 +837,11 @@ def before_after_figure(items) -> np.ndarray:
     return contact_sheet(tiles, captions=captions, thumb=384, columns=2)
 
 
+def _share_text(share: dict) -> str:
+    """The confident shares of the presegmentation views, as the progress note and the report say them."""
+    return "share of the nuclei's pixels in confident nuclei: " + ", ".join(f"{v} {x:.2f}" for v, x in share.items())
+
+
 def report_markdown(summary: dict) -> str:
     """The human-readable `report.md` of an adaptation run.
 
@@ -879,9 +883,8 @@ def report_markdown(summary: dict) -> str:
              "| stage | seconds |", "| --- | ---: |"]
     lines += [f"| {k} | {fmt(v)} |" for k, v in summary["stages"].items()]
     if summary.get("confident_share"):
-        lines += ["", f"Presegmentation: light-field images shown {summary['presegment_view']} (share of the nuclei's "
-                  "pixels in confident nuclei: " + ", ".join(f"{v} {x:.2f}" for v, x in summary["confident_share"].items())
-                  + ")."]
+        lines += ["", f"Presegmentation: light-field images shown {summary['presegment_view']} "
+                  f"({_share_text(summary['confident_share'])})."]
     lines += ["", f"## Styles ({len(summary['clusters'])} cluster(s), {summary['synthetic_pairs']} synthetic pairs)", ""]
     for cluster, members in summary["clusters"].items():
         p2p = summary["pix2pix"].get(cluster, {})

@@ -85,7 +85,7 @@ class FullSettings:
     final_confidence: float = 0.6
     nms: float = 0.35
     max_instances: int = 800
-    padding: float = SegmentOptions.padding  # the per-image Mask R-CNN settings: defaults declared there
+    padding: float = SegmentOptions.padding  # the per-image Mask R-CNN settings' defaults are SegmentOptions'
     dilation: int = SegmentOptions.dilation
     fill_holes: bool = SegmentOptions.fill_holes
     absolute_mask_threshold: bool = SegmentOptions.absolute_mask_threshold

@@ -17,8 +17,8 @@ from typing import Callable
 import numpy as np
 
 from nucleaizer_tf.errors import NucleaizerError
-from nucleaizer_tf.io import read_image, read_planes, to_rgb8, write_image, write_labels, write_rgb
-from nucleaizer_tf.io.read import ReadOptions
+from nucleaizer_tf.io import to_rgb8, write_image, write_labels, write_rgb
+from nucleaizer_tf.io.read import ReadOptions, read_input
 from nucleaizer_tf.pipelines.measure import ExportOptions, export_image
 from nucleaizer_tf.visualize import outline_overlay
 
@@ -135,8 +135,7 @@ def read_step(path: Path, read: ReadOptions = ReadOptions()) -> ImageWork:
     path : pathlib.Path
         The input image.
     read : ReadOptions, optional
-        The pixel limit, the channel and the planes of stacks to read (`nucleaizer_tf.io.read_image`,
-        `nucleaizer_tf.io.read_planes` for ``planes="each"``).
+        The pixel limit, the channel and the planes of stacks to read (`nucleaizer_tf.io.read.read_input`).
 
     Returns
     -------
@@ -152,10 +151,7 @@ def read_step(path: Path, read: ReadOptions = ReadOptions()) -> ImageWork:
     started = time.perf_counter()
     work = ImageWork(Path(path))
     try:
-        if read.planes == "each":
-            work.image, work.stack_axes = read_planes(work.path, max_pixels=read.max_pixels, channel=read.channel)
-        else:
-            work.image = read_image(work.path, max_pixels=read.max_pixels, channel=read.channel, planes=read.planes)
+        work.image, work.stack_axes = read_input(work.path, read)
     except Exception as exc:  # reported as this image's failure, the run goes on
         work.error = error_message(exc)
     work.seconds += time.perf_counter() - started

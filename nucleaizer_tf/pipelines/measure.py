@@ -19,8 +19,8 @@ import numpy as np
 
 from nucleaizer_tf.data.pairs import match_stems
 from nucleaizer_tf.errors import NucleaizerError
-from nucleaizer_tf.io import IMAGE_EXTENSIONS, LABEL_SOURCE_EXTENSIONS, read_image, read_labels, read_planes, write_labels
-from nucleaizer_tf.io.read import ReadOptions
+from nucleaizer_tf.io import IMAGE_EXTENSIONS, LABEL_SOURCE_EXTENSIONS, read_labels, write_labels
+from nucleaizer_tf.io.read import ReadOptions, read_input
 from nucleaizer_tf.io.export import write_geojson, write_roi_zip, write_rows_csv, write_table_csv
 from nucleaizer_tf.measure import basic_measurements, measure_nuclei, summarise, trace_outlines
 
@@ -401,10 +401,7 @@ def measure_folders(pairs: list[tuple[str, Path, Path]], out_dir: str | os.PathL
     report = MeasureReport()
     for stem, image_path, label_path in pairs:
         started = time.perf_counter()
-        if read.planes == "each":
-            image, axes = read_planes(image_path, max_pixels=read.max_pixels, channel=read.channel)
-        else:
-            image, axes = read_image(image_path, max_pixels=read.max_pixels, channel=read.channel, planes=read.planes), ""
+        image, axes = read_input(image_path, read)
         shape = image.shape[:len(axes) + 2]
         labels = read_labels(label_path, shape=shape)
         if labels.shape != shape:
