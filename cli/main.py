@@ -15,6 +15,7 @@ from nucleaizer_tf.cli.adapt import adapt  # noqa: E402
 from nucleaizer_tf.cli.common import PanelledCommand, new_app  # noqa: E402
 from nucleaizer_tf.cli.convert import convert_unet  # noqa: E402
 from nucleaizer_tf.cli.evaluate import evaluate, info  # noqa: E402
+from nucleaizer_tf.cli.export import export_app  # noqa: E402
 from nucleaizer_tf.cli.measure import measure  # noqa: E402
 from nucleaizer_tf.cli.postprocess import estimate_size, param_search  # noqa: E402
 from nucleaizer_tf.cli.predict import predict  # noqa: E402
@@ -47,6 +48,7 @@ app.command("style-transfer")(style_transfer)
 app.command()(adapt)
 app.command("convert-unet")(convert_unet)
 app.add_typer(train_app, name="train")
+app.add_typer(export_app, name="export")
 app.command()(info)
 
 

@@ -32,6 +32,14 @@ class Precision(str, Enum):
     auto = "auto"
 
 
+class Runtime(str, Enum):
+    """`--runtime`: the values of `nucleaizer_tf.runtime.RUNTIMES` (a test checks)."""
+
+    auto = "auto"
+    tensorflow = "tensorflow"
+    openvino = "openvino"
+
+
 class Mode(str, Enum):
     fast = "fast"
     full = "full"
@@ -71,6 +79,7 @@ def predict(
     keep_intermediate: bool = typer.Option(False, "--keep-intermediate", help="Full mode: keep presegmentations, scale tables, U-Net maps and 2x/4x labels.", rich_help_panel=FULL),
     max_network_size: Optional[int] = typer.Option(None, "--max-network-size", min=64, help="Full mode: cap the 2x/4x Mask R-CNN sizes (the original allows up to 6000) to bound time and memory.", rich_help_panel=FULL),
     precision: Optional[Precision] = typer.Option(None, "--precision", help="Compute type of the networks: float32, bfloat16, or auto (bfloat16 where the CPU reports AVX512_BF16 or AMX, or a GPU's fast half type; else float32). Weights stay float32; softmax/sigmoid outputs, box decoding, NMS and ROI align stay float32 [float32: every model; README 'Speed and precision' gives the measured speed and accuracy].", rich_help_panel=INPUTS),
+    runtime: Optional[Runtime] = typer.Option(None, "--runtime", help="Where the default model's network (or a U-Net ensemble's members) runs: auto (OpenVINO where the optional extra is installed, pip install 'nucleaizer-tf[openvino]', else TensorFlow), tensorflow (the reference) or openvino (about 1.2x faster on CPUs, the same labels; converted once per model and cached in ~/.cache/nucleaizer-tf). The run record says which ran [auto].", rich_help_panel=INPUTS),
     overlay: bool = typer.Option(False, "--overlay", help="Also write outline overlays to OUT_DIR/overlays/<stem>.png.", rich_help_panel=EXPORTS),
     save_rois: bool = typer.Option(False, "--save-rois", help="Also write an ImageJ/Fiji ROI set per image: OUT_DIR/rois/<stem>.zip.", rich_help_panel=EXPORTS),
     save_geojson: bool = typer.Option(False, "--save-geojson", help="Also write QuPath detections per image: OUT_DIR/geojson/<stem>.geojson.", rich_help_panel=EXPORTS),
@@ -103,7 +112,8 @@ def predict(
              "seed_threshold": seed_threshold, "foreground_threshold": foreground_threshold, "min_size": min_size,
              "exclude_edges": exclude_edges or None,
              "postprocess_params": postprocess_params, "max_network_size": max_network_size,
-             "precision": None if precision is None else precision.value}
+             "precision": None if precision is None else precision.value,
+             "runtime": None if runtime is None else runtime.value}
     options = {name: value for name, value in given.items() if value is not None}
     if large or images.name.lower().endswith(".zarr"):
         _predict_large(images, out_dir, model=model, options=options, mode=mode, block=block, channel=channel,

@@ -10,6 +10,8 @@ from __future__ import annotations
 EXTRAS = {
     "dask": ("dask", "distributed", "zarr"),
     "napari": ("napari", "npe2", "magicgui", "qtpy", "PyQt6"),
+    "openvino": ("openvino",),
+    "bioimageio": ("bioimageio",),
 }
 
 

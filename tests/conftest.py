@@ -17,6 +17,12 @@ def _need(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Networks converted for OpenVINO are cached in a folder of the test session, never in the user's home."""
+    os.environ["NUCLEAIZER_TF_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return _need(SHARED)

@@ -243,7 +243,9 @@ class DefaultModel:
         self.manifest = manifest
         #: the network's compute type ("float32", "bfloat16" or "float16"), see `with_precision`
         self.precision = resolve_precision(precision)
-        self._variants: dict[str, DefaultModel] = {self.precision: self}
+        #: where the network runs ("tensorflow" or "openvino"), see `with_runtime`
+        self.runtime = "tensorflow"
+        self._variants: dict[tuple[str, str], DefaultModel] = {(self.precision, self.runtime): self}
         self.depth = int(manifest["architecture"]["depth"])
         self.multiple = 2**self.depth
         self.margin = context_margin(self.depth)
@@ -259,12 +261,15 @@ class DefaultModel:
         # undoes that, so the thresholds mean what they say (a nucleus is not drawn a pixel too wide).
         weights = inst.get("class_weights")
         self._class_weights = None if weights is None else np.asarray(weights, np.float32)
-        spec = tf.TensorSpec([1, None, None, int(manifest["architecture"].get("in_channels", 3))], tf.float32)
+        #: the network's input channels
+        self.channels = int(manifest["architecture"].get("in_channels", 3))
+        spec = tf.TensorSpec([1, None, None, self.channels], tf.float32)
 
         def infer(x):
             return network(x, training=False)
 
-        self._forward_tf = tf.function(infer, input_signature=[spec], autograph=False)
+        forward = tf.function(infer, input_signature=[spec], autograph=False)
+        self._run = lambda batch: forward(batch).numpy()
 
     # ------------------------------------------------------------------ construction
 
@@ -344,14 +349,72 @@ class DefaultModel:
         """
         from nucleaizer_tf.precision import resolve_precision
 
-        wanted = resolve_precision(precision)
-        if wanted not in self._variants:
-            network = build_network(self.manifest["architecture"], precision=wanted)
-            network.set_weights(self.network.get_weights())
-            variant = DefaultModel(network, self.manifest, precision=wanted)
+        return self._variant(resolve_precision(precision), self.runtime)
+
+    def with_runtime(self, runtime: str) -> DefaultModel:
+        """This model with its network run by `runtime` ("tensorflow", "openvino" or "auto", see
+        `nucleaizer_tf.runtime`) in its precision: `self` when it already is, else a copy (made once, then
+        kept). OpenVINO runs the float32 network, converted once per weights (`io/converted_network.py`).
+
+        Examples
+        --------
+        >>> model = DefaultModel.load()
+        >>> model.with_runtime("tensorflow") is model
+        True
+        >>> model.with_runtime("openvino").runtime  # doctest: +SKIP
+        'openvino'
+        """
+        from nucleaizer_tf.runtime import resolve_runtime
+
+        return self._variant(self.precision, resolve_runtime(runtime))
+
+    def _variant(self, precision: str, runtime: str) -> DefaultModel:
+        """The copy of this model computing in `precision` on `runtime`, made on first request."""
+        import copy
+
+        from nucleaizer_tf.runtime import openvino_forward
+
+        key = (precision, runtime)
+        if key not in self._variants:
+            if runtime == "tensorflow":
+                network = build_network(self.manifest["architecture"], precision=precision)
+                network.set_weights(self.network.get_weights())
+                variant = DefaultModel(network, self.manifest, precision=precision)
+            else:
+                reference = self._variant("float32", "tensorflow")
+                variant = copy.copy(reference)
+                variant.precision, variant.runtime = precision, runtime
+                variant._run = openvino_forward(reference.network, reference.channels, precision)
             variant._variants = self._variants
-            self._variants[wanted] = variant
-        return self._variants[wanted]
+            self._variants[key] = variant
+        return self._variants[key]
+
+    def standalone_network(self, output_name: str = "probabilities"):
+        """The float32 network as one Keras model that needs nothing of this package around it: the
+        training's class-weight correction (`probability_map` divides by the weights and renormalises) is
+        folded into the last convolution's bias, since softmax(z − log w) ∝ softmax(z) / w; the output
+        is a dict with one entry, `output_name` (what SavedModel consumers expect).
+
+        Examples
+        --------
+        >>> model = DefaultModel.load()
+        >>> x = np.zeros((1, 64, 64, 3), np.float32)
+        >>> p = model.standalone_network()(x)["probabilities"].numpy()[0]
+        >>> bool(np.allclose(p, model._forward(x[0]), atol=1e-5))
+        True
+        """
+        import keras
+
+        reference = self._variant("float32", "tensorflow").network
+        network = build_network(self.manifest["architecture"])
+        network.set_weights(reference.get_weights())
+        if self._class_weights is not None:
+            if self.manifest["architecture"].get("output_activation", "softmax") != "softmax":
+                raise NucleaizerError("the class-weight correction folds into the network only before a softmax")
+            last = network.get_layer("last_conv_out")
+            kernel, bias = last.get_weights()
+            last.set_weights([kernel, bias - np.log(self._class_weights).astype(np.float32)])
+        return keras.Model(network.inputs[0], {output_name: network.outputs[0]}, name=f"{network.name}_standalone")
 
     def save(self, folder: str | os.PathLike, *, overwrite: bool = False, **notes) -> Path:
         """Write this model as a folder `load` reads: the weights, then `manifest.json` with the weights'
@@ -376,7 +439,7 @@ class DefaultModel:
     # ------------------------------------------------------------------ building blocks
 
     def _forward(self, batchless: np.ndarray) -> np.ndarray:
-        prob = self._forward_tf(batchless[None]).numpy()[0]
+        prob = self._run(batchless[None])[0]
         if self._class_weights is not None:
             prob = prob / self._class_weights
             prob /= prob.sum(axis=-1, keepdims=True)

@@ -3,7 +3,8 @@ model folder records.
 
 * `file_digest` / `sha256_of`: the content of a file (model folders, the run journal, stage caches);
 * `fingerprint`: a JSON-able payload of settings, keys sorted (stage caches, the run journal);
-* `file_key`: a cheap identity (path, size, modification time) for in-memory caches of built networks.
+* `file_key`: a cheap identity (path, size, modification time) for in-memory caches of built networks;
+* `arrays_digest`: the values of a network's weights (the disk cache of converted networks).
 """
 
 from __future__ import annotations
@@ -113,3 +114,32 @@ def file_key(path: str | os.PathLike) -> dict:
     path = Path(path).resolve()
     stat = path.stat()
     return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def arrays_digest(arrays) -> str:
+    """sha256 of a sequence of arrays' shapes, types and values (a network's weights, say).
+
+    Parameters
+    ----------
+    arrays : sequence of array_like
+        The arrays, in order (`keras.Model.get_weights()`).
+
+    Returns
+    -------
+    str
+        The 64 hex digits; equal values in the same order give the same digest.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> arrays_digest([np.zeros(3)]) == arrays_digest([np.zeros(3)]) != arrays_digest([np.ones(3)])
+    True
+    """
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()

@@ -251,9 +251,11 @@ class Segmenter:
         Examples
         --------
         >>> from nucleaizer_tf.models.default import DefaultSegmenter
-        >>> DefaultSegmenter.resolve_options({"nucleus_size": 25})  # doctest: +NORMALIZE_WHITESPACE
-        {'nucleus_size': 25, 'tta': False, 'tile': 1024, 'precision': 'float32', 'seed_threshold': None,
-         'foreground_threshold': None, 'min_size': 0, 'exclude_edges': False, 'save_probabilities': False}
+        >>> resolved = DefaultSegmenter.resolve_options({"nucleus_size": 25})
+        >>> {name: resolved[name] for name in ("nucleus_size", "tta", "tile", "precision", "min_size")}
+        {'nucleus_size': 25, 'tta': False, 'tile': 1024, 'precision': 'float32', 'min_size': 0}
+        >>> resolved["runtime"] in ("tensorflow", "openvino")  # auto: OpenVINO where it is installed
+        True
         >>> DefaultSegmenter.resolve_options({"confidence": 0.5})  # a Mask R-CNN option
         Traceback (most recent call last):
         ...
@@ -402,7 +404,12 @@ class Segmenter:
         >>> model = load_model("mask_rcnn_final.h5")           # doctest: +SKIP
         >>> settings = model.prepare(confidence=0.6)           # doctest: +SKIP
         """
-        return self.resolve_options(options)
+        resolved = self.resolve_options(options)
+        self._load_networks(resolved)
+        return resolved
+
+    def _load_networks(self, options: dict) -> None:
+        """Load or build the networks resolved `options` need (the kinds that load lazily override this)."""
 
     def _segment(self, image: np.ndarray, options: dict, name: str | None,
                  advance: Callable[[], None]) -> tuple[np.ndarray, dict]:
@@ -436,7 +443,8 @@ class Segmenter:
         Returns
         -------
         dict
-            A copy of `options` (the full pipeline lists its own settings block instead).
+            A copy of `options` (the full pipeline lists its own settings block instead); where the
+            network ran on TensorFlow because OpenVINO is not installed, ``runtime_note`` says so.
 
         Examples
         --------
@@ -444,7 +452,12 @@ class Segmenter:
         >>> model.record_settings(model.resolve_options({"tta": True}))  # doctest: +SKIP
         {'nucleus_size': None, 'tta': True, 'tile': 1024, 'precision': 'float32'}
         """
-        return dict(options)
+        from nucleaizer_tf.runtime import INSTALL_OPENVINO, openvino_installed
+
+        settings = dict(options)
+        if settings.get("runtime") == "tensorflow" and not openvino_installed():
+            settings["runtime_note"] = f"OpenVINO is not installed ({INSTALL_OPENVINO}): the networks ran on TensorFlow"
+        return settings
 
     def save(self, folder, *, overwrite: bool = False) -> Path:
         """Write the model as a model folder (`manifest.json` + weights) that `load_model` reads.

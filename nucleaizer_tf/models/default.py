@@ -11,6 +11,7 @@ import numpy as np
 from nucleaizer_tf.labels import drop_objects, in_label_dtype
 from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, positive
 from nucleaizer_tf.precision import check_precision, resolve_precision
+from nucleaizer_tf.runtime import check_runtime, resolve_runtime
 
 #: The facade's default precision of the default model. "auto" would need bfloat16 to change the DSB
 #: score by at most 0.005 per modality; measured on the 15 shared DSB images (README "Speed and
@@ -30,6 +31,8 @@ class DefaultSegmenter(Segmenter):
     - `tile`: core size of the tiles large images are run in (default 1024).
     - `precision`: the network's compute type: float32 (default, `DEFAULT_PRECISION`), bfloat16 or
       auto = bfloat16 where the hardware has it (see `nucleaizer_tf.precision`).
+    - `runtime`: where the network runs: auto (default: OpenVINO where the ``openvino`` extra is
+      installed, else TensorFlow), tensorflow or openvino (see `nucleaizer_tf.runtime`).
 
     Parameters
     ----------
@@ -54,6 +57,8 @@ class DefaultSegmenter(Segmenter):
         "tile": Option(1024, positive, "core size of the tiles large images are run in"),
         "precision": Option(DEFAULT_PRECISION, check_precision,
                             "network compute type: float32, bfloat16, auto (bfloat16 where the hardware has it)"),
+        "runtime": Option("auto", check_runtime, "where the network runs: auto (OpenVINO where installed), "
+                          "tensorflow, openvino"),
         "seed_threshold": Option(None, fraction, "interior probability that seeds a nucleus; None = the model's"),
         "foreground_threshold": Option(None, fraction, "P(background) under which a pixel is nucleus; None = the model's"),
         "min_size": Option(0, at_least(0), "drop nuclei of fewer pixels (at the image's resolution)"),
@@ -92,29 +97,12 @@ class DefaultSegmenter(Segmenter):
     @classmethod
     def _fill_defaults(cls, resolved: dict) -> dict:
         resolved["precision"] = resolve_precision(resolved["precision"])
+        resolved["runtime"] = resolve_runtime(resolved["runtime"])
         return resolved
 
-    def prepare(self, **options) -> dict:
-        """Check the options and build the network in the chosen precision now; see `Segmenter.prepare`.
-
-        Parameters
-        ----------
-        **options
-            The model's options, as for `segment`.
-
-        Returns
-        -------
-        dict
-            The resolved options.
-
-        Examples
-        --------
-        >>> load_model("default").prepare(precision="bfloat16")  # doctest: +SKIP
-        {'nucleus_size': None, 'tta': False, 'tile': 1024, 'precision': 'bfloat16'}
-        """
-        resolved = self.resolve_options(options)
-        self.model.with_precision(resolved["precision"])
-        return resolved
+    def _load_networks(self, options: dict) -> None:
+        """Build the network in the chosen precision, and convert it for the runtime, now (see `Segmenter.prepare`)."""
+        self.model.with_precision(options["precision"]).with_runtime(options["runtime"])
 
     def record_settings(self, options: dict) -> dict:
         """The applied settings, with the thresholds in force where the options left them to the model.
@@ -125,11 +113,12 @@ class DefaultSegmenter(Segmenter):
         >>> model.record_settings(model.resolve_options({}))["seed_threshold"]  # doctest: +SKIP
         0.5
         """
-        return {**options, **{name: getattr(self.model, name) if options[name] is None else options[name]
+        return {**super().record_settings(options),
+                **{name: getattr(self.model, name) if options[name] is None else options[name]
                               for name in ("seed_threshold", "foreground_threshold")}}
 
     def _segment(self, image: np.ndarray, options: dict, name: str | None, advance):
-        model = self.model.with_precision(options["precision"]).with_instance(
+        model = self.model.with_precision(options["precision"]).with_runtime(options["runtime"]).with_instance(
             seed_threshold=options["seed_threshold"], foreground_threshold=options["foreground_threshold"])
         labels, info = model.segment(image, diameter=options["nucleus_size"], tta=options["tta"],
                                      tile=int(options["tile"]), return_info=True, on_window=advance,

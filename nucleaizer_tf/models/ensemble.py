@@ -12,14 +12,16 @@ from nucleaizer_tf.io.model_folder import prepare_folder
 from nucleaizer_tf.labels import in_label_dtype
 from nucleaizer_tf.models.base import Option, Segmenter, fraction, one_of
 from nucleaizer_tf.models.maskrcnn import CONVERSIONS
+from nucleaizer_tf.runtime import check_runtime, resolve_runtime
 
 
 class EnsembleSegmenter(Segmenter):
     """`UNetEnsemble` → labels: 8-connected components of E ≥ threshold·65535.
 
     E is the ensemble's uint16 mean map (65535 = certain nucleus). A semantic segmenter: touching nuclei
-    stay one object. Options of `segment`: `threshold` (default 0.5, between 0 and 1) and `conversion`
-    (how non-8-bit images become 8-bit RGB: ``"nucleaizer"``, the default, or ``"percentile"``).
+    stay one object. Options of `segment`: `threshold` (default 0.5, between 0 and 1), `conversion`
+    (how non-8-bit images become 8-bit RGB: ``"nucleaizer"``, the default, or ``"percentile"``) and
+    `runtime` (``"auto"``, the default: OpenVINO where installed; ``"tensorflow"``; ``"openvino"``).
 
     Parameters
     ----------
@@ -41,6 +43,8 @@ class EnsembleSegmenter(Segmenter):
     options = {
         "threshold": Option(0.5, fraction, "foreground where the ensemble probability is at least this"),
         "conversion": Option("nucleaizer", one_of(*CONVERSIONS), "how non-8-bit images become 8-bit RGB"),
+        "runtime": Option("auto", check_runtime, "where the members run: auto (OpenVINO where installed), "
+                          "tensorflow, openvino"),
     }
 
     def __init__(self, ensemble, source: str):
@@ -69,7 +73,12 @@ class EnsembleSegmenter(Segmenter):
 
         return cls(UNetEnsemble.load(folder), str(Path(folder)))
 
-    def probability(self, image: np.ndarray, conversion: str = "nucleaizer") -> np.ndarray:
+    @classmethod
+    def _fill_defaults(cls, resolved: dict) -> dict:
+        resolved["runtime"] = resolve_runtime(resolved["runtime"])
+        return resolved
+
+    def probability(self, image: np.ndarray, conversion: str = "nucleaizer", runtime: str = "auto") -> np.ndarray:
         """The ensemble's uint16 map E (65535 = certain nucleus) of an image of any dtype.
 
         Parameters
@@ -78,6 +87,8 @@ class EnsembleSegmenter(Segmenter):
             A grey or RGB(A) image of any dtype.
         conversion : str, optional
             How a non-8-bit image becomes 8-bit RGB: ``"nucleaizer"`` (default) or ``"percentile"``.
+        runtime : {"auto", "tensorflow", "openvino"}, optional
+            Where the members run (default auto: OpenVINO where installed, see `nucleaizer_tf.runtime`).
 
         Returns
         -------
@@ -92,15 +103,19 @@ class EnsembleSegmenter(Segmenter):
         """
         from nucleaizer_tf.io import to_rgb8
 
-        return self.ensemble.predict(to_rgb8(np.asarray(image), conversion))
+        return self.ensemble.with_runtime(runtime).predict(to_rgb8(np.asarray(image), conversion))
 
     def _segment(self, image: np.ndarray, options: dict, name: str | None, advance):
         from skimage.measure import label
 
         level = int(np.ceil(float(options["threshold"]) * 65535))
-        labels = label(self.probability(image, options["conversion"]) >= level, connectivity=2)
+        labels = label(self.probability(image, options["conversion"], options["runtime"]) >= level, connectivity=2)
         advance()
         return in_label_dtype(labels), {"members": len(self.ensemble)}
+
+    def _load_networks(self, options: dict) -> None:
+        """Make the members' forward passes for the runtime now (an OpenVINO conversion, once per member)."""
+        self.ensemble.with_runtime(options["runtime"])
 
     def describe(self) -> dict:
         """The run record's model entry: kind, folder and member names.

@@ -17,6 +17,7 @@ from nucleaizer_tf.maskrcnn.inference import SegmentOptions
 from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, one_of
 from nucleaizer_tf.models.maskrcnn import CONVERSIONS, padding_fraction
 from nucleaizer_tf.precision import check_precision, resolve_precision
+from nucleaizer_tf.runtime import check_runtime, resolve_runtime
 
 FOLDER_FILES = {"presegmentation": "mask_rcnn_presegmentation.h5", "final": "mask_rcnn_final.h5"}
 
@@ -88,6 +89,8 @@ class FullSegmenter(Segmenter):
         "postprocess_params": Option(None, _params, "9 post-processing parameters, or a param-search result file"),
         "max_network_size": Option(None, at_least(64), "cap of the 2x/4x Mask R-CNN sizes"),
         "precision": Option("float32", check_precision, "Mask R-CNN compute type: float32, bfloat16, auto"),
+        "runtime": Option("tensorflow", check_runtime, "where the U-Net members run: tensorflow (default, faithful), "
+                          "openvino, auto (OpenVINO where installed)"),
     }
 
     def __init__(self, preseg_model, final_model, unet_dir, *, work_dir=None, source: str | None = None):
@@ -167,7 +170,8 @@ class FullSegmenter(Segmenter):
                             absolute_mask_threshold=bool(options["absolute_mask_threshold"]),
                             conversion=options["conversion"], params=params,
                             max_network_size=options["max_network_size"],
-                            precision=resolve_precision(options["precision"]))
+                            precision=resolve_precision(options["precision"]),
+                            runtime=resolve_runtime(options["runtime"]))
 
     def pipeline(self, options: dict):
         """The `FullPipeline` for resolved options (one per distinct settings, kept for reuse).
@@ -194,26 +198,9 @@ class FullSegmenter(Segmenter):
                                                      self.unet_dir, settings)
         return self._pipelines[settings]
 
-    def prepare(self, **options) -> dict:
-        """Check the options and load all three networks now; see `Segmenter.prepare`.
-
-        Parameters
-        ----------
-        **options
-            The pipeline's options, as for `segment`.
-
-        Returns
-        -------
-        dict
-            The resolved options.
-
-        Examples
-        --------
-        >>> settings = full.prepare(confidence=0.5)  # doctest: +SKIP
-        """
-        resolved = self.resolve_options(options)
-        self.pipeline(resolved).load_networks()
-        return resolved
+    def _load_networks(self, options: dict) -> None:
+        """Load all three networks now (see `Segmenter.prepare`)."""
+        self.pipeline(options).load_networks()
 
     def _segment(self, image: np.ndarray, options: dict, name: str | None, advance):
         labels, facts = self.pipeline(options).segment(image, name)

@@ -213,26 +213,9 @@ class MaskRCNNSegmenter(Segmenter):
                               absolute_mask_threshold=bool(options["absolute_mask_threshold"]),
                               conversion=options["conversion"])
 
-    def prepare(self, **options) -> dict:
-        """Check the options and build the network now; see `Segmenter.prepare`.
-
-        Parameters
-        ----------
-        **options
-            The model's options, as for `segment`.
-
-        Returns
-        -------
-        dict
-            The resolved options.
-
-        Examples
-        --------
-        >>> settings = load_model("mask_rcnn_final.h5").prepare(confidence=0.6)  # doctest: +SKIP
-        """
-        resolved = self.resolve_options(options)
-        self.network(resolved)
-        return resolved
+    def _load_networks(self, options: dict) -> None:
+        """Build the network now (see `Segmenter.prepare`)."""
+        self.network(options)
 
     def _segment(self, image: np.ndarray, options: dict, name: str | None, advance):
         from nucleaizer_tf.maskrcnn.inference import detect, detections_to_labels

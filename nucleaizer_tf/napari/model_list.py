@@ -118,8 +118,8 @@ class ModelList:
         Examples
         --------
         >>> sorted(ModelList().kind("default").options)  # doctest: +NORMALIZE_WHITESPACE
-        ['exclude_edges', 'foreground_threshold', 'min_size', 'nucleus_size', 'precision', 'save_probabilities',
-         'seed_threshold', 'tile', 'tta']
+        ['exclude_edges', 'foreground_threshold', 'min_size', 'nucleus_size', 'precision', 'runtime',
+         'save_probabilities', 'seed_threshold', 'tile', 'tta']
         """
         return segmenter_class(source)
 

@@ -70,6 +70,9 @@ class FullSettings:
     precision : str
         Compute type of both Mask R-CNN networks (``"float32"``; the U-Net ensemble always runs in
         float32).
+    runtime : str
+        Where the U-Net ensemble's members run: ``"tensorflow"`` (default, the faithful reference) or
+        ``"openvino"`` (the same float32 network, its 16-bit maps within one step of TensorFlow's).
 
     Examples
     --------
@@ -96,6 +99,8 @@ class FullSettings:
     max_network_size: int | None = None
     # Compute type of both Mask R-CNN networks (the U-Net ensemble always runs in float32).
     precision: str = "float32"
+    # Where the U-Net ensemble's members run ("tensorflow" or "openvino").
+    runtime: str = "tensorflow"
 
     def segment_options(self, image_size: int) -> SegmentOptions:
         """The per-image Mask R-CNN options of these settings at network size `image_size`.
@@ -218,7 +223,9 @@ class FullPipeline:
             "presegment": ItemCache(folder("presegment"), preseg_key),
             "2ximages": ItemCache(folder("2ximages"), {"conversion": s.conversion}),
             "ensemble": ItemCache(folder("ensemble"), {"unet": file_key(self.unet_dir / "manifest.json"),
-                                                     "conversion": s.conversion}),
+                                                     "conversion": s.conversion,
+                                                     # TensorFlow maps keep the cache keys they always had
+                                                     **({} if s.runtime == "tensorflow" else {"runtime": s.runtime})}),
             **{f"{f}x": ItemCache(folder("maskrcnn", f"{f}x"), {**final_key, "factor": f}) for f in FACTORS},
         }
         self._networks: dict[str, object] = {}
@@ -240,7 +247,8 @@ class FullPipeline:
     def _ensemble(self):
         if "unet" not in self._networks:
             key = file_key(self.unet_dir / "manifest.json")
-            self._networks["unet"] = _load_ensemble(str(self.unet_dir.resolve()), key["size"], key["mtime_ns"])
+            self._networks["unet"] = _load_ensemble(str(self.unet_dir.resolve()), key["size"],
+                                                    key["mtime_ns"]).with_runtime(self.settings.runtime)
         return self._networks["unet"]
 
     def load_networks(self) -> None:

@@ -10,6 +10,7 @@ MATLAB-rounded mean of those 16-bit maps (the post-processing thresholds are in 
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import warnings
@@ -298,6 +299,10 @@ class UNetEnsemble:
             raise ValueError(f"member names and weight files must be unique: {names}")
         self.members = tuple(members)
         self.models = tuple(models)
+        #: where the members run ("tensorflow" or "openvino"), see `with_runtime`
+        self.runtime = "tensorflow"
+        self._forwards = None  # the members' OpenVINO forward passes, on an OpenVINO copy
+        self._twins = {"tensorflow": self}
 
     def __len__(self) -> int:
         return len(self.members)
@@ -307,10 +312,32 @@ class UNetEnsemble:
         """Each member's sigma, in member order."""
         return tuple(m.sigma for m in self.members)
 
+    def with_runtime(self, runtime: str) -> UNetEnsemble:
+        """This ensemble with its members run by `runtime` ("tensorflow", "openvino" or "auto", see
+        `nucleaizer_tf.runtime`): `self` when they already are, else a copy sharing the members (made once).
+
+        Examples
+        --------
+        >>> ensemble.with_runtime("openvino").predict(image).dtype  # doctest: +SKIP
+        dtype('uint16')
+        """
+        from nucleaizer_tf.runtime import openvino_forward, resolve_runtime
+
+        wanted = resolve_runtime(runtime)
+        if wanted not in self._twins:
+            twin = copy.copy(self)
+            twin.runtime = wanted
+            twin._forwards = [openvino_forward(model, model.input_shape[-1]) for model in self.models]
+            self._twins[wanted] = twin
+        return self._twins[wanted]
+
     def predict_maps(self, image_rgb8) -> list[np.ndarray]:
         """Each member's 16-bit map (what the original wrote to unet_out/<model>/images/<name>.png)."""
-        return [quantize16(predict_probability(model, image_rgb8, spec.channel))
-                for spec, model in zip(self.members, self.models)]
+        if self._forwards is None:
+            return [quantize16(predict_probability(model, image_rgb8, spec.channel))
+                    for spec, model in zip(self.members, self.models)]
+        return [quantize16(forward(to_unit_rgb(image_rgb8, model.input_shape[-1]))[0, :, :, spec.channel])
+                for spec, model, forward in zip(self.members, self.models, self._forwards)]
 
     def predict(self, image_rgb8) -> np.ndarray:
         """The ensemble map E = round_half_away(mean_k round(65535·p_k)) as uint16 [H, W]."""
