@@ -26,6 +26,7 @@ _PACKAGES = (
     "h5py",
     "pillow",
     "typer",
+    "openvino",
 )
 _THREAD_VARIABLES = (
     "TF_NUM_INTRAOP_THREADS",
@@ -44,7 +45,8 @@ def package_versions() -> dict[str, str]:
     dict of str to str
         ``"nucleaizer-tf"`` (this package's ``__version__``) and ``"python"`` first, then TensorFlow,
         Keras, NumPy, SciPy, scikit-image, scikit-learn, opencv-python-headless, tifffile, imagecodecs,
-        h5py, Pillow and Typer by their distribution names, each its installed version or
+        h5py, Pillow, Typer and OpenVINO (it runs the networks where installed, see
+        `nucleaizer_tf.runtime`) by their distribution names, each its installed version or
         ``"not installed"``.
 
     Examples

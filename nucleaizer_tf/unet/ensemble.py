@@ -331,6 +331,23 @@ class UNetEnsemble:
             self._twins[wanted] = twin
         return self._twins[wanted]
 
+    def standalone_network(self, output_name: str = "probability") -> keras.Model:
+        """The members averaged in one Keras model: float32 (batch, y, x, channels) in [0, 1] → a dict
+        with one entry, `output_name`: the mean of the members' foreground probabilities (batch, y, x, 1).
+        `predict` rounds each member's map to 16 bits before the mean; this does not (within 1/65535).
+
+        Examples
+        --------
+        >>> net = ensemble.standalone_network()                               # doctest: +SKIP
+        >>> net(to_unit_rgb(image))["probability"].shape                      # doctest: +SKIP
+        TensorShape([1, 256, 256, 1])
+        """
+        channels = self.models[0].input_shape[-1]
+        image = keras.Input(shape=(None, None, channels), name="image")
+        maps = [model(image)[..., spec.channel:spec.channel + 1] for spec, model in zip(self.members, self.models)]
+        mean = maps[0] if len(maps) == 1 else keras.layers.Average(name="ensemble_mean")(maps)
+        return keras.Model(image, {output_name: mean}, name="unet_ensemble_standalone")
+
     def predict_maps(self, image_rgb8) -> list[np.ndarray]:
         """Each member's 16-bit map (what the original wrote to unet_out/<model>/images/<name>.png)."""
         if self._forwards is None:
