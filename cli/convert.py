@@ -21,7 +21,7 @@ def convert_unet(
     The files are read without PyTorch by a restricted unpickler: any global outside the U-Net's own
     classes, PyTorch's layer, tensor and storage types is refused.
     """
-    from nucleaizer_tf.pipelines.unet_import import convert_unet_folder, original_members
+    from nucleaizer_tf.unet.torch_import import convert_unet_folder, original_members
 
     members = original_members(original)
     import_tensorflow()

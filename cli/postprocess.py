@@ -70,7 +70,8 @@ def param_search(
             raise NucleaizerError(f"{path}: no such {what}")
     import_tensorflow()
     from nucleaizer_tf.data.pairs import pair_folders
-    from nucleaizer_tf.pipelines.full import FullPipeline, FullSettings, validation_samples
+    from nucleaizer_tf.full import FullPipeline, FullSettings
+    from nucleaizer_tf.pipelines.full import validation_samples
     from nucleaizer_tf.postprocess.search import search_parameters, write_search_result
 
     n_images = len(pair_folders(images, masks))

@@ -34,7 +34,7 @@ def main() -> None:
 
     from nucleaizer_tf.io import list_images, read_image
     from nucleaizer_tf.maskrcnn import MaskRCNN, MaskRCNNConfig
-    from nucleaizer_tf.pipelines.full import FullPipeline, FullSettings
+    from nucleaizer_tf.full import FullPipeline, FullSettings
     from nucleaizer_tf.unet.ensemble import make_seeded_ensemble
 
     files = list_images(args.images)[: args.limit]

@@ -145,7 +145,7 @@ class FullSegmenter(Segmenter):
 
         Returns
         -------
-        nucleaizer_tf.pipelines.full.FullSettings
+        nucleaizer_tf.full.FullSettings
             The settings the pipeline runs with.
 
         Examples
@@ -153,7 +153,7 @@ class FullSegmenter(Segmenter):
         >>> full.settings(full.resolve_options({"confidence": 0.5})).final_confidence  # doctest: +SKIP
         0.5
         """
-        from nucleaizer_tf.pipelines.full import FullSettings
+        from nucleaizer_tf.full import FullSettings
         from nucleaizer_tf.postprocess.params import DEFAULT_PARAMS, PostprocessParams, read_params
 
         params = options["postprocess_params"]
@@ -183,14 +183,14 @@ class FullSegmenter(Segmenter):
 
         Returns
         -------
-        nucleaizer_tf.pipelines.full.FullPipeline
+        nucleaizer_tf.full.FullPipeline
             The pipeline, its networks loaded on first need.
 
         Examples
         --------
         >>> pipeline = full.pipeline(full.resolve_options())  # doctest: +SKIP
         """
-        from nucleaizer_tf.pipelines.full import FullPipeline
+        from nucleaizer_tf.full import FullPipeline
 
         settings = self.settings(options)
         if settings not in self._pipelines:

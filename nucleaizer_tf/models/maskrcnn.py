@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from nucleaizer_tf.io.digest import file_key, sha256_of
+from nucleaizer_tf.io.digest import sha256_of
 from nucleaizer_tf.io.model_folder import prepare_folder, write_manifest
 from nucleaizer_tf.labels import in_label_dtype
+from nucleaizer_tf.maskrcnn.cached import build_maskrcnn
 from nucleaizer_tf.maskrcnn.inference import SegmentOptions
 from nucleaizer_tf.models.base import Option, Segmenter, at_least, boolean, fraction, one_of, positive
 from nucleaizer_tf.precision import check_precision, resolve_precision
@@ -41,47 +41,6 @@ def padding_fraction(value) -> str | None:
     'must be between 0 and 0.5'
     """
     return fraction(value) or (None if float(value) <= 0.5 else "must be between 0 and 0.5")
-
-
-@lru_cache(maxsize=2)
-def _built(path: str, size: int, mtime_ns: int, config, precision: str = "float32"):
-    """Built networks are kept for the next use in this process (a notebook re-running a cell, a resumed
-    run): building and loading a 255 MB file takes seconds. Size and mtime make a changed file miss."""
-    from nucleaizer_tf.maskrcnn import MaskRCNN
-
-    return MaskRCNN.from_legacy_h5(path, config, precision=precision)
-
-
-def build_maskrcnn(path: str | os.PathLike, config, precision: str = "float32"):
-    """The `MaskRCNN` of a legacy `.h5` with `config` and compute `precision`, from the process-wide cache.
-
-    The two most recently built networks are kept for the next use in this process (a notebook re-running
-    a cell, a resumed run): building and loading a 255 MB file takes seconds. The file's size and
-    modification time are part of the key, so a changed file is loaded again.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A legacy matterport/nucleAIzer Mask R-CNN `.h5` file.
-    config : nucleaizer_tf.maskrcnn.MaskRCNNConfig
-        The network's configuration (detection thresholds included: they are part of the graph).
-    precision : str, optional
-        The compute type: ``"float32"`` (default), ``"bfloat16"`` or ``"auto"``.
-
-    Returns
-    -------
-    nucleaizer_tf.maskrcnn.MaskRCNN
-        The built network with the file's weights.
-
-    Examples
-    --------
-    >>> from nucleaizer_tf.maskrcnn import MaskRCNNConfig                           # doctest: +SKIP
-    >>> net = build_maskrcnn("mask_rcnn_final.h5", MaskRCNNConfig.presegment())    # doctest: +SKIP
-    """
-    from nucleaizer_tf.precision import resolve_precision
-
-    key = file_key(path)
-    return _built(key["path"], key["size"], key["mtime_ns"], config, resolve_precision(precision))
 
 
 class MaskRCNNSegmenter(Segmenter):

@@ -45,7 +45,7 @@ import numpy as np
 
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.io import list_images, read_image, read_labels, safe_stem, write_image, write_json, write_labels, write_rgb
-from nucleaizer_tf.pipelines.stages import StageLog
+from nucleaizer_tf.io.stage_cache import StageLog
 from nucleaizer_tf.progress import SILENT, Reporter
 
 STAGES = ("presegment", "style", "finetune", "segment", "report")

@@ -3,7 +3,7 @@
     IMAGES_DIR (+ masks or a presegmentation model) ──> OUT_DIR/train/{images,masks}
 
 The workflow is steps 3-10 of docs/method.md §6.1. Stages, each finished stage recorded in
-`OUT_DIR/stages/<n>_<stage>.json` (`pipelines.stages.StageLog`) with a fingerprint of the
+`OUT_DIR/stages/<n>_<stage>.json` (`io.stage_cache.StageLog`) with a fingerprint of the
 settings it depends on (a rerun skips finished stages whose fingerprint still matches, and redoes a
 stage and everything after it when it does not; inside the long stages finished clusters are kept):
 
@@ -46,7 +46,7 @@ from nucleaizer_tf.data.pairs import match_stems, read_stem_list
 from nucleaizer_tf.errors import NucleaizerError
 from nucleaizer_tf.io.digest import sha256_of
 from nucleaizer_tf.io.model_folder import checked_file, read_manifest, write_manifest
-from nucleaizer_tf.pipelines.stages import StageLog
+from nucleaizer_tf.io.stage_cache import StageLog
 from nucleaizer_tf.progress import Reporter
 from nucleaizer_tf.io import (LABEL_EXTENSIONS, atomic_path, list_images, read_image, read_labels, to_rgb8, write_json,
                               write_labels, write_rgb)
