@@ -143,18 +143,19 @@ def _predict_large(images: Path, out_dir: Path, *, model, options: dict, mode, b
     from nucleaizer_tf.pipelines.large_image import segment_large_image
 
     refused = [flag for flag, on in per_image.items() if on] + [f"--{k.replace('_', '-')}" for k in options
-                                                                 if k not in ("nucleus_size", "tta")]
+                                                                 if k not in ("nucleus_size", "tta", "runtime")]
     if mode is Mode.full:
         refused.append("--mode full")
     if refused:
         raise ValueError(f"{', '.join(refused)} do(es) not apply to --large (the default model in blocks; it takes "
-                         "--nucleus-size, --tta, --model, --block, --channel, --workers, --scheduler)")
+                         "--nucleus-size, --tta, --runtime, --model, --block, --channel, --workers, --scheduler)")
     if on_dask and workers is None and scheduler is None:  # --engine dask alone: local workers, the default count
         import os
 
         workers = max(1, (os.cpu_count() or 2) // 2)
     import_tensorflow()
     report = segment_large_image(images, out_dir, block=block, nucleus_size=options.get("nucleus_size"),
+                                 runtime=options.get("runtime", "auto"),
                                  model=model, channel=channel, tta=bool(options.get("tta")), overwrite=overwrite,
                                  workers=workers, scheduler=scheduler, reporter=CliReporter(quiet))
     if not quiet:

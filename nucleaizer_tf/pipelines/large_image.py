@@ -169,7 +169,8 @@ def _estimation_windows(shape: tuple[int, int], side: int) -> list[tuple[slice, 
     return [central] + [o for o in others if o != central]
 
 
-def estimate_scale_task(image: LargeImage, limits: tuple[float, float], model: str | None = None) -> dict:
+def estimate_scale_task(image: LargeImage, limits: tuple[float, float], model: str | None = None,
+                        runtime: str = "tensorflow") -> dict:
     """Estimate the scale as `DefaultModel.segment` does, on the central window (then others, while none
     finds a nucleus), at full resolution.
 
@@ -194,7 +195,7 @@ def estimate_scale_task(image: LargeImage, limits: tuple[float, float], model: s
     from nucleaizer_tf.default_model.model import SAMPLE_SIDE
     from nucleaizer_tf.default_model.preprocess import stretch_rgb8_with_limits
 
-    segmenter = _model(model)
+    segmenter = _model(model).with_runtime(runtime)
     result = None
     for rows, columns in _estimation_windows(image.image_shape, SAMPLE_SIDE):
         rgb8 = stretch_rgb8_with_limits(image.read(rows, columns), limits)
@@ -220,6 +221,8 @@ class BlockJob:
         The model source (`ModelFacts.source`).
     tile, tta
         As for `DefaultModel.probability_map`.
+    runtime
+        Where the network runs ("tensorflow" or "openvino", see `nucleaizer_tf.runtime`).
 
     Examples
     --------
@@ -235,6 +238,7 @@ class BlockJob:
     model: str | None = None
     tile: int | None = 1024
     tta: bool = False
+    runtime: str = "tensorflow"
 
     def where(self, index: tuple[int, int]) -> str:
         """The file and the block `index` covers, for error messages.
@@ -275,7 +279,7 @@ def label_block_task(job: BlockJob, index: tuple[int, int]) -> tuple[int, int]:
     (1203, 0)
     """
     try:
-        model = _model(job.model)
+        model = _model(job.model).with_runtime(job.runtime)
         windows = job.grid.windows(*index)
         pixels = pad_to_network_window(job.image.read(*windows.readable(job.grid.shape)), windows, job.grid.shape)
         kept = segment_block(model, pixels, windows, job.grid, job.limits, tile=job.tile, tta=job.tta)
@@ -471,8 +475,8 @@ def _checked_size(nucleus_size):
 
 def segment_large_image(source: str | os.PathLike, out_dir: str | os.PathLike, *, block: int = 1024,
                         nucleus_size: float | None = None, model: str | os.PathLike | None = None,
-                        channel: int | None = None, tta: bool = False, overwrite: bool = False,
-                        client=None, workers: int | None = None, scheduler: str | None = None,
+                        channel: int | None = None, tta: bool = False, runtime: str = "auto",
+                        overwrite: bool = False, client=None, workers: int | None = None, scheduler: str | None = None,
                         threads: int | None = None, reporter: Reporter = SILENT) -> LargeImageReport:
     """Segment the nuclei of an image larger than memory into `out_dir/<name>.zarr` (uint32 labels).
 
@@ -495,6 +499,9 @@ def segment_large_image(source: str | os.PathLike, out_dir: str | os.PathLike, *
         Segment only this channel (0-based) as grey; None = all (grey or RGB(A)).
     tta
         Average the network over the 8 flips / rotations (8× the time).
+    runtime
+        Where the network runs: "auto" (default: OpenVINO where installed), "tensorflow" or "openvino"
+        (see `nucleaizer_tf.runtime`).
     overwrite
         Replace an earlier result of this tool at `<name>.zarr` (anything else there is refused).
     client
@@ -528,8 +535,11 @@ def segment_large_image(source: str | os.PathLike, out_dir: str | os.PathLike, *
     >>> labels.chunks                                                                   # doctest: +SKIP
     (1024, 1024)
     """
+    from nucleaizer_tf.runtime import resolve_runtime
+
     started = time.time()
     block, nucleus_size = _checked_block(block), _checked_size(nucleus_size)
+    runtime = resolve_runtime(runtime)
     image = open_large_image(source, channel=channel)
     final = label_output_path(out_dir, image.name)
     check_label_output(final, overwrite=overwrite, source=image.path)
@@ -541,26 +551,26 @@ def segment_large_image(source: str | os.PathLike, out_dir: str | os.PathLike, *
 
     if client is not None:
         return _run(image, final, out_dir, _DistributedRunner(client), "distributed", block, nucleus_size, facts,
-                    tta, started, reporter)
+                    tta, runtime, started, reporter)
     if workers is not None or scheduler is not None:
         from nucleaizer_tf.pipelines.dask_engine import dask_client
 
         with dask_client(workers=workers, scheduler=scheduler) as started_client:
             return _run(image, final, out_dir, _DistributedRunner(started_client), "distributed", block,
-                        nucleus_size, facts, tta, started, reporter)
-    return _run(image, final, out_dir, _ThreadedRunner(threads), "threads", block, nucleus_size, facts, tta,
+                        nucleus_size, facts, tta, runtime, started, reporter)
+    return _run(image, final, out_dir, _ThreadedRunner(threads), "threads", block, nucleus_size, facts, tta, runtime,
                 started, reporter)
 
 
 def _run(image: LargeImage, final: Path, out_dir, runner, engine: str, block: int, nucleus_size, facts: ModelFacts,
-         tta: bool, started: float, reporter: Reporter) -> LargeImageReport:
+         tta: bool, runtime: str, started: float, reporter: Reporter) -> LargeImageReport:
     with reporter.stage("reading the intensity range", 1) as advance:
         limits = image_limits(image)
         advance(image.name)
     estimate = None
     if nucleus_size is None:
         with reporter.stage("estimating the nucleus size", 1) as advance:
-            estimate = runner.one(estimate_scale_task, image, limits, facts.source)
+            estimate = runner.one(estimate_scale_task, image, limits, facts.source, runtime)
             advance(image.name)
         raw_scale = estimate["scale"]
     else:
@@ -575,14 +585,14 @@ def _run(image: LargeImage, final: Path, out_dir, runner, engine: str, block: in
                   f"{grid.blocks[0]}×{grid.blocks[1]} blocks of {block}")
     store = LabelStore.create(out_dir, image.name, grid.shape, block, dtype=grid.id_dtype, ome=image.ome)
     try:
-        job = BlockJob(image, store, grid, limits, facts.source, tta=tta)
+        job = BlockJob(image, store, grid, limits, facts.source, tta=tta, runtime=runtime)
         with reporter.stage("segmenting blocks", grid.blocks[0] * grid.blocks[1]) as advance:
             labelled = runner.blocks(job, advance)
         report.nuclei = int(sum(count for count, _ in labelled))
         report.uncertain = int(sum(uncertain for _, uncertain in labelled))
         report.seconds = round(time.time() - started, 2)
         record = {**report.to_dict(), "scale_fraction": str(Fraction(scale)), "model": facts.source or "default",
-                  "model_name": facts.name,
+                  "model_name": facts.name, "runtime": runtime,
                   "ids": "1 + the raster index (row * width + column) of each nucleus's first pixel"}
         record.pop("output")
         report.output = store.commit(_jsonable(record))

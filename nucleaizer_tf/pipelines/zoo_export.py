@@ -155,6 +155,9 @@ def _validation_table(manifest: dict) -> str:
              "| images | count | DSB | F1 |", "| --- | ---: | ---: | ---: |"]
     lines += [f"| {row.get('group', '')} | {row.get('images', '')} | {row['dsb']:.3f} | {row.get('f1', float('nan')):.3f} |"
               for row in rows]
+    if manifest.get("adapted"):
+        lines += ["", "This model was adapted (`nucleaizer-tf adapt`, without annotation) from the model these scores "
+                      "belong to; `nucleaizer-tf evaluate` measures it on your annotated images."]
     return "\n".join(lines)
 
 
