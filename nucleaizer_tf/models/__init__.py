@@ -7,8 +7,8 @@
     model = load_model("adapt_out/model")    # any model folder (manifest.json + weights)
 
 Modules: `load` (`load_model`), `base` (`Segmenter`: options, `segment`, `segment_many`, `describe`,
-`save`), one module per kind (`default`, `maskrcnn`, `ensemble`, `full`), and `folder` (the one
-model-folder format: manifest.json + weight files with their sha256).
+`save`), one module per kind (`default`, `maskrcnn`, `ensemble`, `full`) and `cache` (`cached_model`,
+the process's one cache of loaded models). The model-folder format is `nucleaizer_tf.io.model_folder`.
 
 Imports are lazy so that `import nucleaizer_tf` stays fast and free of TensorFlow.
 """

@@ -104,7 +104,6 @@ def outcome_of(work: Callable[[], Any]) -> Outcome:
 # ---------------------------------------------------------------------------------------------- child side
 _PROGRESS = None  # the child's end of the progress queue
 _CANCEL = None  # set by the parent to stop the running task at its next step
-_MODELS: dict[str, object] = {}
 
 
 def _child_init(progress, cancel) -> None:
@@ -135,11 +134,9 @@ class _ChildReporter(Reporter):
 
 
 def _model(source: str):
-    from nucleaizer_tf.models.load import load_model
+    from nucleaizer_tf.models.cache import cached_model
 
-    if source not in _MODELS:
-        _MODELS[source] = load_model(source)
-    return _MODELS[source]
+    return cached_model(source)  # a model adapted again into the same folder is loaded again
 
 
 def _segment(source: str, image, options: dict):
@@ -154,7 +151,6 @@ def _adapt(out_dir: str, settings: dict, images: dict | None = None, folder: str
     else:
         report = adapt(folder, out_dir, reporter=_ChildReporter(), **settings)
     adapted = str(report.summary.get("adapted_model", os.path.join(out_dir, "model")))
-    _MODELS.pop(adapted, None)  # adapted again into the same folder: a new model under the same name
     return {"adapted_model": adapted, "report": os.path.join(out_dir, "report.md"),
             "scores": report.summary.get("scores")}
 

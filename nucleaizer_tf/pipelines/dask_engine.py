@@ -29,7 +29,6 @@ import itertools
 import json
 import logging
 import os
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -72,12 +71,9 @@ class ModelRequest:
         return json.dumps(asdict(self), sort_keys=True, default=str)
 
 
-_MODELS: dict[str, object] = {}
-_MODELS_LOCK = threading.Lock()
-
-
 def worker_segmenter(request: ModelRequest):
-    """The segmenter of `request` in this process: loaded and prepared at the first call, then kept.
+    """The segmenter of `request` in this process: loaded and prepared at the first call, then kept
+    (`nucleaizer_tf.models.cache.cached_model`, the process's one model cache).
 
     Parameters
     ----------
@@ -95,16 +91,10 @@ def worker_segmenter(request: ModelRequest):
     >>> segmenter is worker_segmenter(ModelRequest("default"))  # doctest: +SKIP
     True
     """
-    key = request.key()
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            from nucleaizer_tf.models.load import load_model
+    from nucleaizer_tf.models.cache import cached_model
 
-            segmenter = load_model(request.model, mode=request.mode, preseg_model=request.preseg_model,
-                                   unet=request.unet)
-            segmenter.prepare(**request.options)
-            _MODELS[key] = segmenter
-        return _MODELS[key]
+    return cached_model(request.model, mode=request.mode, preseg_model=request.preseg_model, unet=request.unet,
+                        options=request.options)
 
 
 def segment_image_task(path: str | os.PathLike, out_dir: str | os.PathLike, request: ModelRequest, *,

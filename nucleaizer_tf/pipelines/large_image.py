@@ -125,11 +125,11 @@ def model_facts(model: str | os.PathLike | None = None) -> ModelFacts:
 
 
 def _model(source: str | None):
-    """The `DefaultModel` of `source` in this process: the worker's one model cache
-    (`dask_engine.worker_segmenter`), so a worker that also segments whole images loads it once."""
-    from nucleaizer_tf.pipelines.dask_engine import ModelRequest, worker_segmenter
+    """The `DefaultModel` of `source` from the process's one model cache (`models.cache.cached_model`), so
+    a worker that also segments whole images loads it once."""
+    from nucleaizer_tf.models.cache import cached_model
 
-    return worker_segmenter(ModelRequest(str(source) if source else "default")).model
+    return cached_model(str(source) if source else "default", options={}).model
 
 
 def image_limits(image: LargeImage) -> tuple[float, float]:
