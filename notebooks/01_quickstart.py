@@ -77,7 +77,7 @@ for name, image in images.items():
 # The model was trained on nuclei about 20 pixels across. Like the original nucleAIzer, it first
 # estimates how large the nuclei in *your* image are and rescales the image so they match, so you do
 # not need to tell it the magnification. If you know the typical nucleus diameter in pixels, pass it
-# (`segment(image, diameter=35)`) to skip the estimate. Large images are processed in tiles
+# (`segment(image, nucleus_size=35)`) to skip the estimate. Large images are processed in tiles
 # automatically.
 
 # %%

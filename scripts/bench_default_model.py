@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         labels = model.segment(image)
         row = {"model": name or "shipped", "size": size, "nuclei": int(labels.max())}
         row["segment"] = best_of(lambda: model.segment(image), repeats)
-        row["segment_diameter"] = best_of(lambda: model.segment(image, diameter=args.diameter), repeats)
+        row["segment_diameter"] = best_of(lambda: model.segment(image, nucleus_size=args.diameter), repeats)
         row["segment_tta"] = best_of(lambda: model.segment(image, tta=True), repeats) if size <= 1024 else None
         rgb8 = stretch_rgb8(image)
         row["network"] = best_of(lambda: model.probability_map(rgb8), repeats)

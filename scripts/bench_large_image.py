@@ -2,7 +2,7 @@
 
 1. `--check N` (default 4000): an N×N synthetic mosaic as a zarr array, segmented in `--block`
    blocks on `--workers` local workers, against the single-process tiled run
-   `load_model("default").model.segment(image, diameter=...)`: every nucleus matched at IoU ≥ 0.99
+   `load_model("default").model.segment(image, nucleus_size=...)`: every nucleus matched at IoU ≥ 0.99
    both ways, none split, ids unique (each id is 1 + the raster index of its nucleus's first pixel).
 2. `--timing N` (e.g. 8000 or 20000; 0 = skip): an N×N mosaic written block by block to a zarr store
    (never whole in memory), segmented on `--workers` local workers; reports the time and each
@@ -110,7 +110,7 @@ def check(side: int, block: int, workers: int, folder: Path, nucleus_size: float
         worker_memory = memory.summary()
     labels = zarr.open_array(str(report.output))[:]
     started = time.time()
-    reference = load_model("default").model.segment(image, diameter=report.nucleus_size)
+    reference = load_model("default").model.segment(image, nucleus_size=report.nucleus_size)
     single_seconds = time.time() - started
     result = agreement(reference, labels, threshold=0.99)
     flat = labels.ravel()

@@ -13,7 +13,7 @@ Per image (`segment`):
    estimate is within `tolerance` (×1.2) of the current scale the pass already run is kept (no
    second network pass); otherwise the image is segmented again at the new scale and the estimate
    refined once more (`max_passes` = 2 estimation passes, then the final pass at the
-   last estimate). A `diameter=` given by the caller skips the estimation. Scales are clipped to
+   last estimate). A `nucleus_size=` given by the caller skips the estimation. Scales are clipped to
    1/8..8. An image where nothing is found keeps scale 1.
 3. The network runs at the chosen scale, in tiles for large images (`tiling.py`), giving a uint8
    (background, interior, boundary) probability map (optionally averaged over the 8 flips and
@@ -231,7 +231,7 @@ class DefaultModel:
     --------
     >>> model = DefaultModel.load()  # doctest: +SKIP
     >>> labels = model.segment(image)  # doctest: +SKIP
-    >>> labels, info = model.segment(image, diameter=18.0, return_info=True)  # doctest: +SKIP
+    >>> labels, info = model.segment(image, nucleus_size=18.0, return_info=True)  # doctest: +SKIP
     """
 
     def __init__(self, network, manifest: dict, *, precision: str = "float32"):
@@ -517,21 +517,28 @@ class DefaultModel:
             scale = new
         return scale, passes, None  # max_passes < 1
 
-    def segment(self, image: np.ndarray, *, diameter: float | None = None, tile: int | None = DEFAULT_TILE,
+    def segment(self, image: np.ndarray, *, nucleus_size: float | None = None, tile: int | None = DEFAULT_TILE,
                 tolerance: float = 1.2, max_passes: int = 2, tta: bool = False, return_info: bool = False,
-                keep_probabilities: bool = False, on_window=None):
+                keep_probabilities: bool = False, on_window=None, diameter: float | None = None):
         """Label image (uint16; uint32 above 65,535 nuclei) of the nuclei in `image` (any dtype, grey or
-        RGB(A)). `diameter`: the nucleus diameter in pixels if known (skips the size estimation);
+        RGB(A)). `nucleus_size`: the nucleus diameter in pixels if known (skips the size estimation; the
+        facade's and `predict --nucleus-size`'s name for it);
         `tile`: core size of the tiles for large images (None = one piece, whatever the size);
         `tta`: average the final pass over 8 flips/rotations (about 8× slower, slightly better
         outlines). With `return_info` returns (labels, SegmentInfo); `keep_probabilities` also keeps the
         class map the labels came from in `SegmentInfo.probabilities`. `on_window`: called with no argument
-        after each run of the network on a tile (a progress tick; raising in it stops the run)."""
-        rgb8 = stretch_rgb8(image)
+        after each run of the network on a tile (a progress tick; raising in it stops the run).
+        `diameter` is this argument's former name (a DeprecationWarning)."""
         if diameter is not None:
-            if not diameter > 0:
-                raise ValueError(f"diameter must be positive, got {diameter}")
-            scale = float(np.clip(self.segment_diameter / diameter, *SCALE_LIMITS))
+            import warnings
+
+            warnings.warn("DefaultModel.segment(diameter=) is now nucleus_size=", DeprecationWarning, stacklevel=2)
+            nucleus_size = diameter if nucleus_size is None else nucleus_size
+        rgb8 = stretch_rgb8(image)
+        if nucleus_size is not None:
+            if not nucleus_size > 0:
+                raise ValueError(f"nucleus_size must be positive, got {nucleus_size}")
+            scale = float(np.clip(self.segment_diameter / nucleus_size, *SCALE_LIMITS))
             passes, prob = [], None
         else:
             scale, passes, prob = self.estimate_scale(rgb8, tolerance=tolerance, max_passes=max_passes, tile=tile,

@@ -120,7 +120,7 @@ class DefaultSegmenter(Segmenter):
     def _segment(self, image: np.ndarray, options: dict, name: str | None, advance):
         model = self.model.with_precision(options["precision"]).with_runtime(options["runtime"]).with_instance(
             seed_threshold=options["seed_threshold"], foreground_threshold=options["foreground_threshold"])
-        labels, info = model.segment(image, diameter=options["nucleus_size"], tta=options["tta"],
+        labels, info = model.segment(image, nucleus_size=options["nucleus_size"], tta=options["tta"],
                                      tile=int(options["tile"]), return_info=True, on_window=advance,
                                      keep_probabilities=options["save_probabilities"])
         labels = drop_objects(labels, min_size=int(options["min_size"]), touching_edges=options["exclude_edges"])

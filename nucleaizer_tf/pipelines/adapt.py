@@ -479,7 +479,7 @@ class AdaptRun:
                     for view in views:
                         shown = inverted_grey(image) if view == "inverted" else image
                         if with_maps:  # the map the labels came from: self-training targets, the view's confidence
-                            found[view] = model.model.segment(shown, diameter=self.s.nucleus_size, return_info=True,
+                            found[view] = model.model.segment(shown, nucleus_size=self.s.nucleus_size, return_info=True,
                                                               keep_probabilities=True)
                         else:
                             found[view] = model.segment(shown, **options), None
