@@ -28,7 +28,8 @@ def cache_root() -> Path:
     Returns
     -------
     pathlib.Path
-        ``$NUCLEAIZER_TF_CACHE``, else ``$XDG_CACHE_HOME/nucleaizer-tf``, else ``~/.cache/nucleaizer-tf``.
+        ``$NUCLEAIZER_TF_CACHE``, else ``$XDG_CACHE_HOME/nucleaizer-tf``, else ``~/.cache/nucleaizer-tf``
+        (the system's temporary folder where there is no home folder).
 
     Examples
     --------
@@ -37,7 +38,10 @@ def cache_root() -> Path:
     """
     if os.environ.get("NUCLEAIZER_TF_CACHE"):
         return Path(os.environ["NUCLEAIZER_TF_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError:  # no home folder (a service account): the system's temporary folder
+        base = Path(tempfile.gettempdir())
     return Path(base).expanduser() / "nucleaizer-tf"
 
 
