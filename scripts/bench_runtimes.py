@@ -131,13 +131,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from nucleaizer_tf import load_model
+    from nucleaizer_tf.data.pairs import read_stem_list
     from nucleaizer_tf.io import read_image
     from nucleaizer_tf.runtime import openvino_installed
 
     if not openvino_installed():
         print("error: OpenVINO is not installed: pip install 'nucleaizer-tf[openvino]'", file=sys.stderr)
         return 2
-    ids = (args.dsb2018 / "validation.txt").read_text().split()[:args.images]
+    ids = read_stem_list(args.dsb2018 / "validation.txt")[:args.images]
     model = load_model("default")
     with tempfile.TemporaryDirectory() as cache:  # a cold cache, so the conversion is measured
         os.environ["NUCLEAIZER_TF_CACHE"] = cache
