@@ -39,14 +39,16 @@ def assert_bioimageio_core_passes(package, folder, monkeypatch):
     summary = core.test_model(package)
     failed = [(d.name, [e.msg[:200] for e in d.errors]) for d in summary.details if d.status != "passed"]
     assert summary.status == "passed", failed
-    assert any(d.name.startswith("Reproduce test outputs") for d in summary.details)
+    reproduced = {d.name for d in summary.details if d.name.startswith("Reproduce test outputs")}
+    assert reproduced == {"Reproduce test outputs from test inputs (tensorflow_saved_model_bundle)",
+                          "Reproduce test outputs from test inputs (onnx)"}, reproduced  # both weight formats
 
 
 def test_bioimageio_core_accepts_the_package(package, tmp_path, monkeypatch):
     assert_bioimageio_core_passes(package, tmp_path, monkeypatch)
     with zipfile.ZipFile(package) as archive:
         assert {"rdf.yaml", "README.md", "cover.png", "test_input.npy", "test_output.npy",
-                "tf_saved_model.zip"} <= set(archive.namelist())
+                "tf_saved_model.zip", "weights.onnx"} <= set(archive.namelist())
     documentation = _member(package, "README.md").decode()
     for needle in ("Size normalisation", "The instance step", "## Validation", "10.1016/j.cels.2020.04.003"):
         assert needle in documentation

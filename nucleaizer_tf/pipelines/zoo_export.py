@@ -3,7 +3,8 @@ deepImageJ (Fiji), QuPath, ilastik and the BioImage Model Zoo.
 
 The package is a zip with a resource description (``rdf.yaml``, spec 0.5) and the files it names:
 
-* the network as a TensorFlow SavedModel, input ``image`` (batch, y, x, 3 channels; y and x multiples of
+* the network as a TensorFlow SavedModel and, where tf2onnx is installed (the ``bioimageio`` extra has
+  it), as ONNX, input ``image`` (batch, y, x, 3 channels; y and x multiples of
   the pooling factor, at least 64):
 
   - a default model (`DefaultModel.standalone_network`: the float32 U-Net with the training's
@@ -42,6 +43,8 @@ from nucleaizer_tf.io.write import atomic_path, check_output_file
 NUCLEAIZER_DOI = "10.1016/j.cels.2020.04.003"
 #: the input tensor's id in the description
 INPUT_ID = "image"
+#: the ONNX operator set of the ONNX weights
+ONNX_OPSET = 17
 #: the smallest input side and the step of the input sides (the U-Net's pooling factor 2^depth)
 MIN_SIDE = 64
 #: the bundled example used as test tensor and cover
@@ -273,7 +276,9 @@ def _description(zoo: _ZooModel, files: dict[str, str]) -> dict:
             "data": {"type": "float32", "range": [0.0, 1.0]},
         }],
         "weights": {"tensorflow_saved_model_bundle": {"source": files["weights"],
-                                                      "tensorflow_version": tf.__version__}},
+                                                      "tensorflow_version": tf.__version__},
+                    **({"onnx": {"source": files["onnx"], "opset_version": ONNX_OPSET,
+                                 "parent": "tensorflow_saved_model_bundle"}} if "onnx" in files else {})},
     }
 
 
@@ -357,6 +362,8 @@ def export_bioimageio(model_path, out: str | os.PathLike, *, overwrite: bool = F
         np.save(root / files["test_input"], image[None].astype(zoo.input_type))
         np.save(root / files["test_output"], y)
         _saved_model_zip(zoo.network, root / files["weights"], root / "saved_model")
+        if _onnx_weights(zoo.network, root / "weights.onnx"):
+            files["onnx"] = "weights.onnx"
         context = ValidationContext(root=root, file_name="rdf.yaml", perform_io_checks=True)
         with context:
             description = build_description(_description(zoo, files), context=context)
@@ -367,6 +374,27 @@ def export_bioimageio(model_path, out: str | os.PathLike, *, overwrite: bool = F
         with atomic_path(out) as tmp:
             save_bioimageio_package(description, output_path=tmp)
     return out
+
+
+def _onnx_weights(network, target: Path) -> bool:
+    """The network as ONNX (tf2onnx, where installed) into `target`; False without tf2onnx."""
+    try:
+        import tf2onnx
+    except ModuleNotFoundError:
+        return False
+    import logging
+
+    import tensorflow as tf
+
+    from nucleaizer_tf.system import native_stderr_silenced
+
+    tf2onnx.logging.set_level(logging.ERROR)
+    spec = tf.TensorSpec([None, None, None, network.inputs[0].shape[-1]], tf.float32, name=INPUT_ID)
+    with native_stderr_silenced():
+        proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: network(x, training=False)),
+                                                 input_signature=[spec], opset=ONNX_OPSET)
+    target.write_bytes(proto.SerializeToString())
+    return True
 
 
 def _saved_model_zip(network, target: Path, folder: Path) -> None:
