@@ -100,24 +100,6 @@ def resolve_runtime(runtime: str = "auto") -> str:
     return "openvino"
 
 
-def openvino_version() -> str:
-    """The installed OpenVINO's version (part of the converted network's cache key).
-
-    Returns
-    -------
-    str
-        E.g. ``"2026.4.1-22982-..."``.
-
-    Examples
-    --------
-    >>> openvino_version()  # doctest: +SKIP
-    '2026.4.1-22982-9a8f5d1e0a1-releases/2026/4'
-    """
-    import openvino
-
-    return openvino.get_version()
-
-
 def convert_keras(network, channels: int):
     """The OpenVINO model of a Keras network taking one (1, H, W, `channels`) float32 image of any size.
 
@@ -185,15 +167,13 @@ class OpenVINOForward:
             return [np.array(out) for out in self._compiled(np.ascontiguousarray(batch, np.float32)).values()]
 
 
-def openvino_forward(network, channels: int, precision: str = "float32") -> OpenVINOForward:
+def openvino_forward(network, precision: str = "float32") -> OpenVINOForward:
     """A Keras network's forward pass on OpenVINO, its conversion read from or written to the disk cache.
 
     Parameters
     ----------
     network : keras.Model
-        The float32 network.
-    channels : int
-        Its input's channel count.
+        The float32 network (its input's channel count is part of the cache key).
     precision : {"float32", "bfloat16", "float16"}, optional
         The compute type asked of OpenVINO (default float32: TensorFlow's numbers).
 
@@ -204,11 +184,12 @@ def openvino_forward(network, channels: int, precision: str = "float32") -> Open
 
     Examples
     --------
-    >>> forward = openvino_forward(DefaultModel.load().network, 3)  # doctest: +SKIP
+    >>> forward = openvino_forward(DefaultModel.load().network)  # doctest: +SKIP
     """
     from nucleaizer_tf.io.converted_network import cached_openvino_model
     from nucleaizer_tf.io.digest import arrays_digest
 
+    channels = int(network.input_shape[-1])
     model, _ = cached_openvino_model(arrays_digest(network.get_weights()), channels,
                                      lambda: convert_keras(network, channels))
     return OpenVINOForward(model, precision)

@@ -261,9 +261,7 @@ class DefaultModel:
         # undoes that, so the thresholds mean what they say (a nucleus is not drawn a pixel too wide).
         weights = inst.get("class_weights")
         self._class_weights = None if weights is None else np.asarray(weights, np.float32)
-        #: the network's input channels
-        self.channels = int(manifest["architecture"].get("in_channels", 3))
-        spec = tf.TensorSpec([1, None, None, self.channels], tf.float32)
+        spec = tf.TensorSpec([1, None, None, int(manifest["architecture"].get("in_channels", 3))], tf.float32)
 
         def infer(x):
             return network(x, training=False)
@@ -384,7 +382,7 @@ class DefaultModel:
                 reference = self._variant("float32", "tensorflow")
                 variant = copy.copy(reference)
                 variant.precision, variant.runtime = precision, runtime
-                variant._run = openvino_forward(reference.network, reference.channels, precision)
+                variant._run = openvino_forward(reference.network, precision)
             variant._variants = self._variants
             self._variants[key] = variant
         return self._variants[key]

@@ -311,6 +311,8 @@ def export_bioimageio(model_path, out: str | os.PathLike, *, overwrite: bool = F
     NucleaizerError
         For a model that is neither, an existing `out` without `overwrite`, or a description
         `bioimageio.spec` finds invalid.
+    ModuleNotFoundError
+        Without the ``bioimageio`` extra (the CLI says which extra to install).
 
     Examples
     --------
@@ -334,11 +336,8 @@ def export_bioimageio(model_path, out: str | os.PathLike, *, overwrite: bool = F
         raise NucleaizerError(f"{model_path}: bioimage.io export takes the default model, a default-model folder "
                               "(what adapt and train default write) or a U-Net ensemble folder; legacy Mask R-CNN "
                               "files and the full pipeline need nucleaizer-tf's own post-processing")
-    try:
-        from bioimageio.spec import ValidationContext, build_description, save_bioimageio_package
-    except ModuleNotFoundError as exc:
-        raise NucleaizerError("export bioimageio needs bioimageio.spec, from the optional 'bioimageio' extra: "
-                              "pip install 'nucleaizer-tf[bioimageio]'") from exc
+    # without the extra this import fails, and the CLI names the extra (extras.missing_extra_message)
+    from bioimageio.spec import ValidationContext, build_description, save_bioimageio_package
     segmenter = load_model(model_path)
     zoo = (_default_zoo(segmenter.model, name) if kind is DefaultSegmenter
            else _ensemble_zoo(segmenter.ensemble, name))

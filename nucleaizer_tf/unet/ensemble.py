@@ -327,7 +327,7 @@ class UNetEnsemble:
         if wanted not in self._twins:
             twin = copy.copy(self)
             twin.runtime = wanted
-            twin._forwards = [openvino_forward(model, model.input_shape[-1]) for model in self.models]
+            twin._forwards = [openvino_forward(model) for model in self.models]
             self._twins[wanted] = twin
         return self._twins[wanted]
 
